@@ -1,0 +1,1 @@
+"""Protocols: splits, the model contract, metrics, evaluation, tuning and statistics."""
