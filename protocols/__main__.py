@@ -1,0 +1,40 @@
+"""``python -m protocols <command>``: split, models, evaluate (and more as they arrive).
+
+Each command lives in its own ``protocols/cli_<command>.py`` module exposing
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from datasets.errors import run_cli
+
+COMMANDS = {
+    "split": "protocols.cli_split",
+    "models": "protocols.cli_models",
+    "evaluate": "protocols.cli_evaluate",
+    "tune": "protocols.cli_tune",
+    "new-model": "protocols.cli_new_model",
+}
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    parser = argparse.ArgumentParser(prog="python -m protocols", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:
+                raise
+            continue
+        modules[name] = module
+        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.HELP))
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    run_cli(main)
