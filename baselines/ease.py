@@ -1,0 +1,122 @@
+"""EASE: the closed-form item-item linear autoencoder with a zero diagonal.
+
+Steck, H. (2019). Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019, 3251-3257.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+from datasets.errors import RecAuditError
+from protocols.contract import Recommender
+from protocols.registry import register
+from protocols.space import Real
+
+# Columns of the Gram matrix built per sparse product: bounds the temporary sparse block
+# (items x block entries at most) instead of materialising a sparse items x items Gram.
+_GRAM_BLOCK_ENTRIES = 1 << 24
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def item_gram(train: sp.csr_matrix, dtype, extra_diagonal: float = 0.0) -> np.ndarray:
+    """Dense ``X^T X + extra_diagonal * I`` in ``dtype``, built in column blocks.
+
+    A fresh array on every call (callers factorise it in place).
+    """
+    n_items = train.shape[1]
+    columns = train.tocsc()
+    transposed = columns.T.tocsr()
+    gram = np.empty((n_items, n_items), dtype=dtype)
+    block = max(1, _GRAM_BLOCK_ENTRIES // max(n_items, 1))
+    for start in range(0, n_items, block):
+        stop = min(start + block, n_items)
+        # Symmetric, so row blocks of the C-ordered array are the column blocks of X^T X.
+        gram[start:stop] = (transposed[start:stop] @ columns).toarray()
+    gram.flat[::n_items + 1] += dtype(extra_diagonal)
+    return gram
+
+
+def symmetric_inverse_in_place(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri).
+
+    Overwrites ``matrix`` and returns the inverse in the same memory, so only one n x n
+    array is ever held. Raises ``np.linalg.LinAlgError`` if the matrix is not positive definite.
+    """
+    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (matrix,))
+    # A C-ordered symmetric matrix is its own Fortran-ordered transpose: LAPACK works in place.
+    fortran_view = matrix.T
+    factor, info = potrf(fortran_view, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info {info})")
+    inverse, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix is singular (potri info {info})")
+    if not np.shares_memory(inverse, matrix):  # LAPACK wrapper copied after all
+        matrix[...] = inverse.T
+    # potri fills the upper triangle of the Fortran view, i.e. the lower triangle of ``matrix``.
+    _mirror_lower_to_upper(matrix)
+    return matrix
+
+
+def _mirror_lower_to_upper(matrix: np.ndarray, block: int = 1024) -> None:
+    n = matrix.shape[0]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        diagonal = matrix[start:stop, start:stop]
+        diagonal[...] = np.tril(diagonal) + np.tril(diagonal, -1).T
+        matrix[start:stop, stop:] = matrix[stop:, start:stop].T
+
+
+@register("ease")
+class EASE(Recommender):
+    r"""Embarrassingly Shallow AutoEncoder (Steck, WWW 2019).
+
+    Learns the item-item weights
+
+    .. math::
+
+        B = \arg\min_B \|X - XB\|_F^2 + \lambda \|B\|_F^2 \quad \text{s.t.}\ \operatorname{diag}(B) = 0,
+
+    in closed form: :math:`G = X^\top X + \lambda I`, :math:`P = G^{-1}`,
+    :math:`B = I - P\,\operatorname{diagMat}(1 / \operatorname{diag}(P))`, i.e.
+    :math:`B_{ij} = -P_{ij} / P_{jj}` for :math:`i \ne j`. A user's scores are
+    :math:`x_u B` for the history row :math:`x_u`, so any user can be folded in.
+
+    Parameters
+    ----------
+    l2 : float
+        The ridge weight :math:`\lambda > 0`.
+    dtype : {"float32", "float64"}
+        Precision of the Gram matrix, its inverse and ``B``. The inverse is computed in place
+        by Cholesky (LAPACK ``potrf``/``potri``), so one items x items array is held: 20,000
+        items need 1.6 GB in float32.
+    """
+
+    family = "baseline"
+    search_space: ClassVar[dict] = {"l2": Real(1.0, 1e7, log=True)}
+
+    def __init__(self, l2: float = 500.0, dtype: str = "float32"):
+        self.l2 = l2
+        self.dtype = dtype
+
+    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+        if self.dtype not in _DTYPES:
+            raise RecAuditError(f"ease: dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        if not float(self.l2) > 0:
+            raise RecAuditError(f"ease: l2 must be positive, got {self.l2!r}")
+        dtype = _DTYPES[self.dtype]
+        weights = item_gram(train, dtype, extra_diagonal=float(self.l2))
+        try:
+            symmetric_inverse_in_place(weights)
+        except np.linalg.LinAlgError as error:
+            raise RecAuditError(f"ease: the regularised Gram matrix cannot be inverted ({error}); "
+                                "increase l2") from None
+        weights /= -np.diag(weights)[None, :]
+        np.fill_diagonal(weights, 0.0)
+        self.item_weights_ = weights
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(history @ self.item_weights_, dtype=np.float32)

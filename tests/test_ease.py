@@ -1,0 +1,85 @@
+"""EASE against the constrained least-squares problem solved column by column."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from baselines.ease import EASE, symmetric_inverse_in_place
+from datasets.errors import RecAuditError
+from linear_planted import model_recall, planted_split, popularity_recall
+
+
+def _kkt_weights(dense: np.ndarray, l2: float) -> np.ndarray:
+    """Each column j solves min |x_j - X b|^2 + l2 |b|^2 s.t. b_j = 0 through its KKT system
+    [[X^T X + l2 I, e_j], [e_j^T, 0]] [b; mu] = [X^T x_j; 0] (mu: the Lagrange multiplier)."""
+    n_items = dense.shape[1]
+    gram = dense.T @ dense
+    weights = np.zeros((n_items, n_items))
+    for j in range(n_items):
+        system = np.zeros((n_items + 1, n_items + 1))
+        system[:n_items, :n_items] = gram + l2 * np.eye(n_items)
+        system[j, n_items] = system[n_items, j] = 1.0
+        rhs = np.append(gram[:, j], 0.0)
+        weights[:, j] = np.linalg.solve(system, rhs)[:n_items]
+    return weights
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(4)
+    return sp.csr_matrix((rng.random((50, 25)) < 0.25).astype(np.float32))
+
+
+@pytest.mark.parametrize("l2", [0.5, 30.0])
+def test_weights_solve_the_zero_diagonal_least_squares(small, l2):
+    model = EASE(l2=l2, dtype="float64").fit(small)
+    np.testing.assert_allclose(model.item_weights_, _kkt_weights(small.toarray().astype(np.float64), l2),
+                               rtol=1e-9, atol=1e-11)
+    assert np.all(np.diag(model.item_weights_) == 0)
+
+
+def test_float32_matches_float64(small):
+    single = EASE(l2=5.0).fit(small)
+    double = EASE(l2=5.0, dtype="float64").fit(small)
+    assert single.item_weights_.dtype == np.float32
+    np.testing.assert_allclose(single.item_weights_, double.item_weights_, rtol=0, atol=2e-5)
+    users = np.arange(small.shape[0])
+    scores = single.score(users, small)
+    np.testing.assert_allclose(scores, small.toarray() @ double.item_weights_, atol=5e-5)
+
+
+def test_in_place_cholesky_inverse_matches_numpy():
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((70, 70))
+    matrix = factor @ factor.T + 5 * np.eye(70)
+    expected = np.linalg.inv(matrix)
+    work = matrix.copy()
+    result = symmetric_inverse_in_place(work)
+    assert result is work
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_leaves_the_training_matrix_alone(small):
+    before = small.copy()
+    EASE(l2=1.0).fit(small)
+    assert (small != before).nnz == 0
+
+
+def test_folds_in_unseen_users(small):
+    model = EASE(l2=2.0, dtype="float64").fit(small[:30])
+    history = small[30:]
+    np.testing.assert_allclose(model.score(np.arange(30, 50), history),
+                               history.toarray() @ model.item_weights_, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("params, pattern", [({"l2": 0.0}, "l2 must be positive"),
+                                              ({"dtype": "float16"}, "dtype must be one of")])
+def test_bad_parameters_raise_one_line(small, params, pattern):
+    with pytest.raises(RecAuditError, match=pattern):
+        EASE(**params).fit(small)
+
+
+def test_beats_popularity_on_planted_data():
+    train, heldout = planted_split(seed=1)
+    assert model_recall(EASE(l2=20.0), train, heldout) > 1.15 * popularity_recall(train, heldout)
