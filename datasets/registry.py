@@ -1,0 +1,429 @@
+"""The dataset registry: where every raw file comes from and the checksum it must have.
+
+Each :class:`DatasetSpec` lists its raw files (:class:`FileSpec`). A file's ``name`` is its path
+inside ``data/raw/<dataset>/`` (the parsers rely on these names), ``mirror`` its path below the
+read-only mirror root (``$RECAUDIT_MIRROR``), and its upstream source is either a direct URL or a
+member of an :class:`ArchiveSpec`. Files taken from GitHub are pinned to a commit, so their bytes
+cannot drift.
+
+Checksums are ``"sha256:<hex>"``, or ``"gitblob:<hex>"`` where only the git blob id is published
+(``sha1(b"blob <size>\\0" + content)``, what ``git hash-object`` prints), or ``None`` where no trusted
+value is known yet: fetching such a file fails closed and prints the hash it saw, so that a person
+can check the file and record that hash here. Archive checksums may also be ``"md5:<hex>"``
+(GroupLens publishes one per zip); the members are verified on their own in any case.
+
+The poster hashes live in ``datasets/manifests/movielens-1m-images.sha256`` (hashes only),
+generated once from the mirror with ``sha256sum MovieImages/*.jpg`` (sorted by movie id).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+
+from datasets.errors import unknown_name_error
+
+MANIFEST_DIR = Path(__file__).parent / "manifests"
+PREPROCESSING_OPTIONS = ("rating_threshold", "deduplicate", "min_user_interactions", "min_item_interactions")
+CHECKSUM_KINDS = ("sha256", "gitblob", "md5")
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """A downloadable archive (zip or tar), cached once under ``data/downloads/<name>``."""
+
+    name: str
+    url: str
+    checksum: str | None  # the archive's published checksum; None where none is published
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str  # path inside data/raw/<dataset>/
+    mirror: str  # path below the mirror root
+    checksum: str | None  # None: not known yet, fetching refuses the file and prints its hash
+    url: str | None = None  # direct upstream download ...
+    archive: ArchiveSpec | None = None  # ... or a member of this archive
+    member: str | None = None
+    derive: str | None = None  # or rebuilt by fetch from other files of the dataset (name of a derivation)
+
+    def __post_init__(self) -> None:
+        sources = (self.url is not None) + (self.archive is not None) + (self.derive is not None)
+        if sources != 1:
+            raise ValueError(f"{self.name}: give exactly one of url, archive (+ member), derive")
+        if (self.archive is None) != (self.member is None):
+            raise ValueError(f"{self.name}: an archive source needs a member path, and only then")
+        for path in (self.name, self.mirror):
+            if not is_safe_relative_path(path):
+                raise ValueError(f"{self.name}: {path!r} must be a relative path without '..'")
+        if self.checksum is not None:
+            parse_checksum(self.checksum)
+
+    @property
+    def upstream(self) -> str:
+        if self.archive is not None:
+            return f"{self.archive.url} (member {self.member})"
+        return self.url or f"derived ({self.derive})"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    citation: str
+    licence: str
+    licence_short: str
+    homepage: str
+    side_information: tuple[str, ...]
+    published_users: int | None
+    published_items: int | None
+    published_interactions: int | None
+    stats_source: str  # where the published counts come from
+    files: tuple[FileSpec, ...]
+    default_preprocessing: MappingProxyType = field(
+        default_factory=lambda: MappingProxyType(default_preprocessing()), hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.files]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: duplicate file names")
+        unknown = set(self.default_preprocessing) - set(PREPROCESSING_OPTIONS)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown preprocessing options {sorted(unknown)}")
+
+    def file(self, name: str) -> FileSpec:
+        for spec in self.files:
+            if spec.name == name:
+                return spec
+        raise unknown_name_error(f"file of {self.name}", name, [f.name for f in self.files])
+
+
+def default_preprocessing(**overrides) -> dict:
+    options = {"rating_threshold": None, "deduplicate": True, "min_user_interactions": 0, "min_item_interactions": 0}
+    options.update(overrides)
+    return options
+
+
+def parse_checksum(checksum: str) -> tuple[str, str]:
+    """``"sha256:ab12..."`` -> ``("sha256", "ab12...")``; refuses unknown kinds and malformed hex."""
+    kind, _, digest = checksum.partition(":")
+    lengths = {"sha256": 64, "gitblob": 40, "md5": 32}
+    if kind not in lengths or len(digest) != lengths[kind] or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"malformed checksum {checksum!r}; expected one of {', '.join(k + ':<hex>' for k in CHECKSUM_KINDS)}")
+    return kind, digest
+
+
+def is_safe_relative_path(path: str) -> bool:
+    pure = PurePosixPath(path)
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in path and ":" not in pure.parts[0]
+
+
+# ---------------------------------------------------------------- sources
+
+def github_raw(repository: str, commit: str, path: str) -> str:
+    return f"https://raw.githubusercontent.com/{repository}/{commit}/{path}"
+
+
+GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+ML_100K_ZIP = ArchiveSpec("ml-100k.zip", f"{GROUPLENS}/ml-100k.zip", "md5:0e33842e24a9c977be4e0107933c0723")
+ML_1M_ZIP = ArchiveSpec("ml-1m.zip", f"{GROUPLENS}/ml-1m.zip", "md5:c4d9eecfca2ab87c1945afe126590906")
+# GroupLens publishes ml-latest-small.zip.md5 beside the zip, but no copy of its value was found;
+# the five members are still verified by sha256.
+ML_LATEST_SMALL_ZIP = ArchiveSpec("ml-latest-small.zip", f"{GROUPLENS}/ml-latest-small.zip", None)
+
+RECSYS2019 = ("MaurizioFD/RecSys2019_DeepLearning_Evaluation", "f5618c65573c5b220713775bdd56971663de9828")
+NCF = ("hexiangnan/neural_collaborative_filtering", "4aab159e81c44b062c091bdaed0ab54ac632371f")
+RECZOO = ("reczoo/RecZoo", "fd2379d3b5df99d23513a8c423c083d27a45126d")
+CITEULIKE_A = ("js05212/citeulike-a", "91b603922d7f2d3db18071d4798bf78c9c5d1680")
+CITEULIKE_T = ("js05212/citeulike-t", "4f103c6ea0fe407b23be230837b65517e613c34a")
+LASTFM = ("DarakhTech/lastfm-dataset", "bee00fcda694e80855c878307ac0e27881d31fd5")
+POSTERS = ("liangfgithub/liangfgithub.github.io", "518cc7193567b1e9ec1a2f5ac4fc237c5f884cf8")
+
+
+def from_archive(archive: ArchiveSpec, mirror_dir: str, files: dict[str, str | None]) -> tuple[FileSpec, ...]:
+    """Files named as in the archive's top folder (``ml-1m/ratings.dat`` -> ``ratings.dat``)."""
+    top = archive.name.removesuffix(".zip")
+    return tuple(FileSpec(name, f"{mirror_dir}/{name}", checksum, archive=archive, member=f"{top}/{name}")
+                 for name, checksum in files.items())
+
+
+def from_github(source: tuple[str, str], upstream_dir: str, mirror_dir: str, files: dict[str, str | None],
+                local_dir: str = "") -> tuple[FileSpec, ...]:
+    repository, commit = source
+    return tuple(FileSpec(local_dir + name, f"{mirror_dir}/{name}", checksum,
+                          url=github_raw(repository, commit, f"{upstream_dir}{name}"))
+                 for name, checksum in files.items())
+
+
+def sha(hex_digest: str) -> str:
+    return f"sha256:{hex_digest}"
+
+
+ML_100K_FILES = {
+    "u.data": sha("06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+    "u.item": sha("553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
+    "u.user": sha("f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c"),
+    "u.genre": sha("9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb"),
+    "u.occupation": sha("cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d"),
+    "README": sha("4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52"),
+}
+ML_1M_FILES = {
+    # ratings.dat is not in the mirror; its git blob id is the same in two independent repositories.
+    "ratings.dat": "gitblob:77a7c4b150f588c23bb9e1f068aa996c0b413695",
+    "movies.dat": sha("0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"),
+    "users.dat": sha("1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3"),
+    "README": sha("2d5ddce86ccbd247207456165827b4b9ddf27282bca93807d4c763e28414f133"),
+}
+CVAE_SPLIT = "Conferences/KDD/CollaborativeVAE_github/data"
+CITEULIKE_A_CVAE = {
+    "cf-train-1-users.dat": sha("660ef4404b3d2ea75c1888fdad32b0c2037a8bc815312537f211c4a44ef3c5df"),
+    "cf-test-1-users.dat": sha("1809da1a5a136b377eaad0b6b76b6a04ec09c8b59e74c98bfbe9b892f011505c"),
+    "cf-train-10-users.dat": sha("d743cc216f1383e40767b5979ceae736009bf30835d49334ecfbdd692622c28f"),
+    "cf-test-10-users.dat": sha("204a51f7496fb1234e2b7acbc52084043fe1f784e070e16d254945abd2482d39"),
+}
+CITEULIKE_T_CVAE = {
+    "cf-train-1-users.dat": sha("e57e506f2e022a6c1605b4f50152e51c4b714210bd8c7b162ceadae6c38dc2ec"),
+    "cf-test-1-users.dat": sha("dca8695f1aa9b397e8b14e3f51124658c90ec6867767cc355786ef7890446154"),
+    "cf-train-10-users.dat": sha("5c459068b822f9889909e784592d2f3d1a387c7cac1a8dd919afc526c32dfdc7"),
+    "cf-test-10-users.dat": sha("bbe490d0ef560c59e74416160c053c4ce90788d1b6e76f650a78131a2c7f9249"),
+}
+MCREC_DATA = "Conferences/KDD/MCRec_github/Dataset-In-Papers_master/Yelp/"
+
+
+@cache
+def poster_files() -> tuple[FileSpec, ...]:
+    """The 3,872 ML-1M posters, with hashes from the manifest (read on first use)."""
+    repository, commit = POSTERS
+    files = []
+    for line in (MANIFEST_DIR / "movielens-1m-images.sha256").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        files.append(FileSpec(name, f"movielens-1m-images/{name}", sha(digest), url=github_raw(repository, commit, name)))
+    return tuple(files)
+
+
+# ---------------------------------------------------------------- entries
+
+MOVIELENS_CITATION = ("F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. "
+                      "ACM Transactions on Interactive Intelligent Systems 5(4), Article 19.")
+MOVIELENS_LICENCE = ("GroupLens MovieLens terms: research use only; no endorsement by the University of Minnesota; "
+                     "cite Harper & Konstan (2015); no redistribution without separate permission; no commercial use.")
+MOVIELENS_SHORT = "GroupLens: no redistribution"
+CITEULIKE_CITATION = ("Hao Wang, Binyi Chen and Wu-Jun Li. 2013. Collaborative Topic Regression with Social "
+                      "Regularization for Tag Recommendation. IJCAI. Splits: Xiaopeng Li and James She. 2017. "
+                      "Collaborative Variational Autoencoder for Recommender Systems. KDD.")
+CITEULIKE_LICENCE = ("No published terms (collected from CiteULike and Google Scholar); treat as research only and "
+                     "cite the papers. CVAE split files: MIT (CollaborativeVAE) inside an AGPL-3.0 repository.")
+MCREC_CITATION = ("Binbin Hu, Chuan Shi, Wayne Xin Zhao and Philip S. Yu. 2018. Leveraging Meta-path based Context "
+                  "for Top-N Recommendation with a Neural Co-Attention Model. KDD.")
+ML_100K_STATS = dict(published_users=943, published_items=1682, published_interactions=100_000,
+                     stats_source="ml-100k README")
+ML_1M_STATS = dict(published_users=6040, published_items=3706, published_interactions=1_000_209,
+                   stats_source="ml-1m README (users, ratings) and Ferrari Dacrema et al. 2019 (items rated)")
+
+
+def _entries() -> tuple[DatasetSpec, ...]:
+    movielens_100k = DatasetSpec(
+        name="movielens-100k",
+        description="MovieLens 100K: 100,000 ratings (1-5) with timestamps, 1998",
+        citation=MOVIELENS_CITATION, licence=MOVIELENS_LICENCE, licence_short=MOVIELENS_SHORT,
+        homepage="https://grouplens.org/datasets/movielens/100k/",
+        side_information=("item genres", "item titles and dates", "user demographics"),
+        files=from_archive(ML_100K_ZIP, "movielens-100k", ML_100K_FILES), **ML_100K_STATS)
+    movielens_1m = DatasetSpec(
+        name="movielens-1m",
+        description="MovieLens 1M: 1,000,209 ratings (1-5) with timestamps, 2000",
+        citation=MOVIELENS_CITATION, licence=MOVIELENS_LICENCE, licence_short=MOVIELENS_SHORT,
+        homepage="https://grouplens.org/datasets/movielens/1m/",
+        side_information=("item genres", "item titles", "user demographics"),
+        files=from_archive(ML_1M_ZIP, "movielens-1m", ML_1M_FILES), **ML_1M_STATS)
+    posters = poster_files()
+    return (
+        movielens_100k,
+        DatasetSpec(
+            name="ml-latest-small",
+            description="MovieLens latest-small, September 2018 build: ratings (0.5-5), tags, links",
+            citation=MOVIELENS_CITATION,
+            licence=("GroupLens ml-latest-small terms: research use only; no endorsement; cite Harper & Konstan "
+                     "(2015); redistribution allowed under the same terms; no commercial use."),
+            licence_short="GroupLens: share-alike",
+            homepage="https://grouplens.org/datasets/movielens/latest/",
+            side_information=("item genres", "item tags", "links to IMDb and TMDB"),
+            published_users=610, published_items=9742, published_interactions=100_836,
+            stats_source="ml-latest-small README",
+            files=from_archive(ML_LATEST_SMALL_ZIP, "ml-latest-small", {
+                "ratings.csv": sha("80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8"),
+                "movies.csv": sha("c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc"),
+                "links.csv": sha("028a4a1d17751ca9276e0e0718cfc22356350f224a996e1ec348c23274b9209d"),
+                "tags.csv": sha("68eec00a0820c2faa8863a6df7032f13d5899a4462bce9a97213905297ff3d34"),
+                "README.txt": sha("63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404"),
+            })),
+        movielens_1m,
+        DatasetSpec(
+            name="movielens-1m-ncf",
+            description="ML-1M as preprocessed by NCF: leave-one-out test item and 99 sampled negatives per user",
+            citation=("Xiangnan He, Lizi Liao, Hanwang Zhang, Liqiang Nie, Xia Hu and Tat-Seng Chua. 2017. "
+                      "Neural Collaborative Filtering. WWW. " + MOVIELENS_CITATION),
+            licence=MOVIELENS_LICENCE + " NCF repository: Apache-2.0 (code).", licence_short=MOVIELENS_SHORT,
+            homepage="https://github.com/hexiangnan/neural_collaborative_filtering",
+            side_information=(), stats_source="He et al. 2017, Table 1",
+            published_users=6040, published_items=3706, published_interactions=1_000_209,
+            files=from_github(NCF, "Data/", "movielens-1m/ncf-split", {
+                # Not in the mirror and no trusted hash published: fetch refuses it until one is recorded.
+                "ml-1m.train.rating": None,
+                "ml-1m.test.rating": sha("231ae11eb060b643a8c58c063cd17ffc743b54f569afb073d1abb6cf126b88b5"),
+                "ml-1m.test.negative": sha("127853228a76b7d21c0481e8ef8d00dd009cd5c88670dbdd9e9debfdb9f93de4"),
+            })),
+        DatasetSpec(
+            name="movielens-1m-spectralcf",
+            description="ML-1M implicit train/test split published with SpectralCF (one user per line)",
+            citation=("Lei Zheng, Chun-Ta Lu, Fei Jiang, Jiawei Zhang and Philip S. Yu. 2018. Spectral "
+                      "Collaborative Filtering. RecSys. " + MOVIELENS_CITATION),
+            licence=MOVIELENS_LICENCE + " Host repository: AGPL-3.0 (code).", licence_short=MOVIELENS_SHORT,
+            homepage="https://github.com/MaurizioFD/RecSys2019_DeepLearning_Evaluation",
+            side_information=(), stats_source="counted from the split files (no count published)",
+            published_users=6014, published_items=3232, published_interactions=226_310,
+            files=from_github(RECSYS2019, "Conferences/RecSys/SpectralCF_github/data/ml-1m/",
+                              "movielens-1m/spectralcf-split", {
+                "train_users.dat": sha("ee6cf59160f3cde155416941ac42890f79accd9cf7f1ac5496ee194db49687bb"),
+                "test_users.dat": sha("b114c7c87a94462399b02e4f59f05e91b690a9091adea83dd8efcfd3e03b67ee"),
+            })),
+        DatasetSpec(
+            name="movielens-1m-lcfn",
+            description="Movielens1M_m1: ML-1M implicit split of LCFN (ICML 2020), re-indexed ids",
+            citation=("Wenhui Yu and Zheng Qin. 2020. Graph Convolutional Network for Recommendation with "
+                      "Low-pass Collaborative Filters. ICML. " + MOVIELENS_CITATION),
+            licence=MOVIELENS_LICENCE + " RecZoo repository: Apache-2.0.", licence_short=MOVIELENS_SHORT,
+            homepage="https://github.com/reczoo/RecZoo",
+            side_information=(), stats_source="SOURCES.md (users, interactions); items counted from the files",
+            published_users=6022, published_items=3043, published_interactions=895_699,
+            files=from_github(RECZOO, "data/Movielens1M_m1/", "movielens-1m/lcfn-split", {
+                "train.txt": sha("31fe589506162c76c90e87ddd017642f73655a3f959bd70deec8dda142608f4e"),
+                "test.txt": sha("c8b4f275ea29fdb5560f0d9014d85a3865743f3089dca0259c79fee30dcdbdcd"),
+                "README.md": sha("aaf84fb848f302ccc7068eead30115be61d897a8af8a4cbb143e0e389c178b80"),
+            })),
+        DatasetSpec(
+            name="citeulike-a",
+            description="CiteULike-a: users' article libraries (implicit), with tags and citations (no text here)",
+            citation=CITEULIKE_CITATION, licence=CITEULIKE_LICENCE, licence_short="unstated: research only",
+            homepage="https://github.com/js05212/citeulike-a",
+            side_information=("item tags", "item citations"),
+            published_users=5551, published_items=16980, published_interactions=204_987,
+            stats_source="citeulike-a README",
+            files=from_github(CITEULIKE_A, "", "citeulike-a", {
+                "users.dat": sha("53211d82c14ff261e595634d285ed9fbf8049cf81dcb751d924d695b9612a02c"),
+                "item-tag.dat": sha("0f7b432796a5038ed2631c02b99d70e636123673afc11bf9e051de5b49467890"),
+                "tags.dat": sha("c02b3e5ee1a57f88f3a598b2040018bb198f54cd0c11116fa7a0db905b6f60e3"),
+                "vocabulary.dat": sha("f3ffa75f7524a9ff2ecc2a0cb1a0f29f4d46e32f17bc8e2f8472a1c7c814f319"),
+                "citations.dat": sha("78458ba6b6f013552c43f47dbec1c2d19073820155c40567744cd8a038044364"),
+                "README.md": sha("733c83b5a7dfc2183a9fbbc085c2dc4d8b07f2e74898f3f996dc9ce2cf201259"),
+            }) + from_github(RECSYS2019, f"{CVAE_SPLIT}/citeulike-a/", "citeulike-a/cvae-split", CITEULIKE_A_CVAE,
+                             local_dir="cvae-split/")),
+        DatasetSpec(
+            name="citeulike-t",
+            description="CiteULike-t: users' article libraries (implicit), with bag-of-words text, tags, citations",
+            citation=CITEULIKE_CITATION, licence=CITEULIKE_LICENCE, licence_short="unstated: research only",
+            homepage="https://github.com/js05212/citeulike-t",
+            side_information=("item content (bag of words)", "item tags", "item citations"),
+            published_users=7947, published_items=25975, published_interactions=134_860,
+            stats_source="citeulike-t README",
+            files=from_github(CITEULIKE_T, "", "citeulike-t", {
+                "users.dat": sha("02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf"),
+                "mult.dat": sha("5ed81e6fdbf8d475122d4a18d622202571ac80f27be017e194a1957da585283d"),
+                "vocabulary.dat": sha("d58f0e6ce40da9e57c7ad6bbb2d0f1351730e3ecfcbbdf14eec07d493ce539e1"),
+                "tag-item.dat": sha("e2b80fc0e023780b63c00a397a2d0934eff6dbaf8a1b918778698361dae7ce6b"),
+                "tags.dat": sha("2f1e6dd94fe216a4453caf67e337c45f73938373b21d2aa3b6d2696387449e76"),
+                "citations.dat": sha("fd932be626da8303c2773eb1a07c8aa6c2a6de2d0ac10941f325d63dc86c0080"),
+                "README.md": sha("95f3adeeb88ad36bb689b9945db95759784f77cf15440324a602a62f783b3453"),
+            }) + from_github(RECSYS2019, f"{CVAE_SPLIT}/citeulike-t/", "citeulike-t/cvae-split", CITEULIKE_T_CVAE,
+                             local_dir="cvae-split/")),
+        DatasetSpec(
+            name="lastfm-hetrec2011",
+            description="HetRec 2011 Last.fm: user-artist listening counts, artist tags, user friendships",
+            citation=("Ivan Cantador, Peter Brusilovsky and Tsvi Kuflik. 2011. 2nd Workshop on Information "
+                      "Heterogeneity and Fusion in Recommender Systems (HetRec 2011). RecSys. http://www.last.fm"),
+            licence="HetRec 2011 readme: non-commercial use; cite Last.fm and the HetRec 2011 workshop.",
+            licence_short="non-commercial",
+            homepage="https://grouplens.org/datasets/hetrec-2011/",
+            side_information=("artist tags", "user friendships"),
+            published_users=1892, published_items=17632, published_interactions=92_834,
+            stats_source="hetrec2011-lastfm-2k readme",
+            files=from_github(LASTFM, "hetrec2011-lastfm-2k/", "lastfm-hetrec2011", {
+                "user_artists.dat": sha("001400dc3c7d2667fca6e4ea6dc6acc31a9dd28ad5cd0f74cea988c019934d3b"),
+                "artists.dat": sha("4c99dc28397ec559520d5bf5341f4c952c8c416c3de918548f88269b88039806"),
+                "tags.dat": sha("96a09fb5e61b31856e63d4251ec56c4c9ea91ab2f762465937652689b9836fc7"),
+                "user_friends.dat": sha("9a3a8f7fa5f5ec832335e5b58ed69a4cf27c6f6f6afcde62134810eea46445a7"),
+                "readme.txt": sha("6fe5d1e6f67b025fc50cd70883dd1a1ff16c5ff37b5b7abfb33644b83468b209"),
+            })),
+        DatasetSpec(
+            name="yelp-mcrec",
+            description="Yelp subset of MCRec (KDD 2018): user-business ratings with categories, cities, friends",
+            citation=MCREC_CITATION,
+            licence="Yelp Dataset Challenge terms: non-commercial, academic use. Host repository: AGPL-3.0 (code).",
+            licence_short="Yelp: non-commercial",
+            homepage="https://github.com/librahu/MCRec",
+            side_information=("item categories", "item cities", "user friendships", "user compliments"),
+            published_users=16239, published_items=14284, published_interactions=198_397,
+            stats_source="Hu et al. 2018, Table 1",
+            files=from_github(RECSYS2019, MCREC_DATA, "yelp-mcrec", {
+                "user_business.dat": sha("d57853e95c3f49f0060f31ee9365ab3fffe1010999c76863c3cd9628b91e994d"),
+                "business_category.dat": sha("d3c1499e406c0a842b3c08c478ffe7bf26a8758b630e0b056d0f4bcf18c01a5b"),
+                "business_city.dat": sha("09c009dfa16709aff52de4831b9cb30f45a16dcfce1db06858d54af6ef5f7d1e"),
+                "user_user.dat": sha("d360f88f66b7ba9a1fd460b8c414dba1bec6489773283083a614a77925bcaaed"),
+                "user_compliment.dat": sha("e7f5c15155bf0843e3bdf9fb4743bb3ebf76826b4108e9e194fd637e0bb05ed6"),
+            })),
+        DatasetSpec(
+            name="movielens-100k-mcrec",
+            description="ML-100K train/test split published with MCRec (leave-one-out test item per user)",
+            citation=MCREC_CITATION + " " + MOVIELENS_CITATION,
+            licence=MOVIELENS_LICENCE + " Host repository: AGPL-3.0 (code).", licence_short=MOVIELENS_SHORT,
+            homepage="https://github.com/librahu/MCRec",
+            side_information=(), files=from_github(RECSYS2019, "Conferences/KDD/MCRec_github/data/",
+                                                   "movielens-100k/mcrec-split", {
+                "ml-100k.train.rating": sha("d043d9fedf7efecb41fdfa98e4c96c5134a26d247a70ba5d4cf3f32a61c5957b"),
+                "ml-100k.test.rating": sha("f5c8e8216402dc6e277fc15853b90ef9e4b8f922c77d20bac7e1ae80b5c55ae5"),
+            }), **dict(ML_100K_STATS, stats_source="Hu et al. 2018, Table 1")),
+        DatasetSpec(
+            name="movielens-100k-posters",
+            description="ML-100K ratings with movie posters (96.2% of items), joined to ML-1M ids by exact title",
+            citation=MOVIELENS_CITATION + " Posters: UIUC STAT 542 course site (Feng Liang).",
+            licence=MOVIELENS_LICENCE + " Posters: copyrighted artwork, research only, do not redistribute.",
+            licence_short="GroupLens + posters (c): no redistribution",
+            homepage="https://github.com/liangfgithub/liangfgithub.github.io",
+            side_information=("item images", "item genres", "item titles and dates"),
+            files=(movielens_100k.file("u.data"), movielens_100k.file("u.item"),
+                   # ML-1M movies.dat is the right-hand side of the title join that derives the map.
+                   FileSpec("movies.dat", "movielens-1m-images/movies.dat", ML_1M_FILES["movies.dat"],
+                            url=github_raw(*POSTERS, "MovieData/movies.dat")),
+                   FileSpec("ml100k_item_to_ml1m_movie.tsv", "movielens-1m-images/ml100k_item_to_ml1m_movie.tsv",
+                            sha("e22cc3b61797aff8525573c786823554cbcbd093e6090ebec0220795251f81a4"),
+                            derive="ml100k_to_ml1m_title_map"),
+                   ) + posters, **ML_100K_STATS),
+        DatasetSpec(
+            name="movielens-1m-posters",
+            description="ML-1M ratings with movie posters (3,872 of 3,883 movies)",
+            citation=MOVIELENS_CITATION + " Posters: UIUC STAT 542 course site (Feng Liang).",
+            licence=MOVIELENS_LICENCE + " Posters: copyrighted artwork, research only, do not redistribute.",
+            licence_short="GroupLens + posters (c): no redistribution",
+            homepage="https://github.com/liangfgithub/liangfgithub.github.io",
+            side_information=("item images", "item genres", "item titles", "user demographics"),
+            files=tuple(movielens_1m.file(n) for n in ("ratings.dat", "movies.dat", "users.dat")) + posters,
+            **ML_1M_STATS),
+    )
+
+
+@cache
+def registered_datasets() -> MappingProxyType:
+    """Every registered dataset by name (built on first use: the poster manifest is read then)."""
+    return MappingProxyType({spec.name: spec for spec in _entries()})
+
+
+def dataset_names() -> list[str]:
+    return list(registered_datasets())
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    datasets = registered_datasets()
+    if name not in datasets:
+        raise unknown_name_error("dataset", name, datasets)
+    return datasets[name]
