@@ -1,0 +1,254 @@
+"""Parse a raw dataset, preprocess it, re-index it and write the canonical prepared form.
+
+Steps, in this order (each one's users / items / interactions are recorded in ``meta.json``):
+
+1. ``deduplicate`` (default True): keep one row per (user, item), the latest by timestamp
+   when the data has timestamps, else the last in file order. It runs first so that the
+   threshold judges the user's latest opinion (RecBole orders these steps the same way).
+2. ``rating_threshold`` (default None): keep rows with ``rating >= threshold``.
+3. ``min_user_interactions`` / ``min_item_interactions`` (default 0): the iterative k-core,
+   repeated until every remaining user and item has at least that many interactions.
+4. Re-index users and items to contiguous ids ``0..n-1`` in sorted order of their original
+   ids; ``users.parquet`` / ``items.parquet`` keep the map (``original_id`` as a string).
+
+Item content, images and the given (published) splits go through the same maps; given-split
+rows whose interaction the preprocessing removed are removed too, and ``meta.json`` says how
+many.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from datasets.canonical import PreparedData, write_prepared
+from datasets.errors import RecAuditError, unknown_name_error
+from datasets.parsers import PARSERS, RawDataset
+from datasets.parsers.raw import contains, sorted_unique
+from datasets.parsers.readers import sha256_file, sha256_folder
+
+DEFAULT_OPTIONS = {"rating_threshold": None, "deduplicate": True, "min_user_interactions": 0, "min_item_interactions": 0}
+MAX_FEATURE_NAMES_IN_META = 1000
+
+
+def prepare_dataset(name: str, raw_dir: Path | str, out_dir: Path | str | None, options: dict | None = None) -> PreparedData:
+    """Parse ``raw_dir`` with ``PARSERS[name]``, preprocess with ``options`` and, unless
+    ``out_dir`` is None, write the result there atomically. Returns the prepared data."""
+    if name not in PARSERS:
+        raise unknown_name_error("dataset", name, PARSERS)
+    resolved = resolve_options(options)
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise RecAuditError(f"no raw folder for {name} at {raw_dir}; run `python -m datasets fetch {name}` first")
+    parser = PARSERS[name]
+    raw = parser(raw_dir)
+    data = build_prepared(name, raw, resolved)
+    data.meta["parser"] = f"{parser.__module__}.{parser.__qualname__}"
+    data.meta["source_files"] = checksum_sources(raw_dir, raw.source_files)
+    if out_dir is not None:
+        write_prepared(data, out_dir)
+    return data
+
+
+def resolve_options(options: dict | None) -> dict:
+    """Fill defaults and validate; unknown keys or wrong types raise a RecAuditError."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise RecAuditError(
+            f"unknown preprocessing option(s) {', '.join(unknown)}; valid options: {', '.join(DEFAULT_OPTIONS)}"
+        )
+    resolved = {**DEFAULT_OPTIONS, **options}
+    threshold = resolved["rating_threshold"]
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise RecAuditError(f"rating_threshold must be a number or null, got {threshold!r}")
+    if not isinstance(resolved["deduplicate"], bool):
+        raise RecAuditError(f"deduplicate must be true or false, got {resolved['deduplicate']!r}")
+    for key in ("min_user_interactions", "min_item_interactions"):
+        value = resolved[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise RecAuditError(f"{key} must be a non-negative integer, got {value!r}")
+    return resolved
+
+
+# ----- preprocessing -------------------------------------------------------------------
+
+
+def counts(frame: pd.DataFrame) -> dict:
+    return {"users": int(frame["user"].nunique()), "items": int(frame["item"].nunique()), "interactions": int(len(frame))}
+
+
+def preprocess(interactions: pd.DataFrame, options: dict) -> tuple[pd.DataFrame, list[dict]]:
+    """Apply deduplication, the rating threshold and the k-core; returns the kept rows (in
+    their original order) and the counts after each step."""
+    options = resolve_options(options)
+    frame = interactions
+    steps = [{"step": "parsed", **counts(frame)}]
+    if options["deduplicate"]:
+        frame = deduplicate(frame)
+        steps.append({"step": "deduplicate", **counts(frame)})
+    if options["rating_threshold"] is not None:
+        if "rating" not in frame.columns:
+            raise RecAuditError("rating_threshold is set but this dataset has no ratings; set it to null")
+        frame = frame[frame["rating"].to_numpy() >= options["rating_threshold"]]
+        steps.append({"step": f"rating >= {options['rating_threshold']}", **counts(frame)})
+    min_user, min_item = options["min_user_interactions"], options["min_item_interactions"]
+    if min_user > 1 or min_item > 1:
+        frame = frame[k_core_mask(frame["user"], frame["item"], min_user, min_item)]
+        steps.append({"step": f"k-core (users >= {min_user}, items >= {min_item})", **counts(frame)})
+    return frame, steps
+
+
+def deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (user, item): the latest by timestamp (ties: the later in the file), else
+    the last in file order. Kept rows stay in their original order."""
+    if "timestamp" in frame.columns:
+        order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
+    else:
+        order = np.arange(len(frame))
+    repeated = frame[["user", "item"]].iloc[order].duplicated(keep="last").to_numpy()
+    return frame.iloc[np.sort(order[~repeated])]
+
+
+def k_core_mask(users, items, min_user: int, min_item: int) -> np.ndarray:
+    """Rows kept by the iterative k-core: drop every row whose user has fewer than
+    ``min_user`` or whose item has fewer than ``min_item`` remaining rows, until none does."""
+    user_codes, _ = pd.factorize(np.asarray(users))
+    item_codes, _ = pd.factorize(np.asarray(items))
+    alive = np.arange(len(user_codes))
+    n_users, n_items = int(user_codes.max(initial=-1)) + 1, int(item_codes.max(initial=-1)) + 1
+    while len(alive):
+        u, i = user_codes[alive], item_codes[alive]
+        user_count = np.bincount(u, minlength=n_users)
+        item_count = np.bincount(i, minlength=n_items)
+        ok = (user_count[u] >= min_user) & (item_count[i] >= min_item)
+        if ok.all():
+            break
+        alive = alive[ok]
+    mask = np.zeros(len(user_codes), dtype=bool)
+    mask[alive] = True
+    return mask
+
+
+# ----- re-indexing -------------------------------------------------------------------
+
+
+def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
+    """Preprocess ``raw`` and move everything into contiguous ids (no files written)."""
+    kept, steps = preprocess(raw.interactions, options)
+    user_ids = pd.Index(kept["user"].unique()).sort_values()
+    item_ids = pd.Index(kept["item"].unique()).sort_values()
+    interactions = kept.assign(user=user_ids.get_indexer(kept["user"]), item=item_ids.get_indexer(kept["item"]))
+    order = [c for c in ("user", "timestamp", "item") if c in interactions.columns]
+    interactions = interactions.sort_values(order, kind="stable").reset_index(drop=True)
+
+    meta: dict = {
+        "options": options,
+        "preprocessing": steps,
+        "interaction_columns": [c for c in ("user", "item", "rating", "timestamp") if c in interactions.columns],
+        "notes": raw.notes,
+    }
+    data = PreparedData(
+        name=name,
+        interactions=interactions,
+        n_users=len(user_ids),
+        n_items=len(item_ids),
+        users=id_map_frame("user", user_ids, raw.users),
+        items=id_map_frame("item", item_ids, raw.items),
+        meta=meta,
+    )
+    if raw.item_content is not None:
+        data.item_content = remap_rows(sp.csr_matrix(raw.item_content), raw.content_items, item_ids)
+        meta["item_content"] = content_meta(raw.content_info, data.item_content)
+        dropped = ~pd.Index(np.asarray(raw.content_items)).isin(item_ids)
+        meta["item_content"]["content_rows_dropped_no_interactions"] = int(dropped.sum())
+    if raw.item_images is not None:
+        data.item_images = remap_images(raw.item_images, item_ids)
+        meta["item_images"] = {"items_with_image": int(data.item_images["image_path"].notna().sum()),
+                               "paths_relative_to": "the raw folder"}
+    pair_keys = sorted_unique(interactions["user"].to_numpy(np.int64) * len(item_ids) + interactions["item"].to_numpy(np.int64))
+    given_meta = {}
+    for split, parts in raw.given.items():
+        data.given[split], given_meta[split] = remap_given(parts, user_ids, item_ids, pair_keys, options["deduplicate"])
+    if given_meta:
+        meta["given_splits"] = given_meta
+    return data
+
+
+def id_map_frame(column: str, ids: pd.Index, side: pd.DataFrame | None) -> pd.DataFrame:
+    """``column`` (new id), ``original_id`` (string), then the side columns of each id."""
+    frame = pd.DataFrame({column: np.arange(len(ids), dtype=np.int32), "original_id": ids.astype(str)})
+    if side is None or len(side.columns) == 1:
+        return frame
+    extra = side.drop_duplicates(column, keep="first").set_index(column).reindex(ids).reset_index(drop=True)
+    return pd.concat([frame, extra], axis=1)
+
+
+def remap_rows(matrix: sp.csr_matrix, row_ids, ids: pd.Index) -> sp.csr_matrix:
+    """Rows of ``matrix`` (labelled ``row_ids``) in the order of ``ids``; empty rows where missing."""
+    rows = pd.Index(np.asarray(row_ids)).get_indexer(ids)
+    padded = sp.vstack([matrix, sp.csr_matrix((1, matrix.shape[1]), dtype=matrix.dtype)], format="csr")
+    remapped = padded[np.where(rows >= 0, rows, matrix.shape[0])]
+    remapped.sort_indices()
+    return sp.csr_matrix(remapped, dtype=np.float32)
+
+
+def content_meta(info: dict, matrix: sp.csr_matrix) -> dict:
+    info = dict(info)
+    names = info.get("feature_names")
+    if isinstance(names, list) and len(names) > MAX_FEATURE_NAMES_IN_META:
+        info["feature_names"] = f"{len(names)} names, not stored"
+    empty = int((np.diff(matrix.indptr) == 0).sum())
+    return {**info, "shape": list(matrix.shape), "nnz": int(matrix.nnz), "items_without_content": empty}
+
+
+def remap_images(images: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """One row per prepared item: its image path, or None."""
+    paths = images.drop_duplicates("item", keep="first").set_index("item")["image_path"].astype(object).reindex(ids)
+    paths = [None if pd.isna(path) else str(path) for path in paths.tolist()]
+    return pd.DataFrame({"item": np.arange(len(ids), dtype=np.int32), "image_path": pd.Series(paths, dtype=object)})
+
+
+def remap_given(parts: dict[str, pd.DataFrame], user_ids: pd.Index, item_ids: pd.Index,
+                pair_keys: np.ndarray, deduplicate_rows: bool) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Map a published split into the prepared ids. Held-out and training rows survive only
+    if their interaction survived preprocessing; negatives survive if user and item do."""
+    remapped, report = {}, {}
+    for part, frame in parts.items():
+        users = user_ids.get_indexer(frame["user"])
+        items = item_ids.get_indexer(frame["item"])
+        keep = (users >= 0) & (items >= 0)
+        keys = users.astype(np.int64) * len(item_ids) + items
+        is_interaction = keep & contains(pair_keys, keys)
+        if part != "negatives":
+            keep = is_interaction
+        out = frame.assign(user=users, item=items)[keep]
+        if deduplicate_rows and part != "negatives":
+            out = deduplicate(out)
+        remapped[part] = out.reset_index(drop=True)
+        report[part] = {"rows_in_file": int(len(frame)), "rows_kept": int(len(out)),
+                        "users": int(out["user"].nunique()), "items": int(out["item"].nunique())}
+        if part == "negatives":
+            report[part]["negatives_that_are_interactions"] = int(is_interaction[keep].sum())
+    if "train" in remapped and "test" in remapped:
+        train_keys = remapped["train"]["user"].to_numpy(np.int64) * len(item_ids) + remapped["train"]["item"].to_numpy(np.int64)
+        test_keys = remapped["test"]["user"].to_numpy(np.int64) * len(item_ids) + remapped["test"]["item"].to_numpy(np.int64)
+        report["train_test_overlap_pairs"] = int(contains(sorted_unique(test_keys), sorted_unique(train_keys)).sum())
+    report["rows_removed_by_preprocessing"] = int(sum(r["rows_in_file"] - r["rows_kept"] for k, r in report.items()
+                                                      if isinstance(r, dict)))
+    return remapped, report
+
+
+def checksum_sources(raw_dir: Path, names: list[str]) -> dict:
+    """sha256 of every raw file read; a folder gets one digest over its sorted file list."""
+    sums = {}
+    for name in names:
+        path = raw_dir / name
+        if name.endswith("/"):
+            digest, n_files = sha256_folder(path)
+            sums[name] = {"sha256_of_manifest": digest, "files": n_files}
+        else:
+            sums[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return sums
