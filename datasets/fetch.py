@@ -91,6 +91,9 @@ def _apply_umask(folder: Path) -> None:
 
 
 def _check_mirror_complete(spec: DatasetSpec, root: Path) -> None:
+    if not root.is_dir():
+        raise RecAuditError(f"the mirror {root} is not a folder; point {MIRROR_VARIABLE} at the mirror, or unset it "
+                            f"to download from upstream")
     missing = [file for file in spec.files if not (root / file.mirror).is_file()]
     if missing:
         first = missing[0]

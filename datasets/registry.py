@@ -96,7 +96,7 @@ class DatasetSpec:
         for spec in self.files:
             if spec.name == name:
                 return spec
-        raise unknown_name_error(f"file of {self.name}", name, [f.name for f in self.files])
+        raise KeyError(f"{self.name} has no file {name!r}")
 
 
 def default_preprocessing(**overrides) -> dict:

@@ -13,6 +13,7 @@ import shutil
 import tarfile
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,11 @@ def test_missing_mirror_file_names_the_file_and_the_path_looked_at(tmp_path):
     assert "toy/split/test.txt is missing from the mirror" in message
     assert f"looked at {mirror / 'toy' / 'split' / 'test.txt'}" in message
     assert not (tmp_path / "raw" / "toy").exists()
+
+
+def test_a_mirror_that_is_no_folder_is_named(tmp_path):
+    with pytest.raises(RecAuditError, match=f"the mirror {tmp_path / 'nowhere'} is not a folder"):
+        fetch_dataset(toy_spec(), tmp_path / "raw" / "toy", mirror=tmp_path / "nowhere", progress=False)
 
 
 def test_mirror_defaults_to_the_environment_variable(tmp_path, monkeypatch):
@@ -406,3 +412,36 @@ def test_title_map_derivation_reproduces_the_staged_map(tmp_path):
     (tmp_path / "MovieImages").symlink_to(mirror / "movielens-1m-images" / "MovieImages")
     expected = get_dataset("movielens-100k-posters").file("ml100k_item_to_ml1m_movie.tsv").checksum
     assert sha(derive_ml100k_to_ml1m_title_map(tmp_path)) == expected
+
+
+class MirrorResponse(io.BytesIO):
+    """What urlopen returns, for a download served from a mirror file."""
+
+    status = 200
+
+    def __init__(self, content: bytes):
+        super().__init__(content)
+        self.headers = {"Content-Length": str(len(content))}
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_upstream_fetch_of_the_ml100k_posters_rebuilds_the_title_map(tmp_path, monkeypatch):
+    """Every upstream URL of the real spec is answered from the mirror, the ml-100k zip is rebuilt
+    from mirror files (so its md5 is swapped for ours), and the map must be derived, not copied."""
+    spec = get_dataset("movielens-100k-posters")
+    root = Path(MIRROR)
+    by_url = {f.url: root / f.mirror for f in spec.files if f.url}
+    zipped = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for name in ("u.data", "u.item"):
+            archive.write(root / "movielens-100k" / name, f"ml-100k/{name}")
+    archive_spec = ArchiveSpec("ml-100k.zip", "https://files.example/ml-100k.zip", file_checksum(zipped, "md5"))
+    by_url[archive_spec.url] = zipped
+    files = tuple(replace(f, archive=archive_spec) if f.archive else f for f in spec.files)
+    monkeypatch.setattr(fetch_module, "_urlopen", lambda request, timeout: MirrorResponse(by_url[request.full_url].read_bytes()))
+    monkeypatch.delenv("RECAUDIT_MIRROR")
+    result = fetch_dataset(replace(spec, files=files), tmp_path / "raw", progress=False, cache=tmp_path / "dl")
+    assert result.n_files == 3876 and result.source == "upstream"
+    assert file_checksum(tmp_path / "raw" / "ml100k_item_to_ml1m_movie.tsv") == \
+        spec.file("ml100k_item_to_ml1m_movie.tsv").checksum

@@ -1,0 +1,132 @@
+"""``python -m datasets list | fetch NAME | prepare NAME``: the dataset command line."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from datasets.errors import RecAuditError, run_cli
+from datasets.fetch import fetch_dataset, mirror_root
+from datasets.registry import PREPROCESSING_OPTIONS, DatasetSpec, get_dataset, registered_datasets
+
+DATA_ROOT = Path("data")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="registered datasets, their size, side information, licence, local files")
+    fetch = commands.add_parser("fetch", help="copy (mirror) or download a dataset's raw files, verified")
+    fetch.add_argument("name")
+    fetch.add_argument("--out", type=Path, help="destination folder (default data/raw/NAME)")
+    prepare = commands.add_parser("prepare", help="parse raw files into the canonical prepared form")
+    prepare.add_argument("name")
+    prepare.add_argument("--raw", type=Path, help="raw folder (default data/raw/NAME)")
+    prepare.add_argument("--out", type=Path, help="destination folder (default data/prepared/NAME)")
+    prepare.add_argument("--params", type=Path, help="params file with datasets.NAME options (default params.yaml)")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        print(dataset_table())
+    elif args.command == "fetch":
+        out = args.out or DATA_ROOT / "raw" / args.name
+        result = fetch_dataset(args.name, out, cache=DATA_ROOT / "downloads")
+        print(f"{result.dataset}: {result.n_files} files ({result.n_bytes / 1e6:.1f} MB) verified into "
+              f"{result.destination} from {result.source}")
+    else:
+        run_prepare(args.name, args.raw, args.out, args.params)
+    return 0
+
+
+def dataset_table() -> str:
+    rows = []
+    for spec in registered_datasets().values():
+        counts, origin = _counts(spec)
+        rows.append([spec.name, *(f"{n:,}" if n is not None else "?" for n in counts), origin,
+                     ", ".join(spec.side_information) or "-", spec.licence_short, _raw_status(spec)])
+    headers = ["name", "users", "items", "interactions", "counts", "side information", "licence", "raw files"]
+    return tabulate(rows, headers=headers, colalign=("left", "right", "right", "right"))
+
+
+def _counts(spec: DatasetSpec) -> tuple[tuple[int | None, ...], str]:
+    meta_path = DATA_ROOT / "prepared" / spec.name / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        return (meta.get("n_users"), meta.get("n_items"), meta.get("n_interactions")), "prepared"
+    return (spec.published_users, spec.published_items, spec.published_interactions), "published"
+
+
+def _raw_status(spec: DatasetSpec) -> str:
+    places = []
+    local = DATA_ROOT / "raw" / spec.name
+    if local.is_dir():
+        n_missing = sum(not (local / f.name).is_file() for f in spec.files)
+        places.append("local" if n_missing == 0 else f"local ({n_missing} missing)")
+    root = mirror_root()
+    if root is not None:
+        n_missing = sum(not (root / f.mirror).is_file() for f in spec.files)
+        if n_missing < len(spec.files):
+            places.append("mirror" if n_missing == 0 else f"mirror ({n_missing} missing)")
+    return ", ".join(places) or "no"
+
+
+def preprocessing_options(spec: DatasetSpec, params_path: Path | None) -> dict:
+    """The registry's default preprocessing with ``datasets.<NAME>`` of the params file merged over it."""
+    options = dict(spec.default_preprocessing)
+    path = params_path or Path("params.yaml")
+    if not path.is_file():
+        if params_path is not None:
+            raise RecAuditError(f"params file {path} does not exist; give an existing file or leave out --params")
+        return options
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise RecAuditError(f"{path} is not valid YAML ({str(error).splitlines()[0]}); fix the file") from None
+    section = params.get("datasets") if isinstance(params, dict) else None
+    if section is not None and not isinstance(section, dict):
+        raise RecAuditError(f"{path}: `datasets` must map dataset names to preprocessing options")
+    overrides = (section or {}).get(spec.name)
+    if overrides is None:
+        return options
+    if not isinstance(overrides, dict):
+        raise RecAuditError(f"{path}: datasets.{spec.name} must be a mapping of preprocessing options, "
+                            f"got {type(overrides).__name__}")
+    for key, value in overrides.items():
+        if key not in PREPROCESSING_OPTIONS:
+            raise RecAuditError(f"{path}: unknown preprocessing option datasets.{spec.name}.{key}; "
+                                f"known options: {', '.join(PREPROCESSING_OPTIONS)}")
+        _check_option(path, spec.name, key, value)
+    options.update(overrides)
+    return options
+
+
+def _check_option(path: Path, dataset: str, key: str, value) -> None:
+    if key == "rating_threshold":
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        wanted = "a number or null"
+    elif key == "deduplicate":
+        ok, wanted = isinstance(value, bool), "true or false"
+    else:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        wanted = "a non-negative integer"
+    if not ok:
+        raise RecAuditError(f"{path}: datasets.{dataset}.{key} must be {wanted}, got {value!r}")
+
+
+def run_prepare(name: str, raw: Path | None, out: Path | None, params: Path | None) -> None:
+    spec = get_dataset(name)
+    options = preprocessing_options(spec, params)
+    raw = raw or DATA_ROOT / "raw" / name
+    out = out or DATA_ROOT / "prepared" / name
+    if not raw.is_dir():
+        raise RecAuditError(f"no raw files for {name} at {raw}; run `python -m datasets fetch {name}` first")
+    from datasets.prepare import prepare_dataset  # imported here: `list` and `fetch` must not need the parsers
+
+    data = prepare_dataset(name, raw, out, options)
+    print(f"{name}: {data.n_users:,} users, {data.n_items:,} items, {len(data.interactions):,} interactions -> {out}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
