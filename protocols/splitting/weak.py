@@ -1,0 +1,177 @@
+"""Weak-generalisation protocols: every user may appear in train, validation and test.
+
+Rounding rule, shared by every fraction below: a count is ``floor(fraction * n + 1/2)``
+(half up), so with ``test_fraction=0.2`` a user with 3 or 4 interactions gives 1 to test and a
+user with 2 gives none. Validation is always carved *the same way from what is left* after
+test was taken (``validation_fraction`` of the remainder, not of the whole).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from datasets.canonical import PreparedData
+from datasets.errors import RecAuditError
+from protocols.splitting.base import (
+    FRACTION_FROM_ZERO, OPEN_FRACTION, Outcome, integer_at_least, interactions_of,
+    latest_first_rank_within_user, one_of, random_rank_within_user, require_timestamps,
+    round_half_up, split_protocol)
+from protocols.splitting.negatives import free_item_counts, positive_keys, sample_negatives
+
+
+@split_protocol("holdout", test_fraction=OPEN_FRACTION, validation_fraction=FRACTION_FROM_ZERO,
+                min_user_interactions=integer_at_least(1))
+def holdout(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2, validation_fraction=0.1,
+            min_user_interactions=2) -> Outcome:
+    """Random per-user holdout.
+
+    A user with ``n_u >= min_user_interactions`` interactions gives
+    ``t_u = min(round(test_fraction * n_u), n_u - 1)`` random items to test and then
+    ``v_u = min(round(validation_fraction * (n_u - t_u)), n_u - t_u - 1)`` of the rest to
+    validation; the caps keep at least one training interaction per user. Users below
+    ``min_user_interactions`` stay in train only and are never evaluated.
+    """
+    frame = interactions_of(data, "holdout")
+    users = frame["user"].to_numpy(np.int64)
+    n_u = np.bincount(users, minlength=data.n_users)
+    held = n_u >= min_user_interactions
+    n_test = np.where(held, np.minimum(round_half_up(test_fraction * n_u), n_u - 1), 0)
+    rest = n_u - n_test
+    n_validation = np.where(held, np.minimum(round_half_up(validation_fraction * rest), rest - 1), 0)
+    if n_test.sum() == 0:
+        raise RecAuditError(f"holdout: no user of {data.name!r} gets a test interaction with "
+                            f"test_fraction={test_fraction} and min_user_interactions={min_user_interactions}; "
+                            "raise test_fraction")
+    rank = random_rank_within_user(users, rng)
+    test = rank < n_test[users]
+    validation = ~test & (rank < (n_test + n_validation)[users])
+    short = int(((n_u > 0) & ~held).sum())
+    unrounded = int((held & (n_test == 0)).sum())
+    return Outcome(
+        parts={"train": frame[~test & ~validation], "validation": frame[validation], "test": frame[test]},
+        excluded={
+            "users_below_min_interactions": {"count": short, "reason": (
+                f"fewer than min_user_interactions={min_user_interactions} interactions: train only, never evaluated")},
+            "users_without_test_after_rounding": {"count": unrounded, "reason": (
+                "round(test_fraction * n_u) is 0: train only, never evaluated")},
+        },
+        rules={"rounding": "count = floor(fraction * n + 1/2), capped to keep one training interaction per user",
+               "validation": "validation_fraction of each user's interactions left after test"},
+    )
+
+
+@split_protocol("leave-one-out", order=one_of("random", "latest"), negatives=integer_at_least(0))
+def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random", negatives=99) -> Outcome:
+    """One test and one validation interaction per user, plus fixed sampled negatives.
+
+    ``order='latest'`` holds out each user's latest interaction for test and the next latest
+    for validation (equal timestamps: the higher item id counts as later); ``'random'`` picks
+    both at random. A user is held out only with at least 3 interactions (one each for test,
+    validation and train) and at least ``negatives`` items never touched anywhere in the
+    dataset; other users stay in train only. Each held-out user gets ``negatives`` test
+    negatives and, independently drawn, ``negatives`` validation negatives, uniformly without
+    replacement from the items the user never touched (``negatives=0``: full ranking).
+    """
+    if order == "latest":
+        require_timestamps(data, "leave-one-out", "order='latest' needs them; use order='random'")
+    frame = interactions_of(data, "leave-one-out")
+    users = frame["user"].to_numpy(np.int64)
+    n_u = np.bincount(users, minlength=data.n_users)
+    keys = positive_keys([frame], data.n_items)
+    free = free_item_counts(np.arange(data.n_users), keys, data.n_items)
+    held = (n_u >= 3) & (free >= negatives)
+    if not held.any():
+        raise RecAuditError(f"leave-one-out: no user of {data.name!r} has 3 interactions and {negatives} "
+                            "never-touched items; lower negatives")
+    rank = latest_first_rank_within_user(frame) if order == "latest" else random_rank_within_user(users, rng)
+    test = held[users] & (rank == 0)
+    validation = held[users] & (rank == 1)
+    held_users = np.flatnonzero(held)
+    validation_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
+    test_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
+    return Outcome(
+        parts={"train": frame[~test & ~validation], "validation": frame[validation], "test": frame[test],
+               "validation_negatives": validation_negatives, "test_negatives": test_negatives},
+        excluded={
+            "users_below_3_interactions": {"count": int(((n_u > 0) & (n_u < 3)).sum()), "reason": (
+                "fewer than 3 interactions: train only, never evaluated")},
+            "users_without_enough_negatives": {"count": int(((n_u >= 3) & (free < negatives)).sum()), "reason": (
+                f"fewer than negatives={negatives} never-touched items: train only, never evaluated")},
+        },
+        rules={"order": ("latest timestamp first, ties broken by higher item id" if order == "latest"
+                         else "uniformly random per user"),
+               "negatives": "uniform without replacement from items the user never touched in the dataset, "
+                            "drawn separately for validation and test"},
+    )
+
+
+@split_protocol("temporal", test_fraction=OPEN_FRACTION, validation_fraction=FRACTION_FROM_ZERO)
+def temporal(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2, validation_fraction=0.1) -> Outcome:
+    """One global cut time for every user.
+
+    The test cut is the timestamp of the ``round(test_fraction * N)``-th latest interaction;
+    every interaction at or after it is test (ties at the cut go to the later part, so test
+    may be slightly larger than the fraction). The validation cut is found the same way among
+    the interactions before the test cut. No training interaction is later than any validation
+    or test interaction. Deterministic: the seed is recorded but changes nothing. Users and
+    items that first appear after a cut are kept (the card counts them).
+    """
+    require_timestamps(data, "temporal", "use holdout or leave-one-out order='random'")
+    frame = interactions_of(data, "temporal")
+    timestamps = frame["timestamp"].to_numpy(np.int64)
+    test = timestamps >= _cut_time(timestamps, test_fraction, "test_fraction", data.name)
+    earlier = np.flatnonzero(~test)
+    if len(earlier) == 0:
+        raise RecAuditError(f"temporal: every interaction of {data.name!r} shares the latest timestamp; "
+                            "use holdout")
+    validation = np.zeros(len(frame), dtype=bool)
+    if validation_fraction > 0:
+        validation[earlier] = timestamps[earlier] >= _cut_time(timestamps[earlier], validation_fraction,
+                                                                 "validation_fraction", data.name)
+    train = ~test & ~validation
+    if not train.any():
+        raise RecAuditError(f"temporal: the validation cut of {data.name!r} leaves no training interaction "
+                            "(too many equal timestamps); lower validation_fraction")
+    return Outcome(
+        parts={"train": frame[train], "validation": frame[validation], "test": frame[test]},
+        rules={"cut": "global cut times; interactions with a timestamp equal to a cut go to the later part",
+               "rounding": "the cut is the timestamp of the floor(fraction * n + 1/2)-th latest interaction"},
+    )
+
+
+def _cut_time(timestamps: np.ndarray, fraction: float, name: str, dataset: str) -> int:
+    n_later = int(round_half_up(fraction * len(timestamps)))
+    if n_later == 0:
+        raise RecAuditError(f"temporal: {name}={fraction} of {len(timestamps)} interactions of {dataset!r} "
+                            f"rounds to none; raise {name}")
+    return int(np.partition(timestamps, len(timestamps) - n_later)[len(timestamps) - n_later])
+
+
+@split_protocol("cold-items", test_fraction=OPEN_FRACTION, validation_fraction=FRACTION_FROM_ZERO)
+def cold_items(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2, validation_fraction=0.1) -> Outcome:
+    """Items held out entirely (item cold start).
+
+    Among the items with at least one interaction, a random ``round(test_fraction * I)`` are
+    test items and a random ``round(validation_fraction * rest)`` of the others are validation
+    items; every interaction of a test (validation) item is test (validation), so test items
+    never appear in train. Fractions count items, not interactions.
+    """
+    frame = interactions_of(data, "cold-items")
+    items = frame["item"].to_numpy(np.int64)
+    active = np.flatnonzero(np.bincount(items, minlength=data.n_items) > 0)
+    shuffled = rng.permutation(active)
+    n_test = int(round_half_up(test_fraction * len(active)))
+    n_validation = int(round_half_up(validation_fraction * (len(active) - n_test)))
+    if n_test == 0 or n_test + n_validation >= len(active):
+        raise RecAuditError(f"cold-items: {data.name!r} has {len(active)} items with interactions; "
+                            f"test_fraction={test_fraction} and validation_fraction={validation_fraction} "
+                            "must leave at least one item on each side")
+    role = np.zeros(data.n_items, dtype=np.int8)
+    role[shuffled[:n_test]] = 2
+    role[shuffled[n_test:n_test + n_validation]] = 1
+    item_role = role[items]
+    return Outcome(
+        parts={"train": frame[item_role == 0], "validation": frame[item_role == 1], "test": frame[item_role == 2]},
+        rules={"rounding": "item counts = floor(fraction * n_items_with_interactions + 1/2); "
+                           "validation items from the items left after test"},
+    )
+
