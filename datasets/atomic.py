@@ -18,6 +18,7 @@ def atomic_directory(destination: Path | str) -> Iterator[Path]:
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    staging.chmod(0o777 & ~_current_umask())  # mkdtemp makes 0700; the result should look like mkdir's
     try:
         yield staging
         if destination.exists():
@@ -37,8 +38,15 @@ def atomic_file(destination: Path | str, mode: str = "wb") -> Iterator:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        os.chmod(staging, 0o666 & ~_current_umask())  # mkstemp makes 0600
         os.replace(staging, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
