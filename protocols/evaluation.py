@@ -1,0 +1,453 @@
+"""Ranking tasks built from a split, and the batched evaluator that scores them.
+
+Tasks (:func:`tuning_data`, :func:`final_data`) follow ``protocols/split_data.py``: every
+matrix is users x items (the split's id space), binary (1.0 per interaction, repeats
+collapsed), CSR with sorted indices. A task has one row per evaluated user: users with at
+least one held-out item, in increasing id order.
+
+======================  ======================  ==========================  ======================
+protocol / stage        fit matrix              history (= exclude)         truth
+======================  ======================  ==========================  ======================
+weak, tuning            train                   train                       validation
+weak, final             train + validation      train + validation          test
+strong, tuning          train                   validation_input            validation
+strong, final           train + validation_     test_input                  test
+                        input + validation
+======================  ======================  ==========================  ======================
+
+Sampled tasks (the stage's negatives part is non-empty) also hold ``candidates``: one row per
+user, that user's truth items (increasing id) followed by their fixed negatives (stored
+order), padded with ``PAD_ITEM`` (-1) to the longest row; a negative that is also a truth
+item of the user is kept once, as truth. With one held-out item per user (leave-one-out)
+this is exactly NCF's protocol: the item ranked among its 99 or 100 negatives.
+
+Evaluation rules:
+
+- Items in ``exclude`` are never ranked and never relevant: a truth item that is also
+  excluded is removed from the truth; users left with no truth are dropped (counted in
+  ``n_dropped_users``). Sampled tasks rank only the candidates (minus padding and excluded).
+- Ranked lists are ordered by score, ties broken by the lower item id (in sampled tasks too,
+  so that a constant-scoring model gets no credit for the truth being listed first).
+- Full ranking works in batches of users whose dense float32 scores hold at most
+  ``DEFAULT_MAX_BATCH_ENTRIES`` entries (``batch_size`` overrides it, in users); the top k
+  is found with a partition, then only those k are sorted. Peak memory is about 16 bytes
+  per batch entry (scores, order keys) plus the per-user results; no users x items array
+  is ever built beyond one batch.
+- Scores must not be NaN (:class:`NonFiniteScoresError`); +-inf are valid scores.
+- Sampled results carry ``sampled=True`` and the same labels as full ranking: whoever shows
+  a sampled number must say so (they are not comparable with full-ranking numbers).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from datasets.errors import RecAuditError
+from protocols import metrics as M
+from protocols.contract import ValidationData
+from protocols.split_data import Split
+
+DEFAULT_MAX_BATCH_ENTRIES = 2**25
+RANK_BLOCK_ENTRIES = 2**20  # ranking temporaries of ~8 MB: cache-friendly, reused by malloc
+PAD_ITEM = -1
+_EXCLUDED = np.int32(np.iinfo(np.int32).min)  # below the order key of every float, -inf included
+_LOW_BITS = np.int64(0xFFFFFFFF)
+
+
+class NonFiniteScoresError(RecAuditError):
+    """A model returned NaN scores (typically a diverged neural model)."""
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """Rows aligned with ``users``: what a model is asked and what it is judged against."""
+
+    users: np.ndarray
+    history: sp.csr_matrix
+    truth: sp.csr_matrix
+    exclude: sp.csr_matrix
+    candidates: np.ndarray | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return self.candidates is not None
+
+    @property
+    def n_items(self) -> int:
+        return int(self.truth.shape[1])
+
+    def validation_data(self) -> ValidationData:
+        """The task as early-stopping data for ``Recommender.fit``."""
+        return ValidationData(users=self.users, history=self.history, truth=self.truth,
+                              candidates=self.candidates)
+
+
+# ----- tasks from a split -----------------------------------------------------------------
+def interaction_matrix(frames: list[pd.DataFrame], n_users: int, n_items: int) -> sp.csr_matrix:
+    """Binary float32 CSR of the union of ``frames`` (columns ``user``, ``item``)."""
+    users = np.concatenate([f["user"].to_numpy(dtype=np.int64) for f in frames] + [np.zeros(0, np.int64)])
+    items = np.concatenate([f["item"].to_numpy(dtype=np.int64) for f in frames] + [np.zeros(0, np.int64)])
+    if len(users) and (users.min() < 0 or users.max() >= n_users or items.min() < 0 or items.max() >= n_items):
+        raise RecAuditError(f"split holds user or item ids outside the card's {n_users} users x {n_items} "
+                            "items; rebuild the split with `python -m protocols split`")
+    return _binary(sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(n_users, n_items)))
+
+
+def tuning_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:
+    """(matrix to fit on while tuning, validation task); reads no test part."""
+    shape = (split.n_users, split.n_items)
+    train = interaction_matrix([split.train], *shape)
+    history = interaction_matrix([split.validation_input], *shape) if split.is_strong else train
+    truth = interaction_matrix([split.validation], *shape)
+    negatives = _stage_negatives(split, "validation_negatives")
+    return train, _ranking_task(history, truth, negatives)
+
+
+def final_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:
+    """(matrix to refit on for the final run, test task)."""
+    shape = (split.n_users, split.n_items)
+    truth = interaction_matrix([split.test], *shape)
+    negatives = _stage_negatives(split, "test_negatives")
+    if split.is_strong:
+        refit = interaction_matrix([split.train, split.validation_input, split.validation], *shape)
+        history = interaction_matrix([split.test_input], *shape)
+        return refit, _ranking_task(history, truth, negatives)
+    refit = interaction_matrix([split.train, split.validation], *shape)
+    return refit, _ranking_task(refit, truth, negatives)
+
+
+def _stage_negatives(split: Split, part: str) -> pd.DataFrame | None:
+    negatives = getattr(split, part)
+    if len(negatives):
+        return negatives
+    if split.is_sampled:
+        raise RecAuditError(f"split (protocol {split.protocol!r}) is sampled but its {part} part is empty; "
+                            "rebuild the split with `python -m protocols split`")
+    return None
+
+
+def _ranking_task(history: sp.csr_matrix, truth: sp.csr_matrix, negatives: pd.DataFrame | None) -> RankingTask:
+    users = np.flatnonzero(np.diff(truth.indptr))
+    history, truth = history[users], truth[users]
+    candidates = None if negatives is None else _candidate_matrix(users, truth, negatives)
+    return RankingTask(users=users, history=history, truth=truth, exclude=history, candidates=candidates)
+
+
+def _candidate_matrix(users: np.ndarray, truth: sp.csr_matrix, negatives: pd.DataFrame) -> np.ndarray:
+    """One row per task user: truth items, then the user's negatives, padded with PAD_ITEM."""
+    n_rows, n_items = truth.shape
+    truth_rows = np.repeat(np.arange(n_rows), np.diff(truth.indptr))
+    negative_users = negatives["user"].to_numpy(dtype=np.int64)
+    negative_items = negatives["item"].to_numpy(dtype=np.int64)
+    position = np.minimum(np.searchsorted(users, negative_users), max(n_rows - 1, 0))
+    negative_rows = position
+    keep = (users[position] == negative_users) if n_rows else np.zeros(len(negative_users), bool)
+    negative_keys = negative_rows * n_items + negative_items
+    keep &= ~_member(negative_keys, _row_keys(truth, n_items))
+    _, first = np.unique(np.where(keep, negative_keys, -1), return_index=True)
+    keep &= np.isin(np.arange(len(keep)), first)  # a repeated negative is kept once
+    rows = np.concatenate([truth_rows, negative_rows[keep]])
+    items = np.concatenate([truth.indices.astype(np.int64), negative_items[keep]])
+    order = np.argsort(rows, kind="stable")  # truth entries come first within a row
+    rows, items = rows[order], items[order]
+    counts = np.bincount(rows, minlength=n_rows)
+    columns = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+    candidates = np.full((n_rows, int(counts.max(initial=0))), PAD_ITEM, dtype=np.int64)
+    candidates[rows, columns] = items
+    return candidates
+
+
+def _binary(matrix) -> sp.csr_matrix:
+    matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    matrix.data[:] = 1.0
+    matrix.sort_indices()
+    return matrix
+
+
+# ----- ranking primitives -------------------------------------------------------------------
+def _row_keys(matrix: sp.csr_matrix, width: int) -> np.ndarray:
+    """Sorted ``row * width + column`` of every stored entry (CSR with sorted indices)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * width + matrix.indices
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(np.shape(keys), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[position] == keys
+
+
+def _order_keys(scores: np.ndarray) -> np.ndarray:
+    """int32 keys ordered exactly as the float32 scores (-0.0 == 0.0): for a negative float the
+    negated magnitude bits, else the bits themselves."""
+    bits = scores.view(np.int32)
+    sign = bits >> 31
+    keys = bits & np.int32(0x7FFFFFFF)
+    keys ^= sign
+    keys -= sign
+    return keys
+
+
+def _top_items(order: np.ndarray, item_ids: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item ids of the k best columns per row, best first, and whether each is a real
+    (non-excluded) item. Score ties go to the lower item id: the id rides in the low 32 bits
+    of one int64 key, so a plain partition and sort of the keys is deterministic."""
+    width = order.shape[1]
+    ids = np.arange(width, dtype=np.int64) if item_ids is None else item_ids
+    keys = order.astype(np.int64)
+    keys <<= 32
+    keys |= _LOW_BITS - ids
+    if k < width:
+        keys.partition(width - k, axis=1)
+        keys = keys[:, width - k:]
+    best = np.sort(keys, axis=1)[:, ::-1]
+    return _LOW_BITS - (best & _LOW_BITS), (best >> 32) > _EXCLUDED
+
+
+def _relevant_rank_sums(order: np.ndarray, relevant: np.ndarray, n_excluded: np.ndarray) -> np.ndarray:
+    """Per row, the sum of the ascending mid-ranks of the ``relevant`` flat positions among the
+    row's non-excluded columns. Sorts ``order`` in place."""
+    n_rows, width = order.shape
+    rows = relevant // width
+    values = order.ravel()[relevant].astype(np.int64) + 2**31
+    order.sort(axis=1)
+    offsets = np.arange(n_rows, dtype=np.int64) << 32  # makes the sorted rows one ascending array
+    ascending = order.astype(np.int64)
+    ascending += 2**31
+    ascending += offsets[:, None]
+    ascending = ascending.ravel()
+    query = values + offsets[rows]
+    below = np.searchsorted(ascending, query, side="left")
+    # the item itself sits at ``below``; only ties with other items need a second search
+    through = below + 1
+    tied = ascending[np.minimum(through, len(ascending) - 1)] == query
+    through[tied] = np.searchsorted(ascending, query[tied], side="right")
+    midranks = (below - rows * width - n_excluded[rows]) + (through - below + 1) / 2
+    return np.bincount(rows, weights=midranks, minlength=n_rows)
+
+
+# ----- evaluation ---------------------------------------------------------------------------
+@dataclass
+class EvaluationResult:
+    """Per-user metrics (column ``user`` + one column per label) and their means (``summary``,
+    with the list metrics). ``sampled`` results must be labelled as such wherever shown."""
+
+    per_user: pd.DataFrame
+    summary: dict[str, float]
+    sampled: bool
+    metric_version: str
+    n_users: int
+    metric_versions: dict[str, str] = field(default_factory=dict)
+    n_dropped_users: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready record of the result (without the per-user table)."""
+        return {"summary": dict(self.summary), "sampled": self.sampled, "metric_version": self.metric_version,
+                "metric_versions": dict(self.metric_versions), "n_users": self.n_users,
+                "n_dropped_users": self.n_dropped_users}
+
+
+ScoreBatch = Callable[[np.ndarray, sp.csr_matrix, np.ndarray | None], np.ndarray]
+
+
+def evaluate(model, task: RankingTask, cutoffs: list[int], metrics: list[str] | None = None,
+             batch_size: int | None = None, item_popularity: np.ndarray | None = None,
+             progress: bool = False) -> EvaluationResult:
+    """Evaluate a fitted ``Recommender`` on ``task`` (``score``, or ``score_candidates`` if sampled)."""
+    def score_batch(users, history, candidates):
+        if candidates is None:
+            return model.score(users, history)
+        return model.score_candidates(users, history, candidates)
+
+    return _evaluate(score_batch, task, cutoffs, metrics, batch_size, item_popularity, progress)
+
+
+def evaluate_scores(scores_fn: Callable[[np.ndarray, sp.csr_matrix], np.ndarray], task: RankingTask,
+                    cutoffs: list[int], metrics: list[str] | None = None, batch_size: int | None = None,
+                    item_popularity: np.ndarray | None = None, progress: bool = False) -> EvaluationResult:
+    """As :func:`evaluate`, with ``scores_fn(users, history)`` giving dense users x items scores
+    (gathered at the candidates for sampled tasks)."""
+    def score_batch(users, history, candidates):
+        scores = scores_fn(users, history)
+        return scores if candidates is None else np.take_along_axis(np.asarray(scores), candidates, axis=1)
+
+    return _evaluate(score_batch, task, cutoffs, metrics, batch_size, item_popularity, progress)
+
+
+def _evaluate(score_batch: ScoreBatch, task: RankingTask, cutoffs, metrics, batch_size,
+              item_popularity, progress) -> EvaluationResult:
+    names = M.check_metric_names(metrics)
+    cutoffs = M.check_cutoffs(cutoffs)
+    n_items = task.n_items
+    if item_popularity is None:
+        if metrics is not None and "popularity" in names:
+            raise ValueError("metric 'popularity' needs item_popularity (training popularity per item)")
+        names = [name for name in names if name != "popularity"]
+    else:
+        item_popularity = np.asarray(item_popularity, dtype=np.float64)
+        if item_popularity.shape != (n_items,):
+            raise ValueError(f"item_popularity must have shape ({n_items},), got {item_popularity.shape}")
+    task, n_dropped = _effective_task(task)
+    if len(task.users) == 0:
+        raise RecAuditError("no user has a held-out item left to rank (all truth empty or excluded); "
+                            "check the split")
+    width = task.candidates.shape[1] if task.sampled else n_items
+    if batch_size is None:
+        batch_size = max(1, DEFAULT_MAX_BATCH_ENTRIES // max(width, 1))
+    elif batch_size < 1:
+        raise RecAuditError(f"batch_size must be a positive number of users, got {batch_size}")
+
+    accumulator = _Accumulator(names, cutoffs, n_items, item_popularity)
+    starts = range(0, len(task.users), batch_size)
+    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
+        rows = slice(start, start + batch_size)
+        accumulator.add(*_rank_batch(score_batch, task, rows, max(cutoffs), "auc" in names))
+    per_user, summary = accumulator.results()
+    per_user.insert(0, "user", task.users.astype(np.int64))
+    return EvaluationResult(per_user=per_user, summary=summary, sampled=task.sampled,
+                            metric_version=M.METRIC_VERSION,
+                            metric_versions={name: M.METRIC_VERSIONS[name] for name in names},
+                            n_users=len(task.users), n_dropped_users=n_dropped)
+
+
+def _effective_task(task: RankingTask) -> tuple[RankingTask, int]:
+    """Binary matrices, truth minus excluded items, users without truth dropped."""
+    n = len(task.users)
+    for name in ("history", "truth", "exclude"):
+        if getattr(task, name).shape != (n, task.n_items):
+            raise ValueError(f"task.{name} has shape {getattr(task, name).shape}, expected {(n, task.n_items)}")
+    if task.sampled and (task.candidates.ndim != 2 or task.candidates.shape[0] != n):
+        raise ValueError(f"task.candidates must have one row per user, got shape {task.candidates.shape}")
+    truth, exclude = _binary(task.truth), _binary(task.exclude)
+    truth = _binary(truth - truth.multiply(exclude))
+    keep = np.flatnonzero(np.diff(truth.indptr))
+    candidates = None if task.candidates is None else np.asarray(task.candidates, dtype=np.int64)[keep]
+    kept = RankingTask(users=np.asarray(task.users)[keep], history=sp.csr_matrix(task.history)[keep],
+                       truth=truth[keep], exclude=exclude[keep], candidates=candidates)
+    return kept, n - len(keep)
+
+
+def _rank_batch(score_batch: ScoreBatch, task: RankingTask, rows: slice, max_k: int, with_auc: bool):
+    """Score one batch of users, then rank it in row blocks of at most ``RANK_BLOCK_ENTRIES``
+    entries, so that the ranking's temporaries stay small and cache-resident."""
+    users, history = task.users[rows], task.history[rows]
+    if task.sampled:
+        candidates = task.candidates[rows]
+        item_ids = np.where(candidates < 0, candidates[:, :1], candidates)
+        scores = _checked_scores(score_batch(users, history, item_ids), item_ids.shape)
+    else:
+        item_ids = None
+        scores = _checked_scores(score_batch(users, history, None), (len(users), task.n_items))
+    n_rows, first = len(users), rows.start
+    step = min(n_rows, max(1, RANK_BLOCK_ENTRIES // max(scores.shape[1], 1)))
+    blocks = []
+    for i in range(0, n_rows, step):
+        block = slice(first + i, first + min(i + step, n_rows))
+        blocks.append(_rank_block(scores[i:i + step], None if item_ids is None else candidates[i:i + step],
+                                  task.truth[block], task.exclude[block], max_k, with_auc))
+    return tuple(None if parts[0] is None else np.concatenate(parts) for parts in zip(*blocks))
+
+
+def _rank_block(scores: np.ndarray, candidates: np.ndarray | None, truth: sp.csr_matrix,
+                exclude: sp.csr_matrix, max_k: int, with_auc: bool):
+    """Top-``max_k`` item ids (-1 where the list is shorter), hits, relevant counts and, if
+    asked, the AUC of a block of users."""
+    n_rows, n_items = truth.shape
+    truth_keys = _row_keys(truth, n_items)
+    if candidates is not None:
+        padding = candidates < 0
+        item_ids = np.where(padding, candidates[:, :1], candidates)
+        keys = np.arange(n_rows, dtype=np.int64)[:, None] * n_items + item_ids
+        excluded = padding | _member(keys, _row_keys(exclude, n_items))
+        is_truth = _member(keys, truth_keys) & ~excluded
+        if not np.array_equal(is_truth.sum(axis=1), np.diff(truth.indptr)):
+            raise ValueError("sampled task: some truth items are missing from (or repeated in) their candidates")
+        excluded_positions, relevant_positions = np.flatnonzero(excluded), np.flatnonzero(is_truth)
+        n_excluded = excluded.sum(axis=1)
+    else:
+        item_ids = None
+        excluded_positions, relevant_positions = _row_keys(exclude, n_items), truth_keys
+        n_excluded = np.diff(exclude.indptr)
+    order = _order_keys(scores)
+    order.ravel()[excluded_positions] = _EXCLUDED
+    width = order.shape[1]
+    top, real = _top_items(order, item_ids, min(max_k, width))
+    row_base = np.arange(n_rows, dtype=np.int64)[:, None] * n_items
+    hits = _member(row_base + top, truth_keys) & real
+    missing = max_k - top.shape[1]
+    if missing > 0:  # fewer candidates than the largest cutoff: the rest of the list is empty
+        hits = np.pad(hits, ((0, 0), (0, missing)))
+        real = np.pad(real, ((0, 0), (0, missing)))
+        top = np.pad(top, ((0, 0), (0, missing)))
+    top = np.where(real, top, -1)
+    n_relevant = np.diff(truth.indptr)
+    auc = None
+    if with_auc:
+        rank_sums = _relevant_rank_sums(order, relevant_positions, n_excluded)
+        auc = M.auc(rank_sums, n_relevant, width - n_excluded)
+    return top, hits, n_relevant, auc
+
+
+def _checked_scores(scores, shape) -> np.ndarray:
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    if scores.shape != tuple(shape):
+        raise ValueError(f"scores have shape {scores.shape}, expected {tuple(shape)}")
+    nan_rows = np.isnan(scores).any(axis=1)
+    if nan_rows.any():
+        raise NonFiniteScoresError(f"the model returned NaN scores for {int(nan_rows.sum())} users "
+                                   "(diverged?); lower the learning rate or fix the model")
+    return scores
+
+
+class _Accumulator:
+    """Collects per-user metrics batch by batch and the exposure counts of the list metrics."""
+
+    def __init__(self, names: list[str], cutoffs: list[int], n_items: int, item_popularity):
+        self.names, self.cutoffs, self.item_popularity = names, cutoffs, item_popularity
+        self.columns: dict[str, list[np.ndarray]] = {}
+        self.exposure = {k: np.zeros(n_items, dtype=np.int64) for k in cutoffs}
+        self.list_popularity: dict[int, list[np.ndarray]] = {k: [] for k in cutoffs}
+
+    def add(self, top: np.ndarray, hits: np.ndarray, n_relevant: np.ndarray, auc: np.ndarray | None) -> None:
+        values = M.per_user_metrics(hits, n_relevant, self.names, self.cutoffs)
+        if auc is not None:
+            values["auc"] = auc
+        for label, column in values.items():
+            self.columns.setdefault(label, []).append(column)
+        real = top >= 0
+        for k in self.cutoffs:
+            listed = top[:, :k][real[:, :k]]
+            self.exposure[k] += np.bincount(listed, minlength=len(self.exposure[k]))
+            if self.item_popularity is not None:
+                popularity = np.where(real[:, :k], self.item_popularity[np.maximum(top[:, :k], 0)], 0.0)
+                self.list_popularity[k].append(M.popularity(popularity.sum(axis=1), real[:, :k].sum(axis=1)))
+
+    def results(self) -> tuple[pd.DataFrame, dict[str, float]]:
+        labels = [M.metric_label(name, k) for name in self.names if name in M.PER_USER_METRICS
+                  for k in ([None] if name in M.CUTOFF_FREE_METRICS else self.cutoffs)]
+        per_user = pd.DataFrame({label: np.concatenate(self.columns[label]).astype(np.float64)
+                                 for label in labels})
+        summary = {label: _mean(per_user[label].to_numpy()) for label in labels}
+        for name in self.names:
+            for k in self.cutoffs:
+                if name == "coverage":
+                    summary[f"coverage@{k}"] = M.coverage(self.exposure[k])
+                elif name == "gini":
+                    summary[f"gini@{k}"] = M.gini(self.exposure[k])
+                elif name == "popularity":
+                    summary[f"popularity@{k}"] = _mean(np.concatenate(self.list_popularity[k]))
+        return per_user, summary
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean over users, leaving out NaN (AUC of a user without non-relevant candidates)."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if len(defined) else float("nan")
