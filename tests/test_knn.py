@@ -1,0 +1,287 @@
+"""ItemKNN / UserKNN and the similarity builder against naive references."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import baselines.similarity as similarity
+from baselines.knn import ItemKNN, UserKNN
+from baselines.similarity import (FeatureWeighting, NeighbourSide, SimilarityKernel, blocked_topk, topk_mask,
+                                  topk_similarity)
+from datasets.errors import RecAuditError
+from naive_neighbourhood import naive_similarity, naive_topk
+from protocols.registry import get_model_class, make_model, registered_models
+from protocols.space import Categorical, Integer, Real
+
+
+def binary_matrix(n_users=30, n_items=20, density=0.3, seed=0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((n_users, n_items)) < density).astype(np.float32))
+
+
+def weighted_matrix(n_users=30, n_items=20, density=0.35, seed=1) -> sp.csr_matrix:
+    """Continuous values: no two similarities tie, so the kept sets are unambiguous."""
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_items)) < density) * rng.uniform(0.5, 3.0, (n_users, n_items))
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def assert_same_sparse(actual: sp.spmatrix, expected: np.ndarray) -> None:
+    actual = actual.toarray()
+    np.testing.assert_array_equal(actual != 0, expected != 0, err_msg="kept entries differ")
+    np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=1e-7)
+
+
+# Integers and dyadic fractions only for set-based kernels: equal rationals stay equal in
+# float32, so the tie rule (lower index wins) is what decides the kept sets.
+SET_CASES = [
+    ("jaccard", {}), ("dice", {}),
+    ("tversky", {"tversky_alpha": 1.0, "tversky_beta": 1.0}),
+    ("tversky", {"tversky_alpha": 0.5, "tversky_beta": 0.25}),
+    ("tversky", {"tversky_alpha": 0.0, "tversky_beta": 2.0}),
+]
+CONTINUOUS_CASES = [
+    ("cosine", {}), ("cosine", {"normalize": False}),
+    ("asymmetric", {"asymmetric_alpha": 0.5}), ("asymmetric", {"asymmetric_alpha": 0.2}),
+    ("asymmetric", {"asymmetric_alpha": 1.7}),
+]
+
+
+@pytest.mark.parametrize("shrink", [0.0, 5.0])
+@pytest.mark.parametrize("topk", [3, 7, 100])
+@pytest.mark.parametrize("kind, params", SET_CASES + CONTINUOUS_CASES)
+def test_item_similarity_matches_naive(kind, params, topk, shrink):
+    matrix = binary_matrix() if (kind, params) in SET_CASES else weighted_matrix()
+    items = matrix.T.tocsr()
+    kernel = SimilarityKernel(kind=kind, shrink=shrink, **params)
+    built = topk_similarity(None, NeighbourSide.build(kernel, items), topk, exclude=np.arange(items.shape[0]))
+    expected = naive_topk(naive_similarity(items.toarray(), items.toarray(), kind, shrink=shrink, **params),
+                          topk, exclude=np.arange(items.shape[0]))
+    assert_same_sparse(built, expected)
+
+
+def test_ties_keep_lower_column_index():
+    block = np.array([[1.0, 2.0, 2.0, 2.0, 0.0, 3.0],
+                      [0.0, 0.0, 5.0, 0.0, 0.0, 0.0],
+                      [4.0, 4.0, 4.0, 4.0, 4.0, 4.0]], dtype=np.float32)
+    kept = topk_mask(block.copy(), 3)
+    assert kept.tolist() == [[False, True, True, False, False, True],
+                             [False, False, True, False, False, False],
+                             [True, True, True, False, False, False]]
+
+
+@pytest.mark.parametrize("dense_product", [True, False])
+@pytest.mark.parametrize("block_bytes", [1, 4 * 20 * 3, 2**30])
+def test_blocked_builder_equals_dense_product_then_topk(monkeypatch, dense_product, block_bytes):
+    rng = np.random.default_rng(5)
+    left = sp.random(23, 9, density=0.5, random_state=rng, dtype=np.float32, format="csr")
+    right = sp.random(9, 20, density=0.5, random_state=rng, dtype=np.float32, format="csr")
+    monkeypatch.setattr(similarity, "use_dense_product", lambda _right: dense_product)
+    exclude = rng.integers(-1, 20, size=23)
+
+    def halve_odd_columns(block, start, stop):
+        block[:, 1::2] *= 0.5
+
+    built = blocked_topk(left, right, 4, halve_odd_columns, exclude, max_block_bytes=block_bytes)
+    product = (left @ right).toarray().astype(np.float64)
+    product[:, 1::2] *= 0.5
+    assert_same_sparse(built, naive_topk(product, 4, exclude=exclude))
+    assert built.has_sorted_indices and built.dtype == np.float32
+
+
+def test_dense_and_sparse_products_agree_on_cosine(monkeypatch):
+    items = weighted_matrix(60, 40, seed=3).T.tocsr()
+    kernel = SimilarityKernel("cosine", shrink=2.0)
+    results = []
+    for dense_product in (True, False):
+        monkeypatch.setattr(similarity, "use_dense_product", lambda _right, d=dense_product: d)
+        results.append(topk_similarity(None, NeighbourSide.build(kernel, items), 5, np.arange(40)).toarray())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
+
+
+def test_feature_weighting_matches_hand_formulas():
+    vectors = sp.csr_matrix(np.array([[1.0, 0.0, 2.0, 0.0],
+                                      [0.0, 1.0, 1.0, 0.0],
+                                      [3.0, 0.0, 0.0, 0.0]], dtype=np.float32))
+    # N = 3 vectors; document frequencies (2, 1, 2, 0).
+    idf = [math.log(3 / 2), math.log(3), math.log(3 / 2), 0.0]
+    tfidf = FeatureWeighting.fit(vectors, "tfidf").transform(vectors).toarray()
+    np.testing.assert_allclose(tfidf, [[idf[0], 0, 2 * idf[2], 0],
+                                       [0, idf[1], idf[2], 0],
+                                       [3 * idf[0], 0, 0, 0]], rtol=1e-6)
+    lengths, average = [3.0, 2.0, 3.0], 8.0 / 3.0
+
+    def bm25(x, v, f):
+        return x * 2.2 / (x + 1.2 * (0.25 + 0.75 * lengths[v] / average)) * idf[f]
+
+    weighted = FeatureWeighting.fit(vectors, "bm25").transform(vectors).toarray()
+    np.testing.assert_allclose(weighted, [[bm25(1, 0, 0), 0, bm25(2, 0, 2), 0],
+                                          [0, bm25(1, 1, 1), bm25(1, 1, 2), 0],
+                                          [bm25(3, 2, 0), 0, 0, 0]], rtol=1e-6)
+
+
+def test_feature_present_everywhere_gets_weight_zero():
+    vectors = sp.csr_matrix(np.array([[1, 1], [1, 0]], dtype=np.float32))
+    weighted = FeatureWeighting.fit(vectors, "tfidf").transform(vectors)
+    assert weighted.toarray().tolist() == [[0.0, pytest.approx(math.log(2))], [0.0, 0.0]]
+    assert weighted.nnz == 1
+
+
+@pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
+def test_itemknn_with_weighting_is_cosine_of_weighted_items(weighting):
+    train = weighted_matrix()
+    model = ItemKNN(similarity="cosine", topk=6, shrink=1.0, feature_weighting=weighting).fit(train)
+    items = train.T.tocsr()
+    weighted = FeatureWeighting.fit(items, weighting).transform(items).toarray()
+    expected = naive_topk(naive_similarity(weighted, weighted, "cosine", shrink=1.0), 6, exclude=np.arange(20))
+    assert_same_sparse(model.item_similarity_.T, expected)
+
+
+@pytest.mark.parametrize("normalize_scores", [False, True])
+def test_itemknn_scores_are_history_times_similarity(normalize_scores):
+    train = binary_matrix()
+    model = ItemKNN(similarity="jaccard", topk=5, shrink=2.0, normalize_scores=normalize_scores).fit(train)
+    items = train.T.toarray()
+    weights = naive_topk(naive_similarity(items, items, "jaccard", shrink=2.0), 5, np.arange(20)).T  # W[n, t]
+    history = binary_matrix(4, 20, density=0.4, seed=9)
+    h = history.toarray()
+    expected = np.zeros((4, 20))
+    for u in range(4):
+        for t in range(20):
+            used = [n for n in range(20) if h[u, n] != 0 and weights[n, t] != 0]
+            total = sum(h[u, n] * weights[n, t] for n in used)
+            norm = sum(abs(weights[n, t]) for n in used)
+            expected[u, t] = (total / norm if norm else 0.0) if normalize_scores else total
+    np.testing.assert_allclose(model.score(np.arange(4), history), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind, params", [("cosine", {}), ("tversky", {"tversky_alpha": 0.5, "tversky_beta": 1.0}),
+                                          ("asymmetric", {"asymmetric_alpha": 0.8})])
+def test_userknn_matches_naive(kind, params):
+    train = weighted_matrix(25, 18, seed=4) if kind != "tversky" else binary_matrix(25, 18, seed=4)
+    model = UserKNN(similarity=kind, topk=4, shrink=3.0, **params).fit(train)
+    users = np.arange(25)
+    x = train.toarray()
+    neighbours = naive_topk(naive_similarity(x, x, kind, shrink=3.0, **params), 4, exclude=users)
+    np.testing.assert_allclose(model.score(users, train), neighbours @ x, rtol=1e-5, atol=1e-6)
+
+
+def test_userknn_normalize_scores_is_a_weighted_average():
+    train = weighted_matrix(25, 18, seed=4)
+    model = UserKNN(topk=4, shrink=3.0, normalize_scores=True).fit(train)
+    x = train.toarray()
+    neighbours = naive_topk(naive_similarity(x, x, "cosine", shrink=3.0), 4, exclude=np.arange(25))
+    expected = np.zeros_like(x)
+    for u in range(25):
+        for t in range(18):
+            used = [v for v in range(25) if neighbours[u, v] != 0 and x[v, t] != 0]
+            norm = sum(abs(neighbours[u, v]) for v in used)
+            expected[u, t] = sum(neighbours[u, v] * x[v, t] for v in used) / norm if norm else 0.0
+    np.testing.assert_allclose(model.score(np.arange(25), train), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_userknn_folds_in_a_user_unseen_in_training():
+    train = binary_matrix(40, 25, seed=6)
+    newcomer = 17
+    without = train.toarray()
+    without[newcomer] = 0
+    folded = UserKNN(topk=5).fit(sp.csr_matrix(without)).score([newcomer], train[newcomer])
+    trained = UserKNN(topk=5).fit(train).score([newcomer], train[newcomer])
+    np.testing.assert_array_equal(folded, trained)
+    # A brand-new id past the training users works too, and matches the naive neighbours.
+    x = without[np.arange(40) != newcomer]
+    beyond = UserKNN(topk=5).fit(sp.csr_matrix(x)).score([39], train[newcomer])
+    neighbours = naive_topk(naive_similarity(train[newcomer].toarray(), x, "cosine", shrink=10.0), 5)
+    np.testing.assert_allclose(beyond, neighbours @ x, rtol=1e-5)
+
+
+def test_fits_are_deterministic():
+    train = weighted_matrix(50, 30, seed=8)
+    first = ItemKNN(similarity="asymmetric", topk=7, feature_weighting="bm25").fit(train).item_similarity_
+    second = ItemKNN(similarity="asymmetric", topk=7, feature_weighting="bm25").fit(train).item_similarity_
+    assert (first != second).nnz == 0
+    np.testing.assert_array_equal(first.indptr, second.indptr)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"similarity": "pearson"}, "unknown similarity 'pearson'"),
+    ({"topk": 0}, "topk must be an integer >= 1"),
+    ({"shrink": -1.0}, "shrink must be a finite number >= 0"),
+    ({"feature_weighting": "idf"}, "unknown feature_weighting 'idf'"),
+    ({"similarity": "dice", "feature_weighting": "bm25"}, "has no effect on the set-based similarity 'dice'"),
+])
+def test_bad_parameters_raise_one_line_errors(params, message):
+    for cls in (ItemKNN, UserKNN):
+        with pytest.raises(RecAuditError, match=message) as error:
+            cls(**params).fit(binary_matrix())
+        assert "\n" not in str(error.value)
+
+
+def test_registered_names_and_search_spaces():
+    models = registered_models()
+    for family in ("itemknn", "userknn"):
+        assert get_model_class(family).search_space == get_model_class(f"{family}-cosine").search_space
+        for kind in similarity.SIMILARITIES:
+            cls = models[f"{family}-{kind}"]
+            assert "similarity" not in cls.parameter_names()
+            assert cls().similarity == kind
+            assert cls.search_space["topk"] == Integer(5, 1000)
+            assert cls.search_space["shrink"] == Integer(0, 1000)
+    assert models["itemknn-tversky"].search_space["tversky_beta"] == Real(0.0, 2.0)
+    assert models["userknn-cosine"].search_space["feature_weighting"] == Categorical(("none", "tfidf", "bm25"))
+    assert set(models["itemknn-jaccard"].parameter_names()) == {"topk", "shrink", "normalize_scores"}
+    with pytest.raises(RecAuditError, match="no parameter"):
+        make_model("itemknn-jaccard", {"asymmetric_alpha": 0.3})
+
+
+def test_fixed_similarity_model_equals_generic_model():
+    train = binary_matrix()
+    fixed = make_model("itemknn-dice", {"topk": 4, "shrink": 1}).fit(train)
+    generic = ItemKNN(similarity="dice", topk=4, shrink=1).fit(train)
+    assert (fixed.item_similarity_ != generic.item_similarity_).nnz == 0
+
+
+# ----- behaviour on planted structure ------------------------------------------------------
+
+def planted_data(n_users=240, n_items=60, n_groups=5, seed=11):
+    """Users like the items of their own group; items differ in overall appeal, so popularity
+    is a fair opponent. One held-out interaction per user; content = group + noise words."""
+    rng = np.random.default_rng(seed)
+    user_group = rng.integers(n_groups, size=n_users)
+    item_group = np.arange(n_items) % n_groups
+    appeal = rng.uniform(0.3, 1.0, n_items)
+    probability = np.where(user_group[:, None] == item_group[None, :], 0.45, 0.04) * appeal
+    dense = rng.random((n_users, n_items)) < probability
+    dense[np.arange(n_users), user_group] = True  # item g belongs to group g: one in-group item each
+    held_out = np.array([rng.choice(np.flatnonzero(row)) for row in dense])
+    train = dense.copy()
+    train[np.arange(n_users), held_out] = False
+    words = rng.random((n_items, 15)) < 0.08
+    content = np.hstack([item_group[:, None] == np.arange(n_groups)[None, :], words]).astype(np.float32)
+    return sp.csr_matrix(train.astype(np.float32)), held_out, sp.csr_matrix(content)
+
+
+def hits_at(scores, train, held_out, cutoff=5):
+    scores = np.where(train.toarray() > 0, -np.inf, scores)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :cutoff]
+    return int((top == held_out[:, None]).any(axis=1).sum())
+
+
+MY_MODELS = sorted(name for name in registered_models()
+                   if name.startswith(("itemknn", "userknn")) or name in ("p3alpha", "rp3beta"))
+
+
+@pytest.mark.parametrize("name", MY_MODELS)
+def test_model_beats_popularity_on_planted_structure(name):
+    from protocols.contract import SideInformation
+
+    train, held_out, content = planted_data()
+    users = np.arange(train.shape[0])
+    popularity = np.tile(np.asarray(train.sum(axis=0)), (len(users), 1))
+    baseline = hits_at(popularity, train, held_out)
+    model = make_model(name).fit(train, side=SideInformation(item_content=content))
+    hits = hits_at(model.score(users, train), train, held_out)
+    assert hits > 1.2 * baseline, f"{name}: {hits} hits@5 against popularity's {baseline}"
