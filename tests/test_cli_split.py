@@ -1,0 +1,79 @@
+"""``python -m protocols split KEY``: params entry -> prepared data -> written split."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from datasets.canonical import PreparedData, write_prepared
+from datasets.errors import run_cli
+from protocols.__main__ import main
+from protocols.split_data import PART_FILES, load_split
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A repository-like folder: params.yaml and data/prepared/toy."""
+    rng = np.random.default_rng(0)
+    users, items = np.nonzero(rng.random((25, 30)) < 0.4)
+    interactions = pd.DataFrame({"user": users, "item": items, "timestamp": rng.integers(0, 500, len(users))})
+    write_prepared(PreparedData("toy", interactions, 25, 30, pd.DataFrame({"user": range(25)}),
+                                pd.DataFrame({"item": range(30)})), tmp_path / "data/prepared/toy")
+    params = {"seed": 7, "splits": {
+        "toy/holdout": {"dataset": "toy", "protocol": "holdout", "test_fraction": 0.25},
+        "toy/loo": {"dataset": "toy", "protocol": "leave-one-out", "order": "latest", "negatives": 5, "seed": 11},
+        "toy/bad": {"dataset": "toy", "protocol": "holdout", "test_share": 0.25},
+    }}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_split_writes_every_part_and_prints_one_line(project, capsys):
+    assert main(["split", "toy/holdout"]) == 0
+    out = project / "data/splits/toy/holdout"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PART_FILES.values(), "card.json"])
+    card = json.loads((out / "card.json").read_text())
+    assert (card["protocol"], card["seed"], card["dataset"]) == ("holdout", 7, "toy")
+    assert card["params"] == {"test_fraction": 0.25, "validation_fraction": 0.1, "min_user_interactions": 2}
+    split = load_split(out)
+    assert len(split.test) == card["parts"]["test"]["rows"] > 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("toy/holdout: holdout seed 7: train ")
+    assert printed[0].endswith(f"-> {out.relative_to(project)}")
+
+
+def test_entry_seed_and_options(project, tmp_path):
+    out = tmp_path / "elsewhere"
+    main(["split", "toy/loo", "--params", str(project / "params.yaml"),
+          "--prepared-root", str(project / "data/prepared"), "--out", str(out)])
+    card = json.loads((out / "card.json").read_text())
+    assert card["seed"] == 11 and card["params"] == {"order": "latest", "negatives": 5}
+    assert card["sanity"]["negatives"]["test_negatives"]["min_per_user"] == 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["split", "toy/nope"], "error: unknown split 'toy/nope'; known splits: toy/bad, toy/holdout, toy/loo\n"),
+    (["split", "toy/bad"], "error: holdout: unknown parameter 'test_share'; valid parameters: test_fraction, "
+                           "validation_fraction, min_user_interactions\n"),
+    (["split", "toy/holdout", "--prepared-root", "missing"], "error: no prepared dataset at missing/toy; "),
+])
+def test_errors_are_one_line_and_write_nothing(project, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (project / "data/splits").exists()
+
+
+def test_missing_seed_is_an_error(project, capsys):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    del params["seed"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit):
+        run_cli(main, ["split", "toy/holdout"])
+    assert "no seed for split 'toy/holdout'" in capsys.readouterr().err
