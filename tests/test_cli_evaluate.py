@@ -17,10 +17,6 @@ from protocols.cli_evaluate import build_model, load_side_information
 from protocols.contract import Recommender
 from protocols.split_data import Split, write_split
 
-needs_evaluation = pytest.mark.skipif(
-    not __import__("importlib.util").util.find_spec("protocols.evaluation"),
-    reason="protocols/evaluation.py has not landed yet")
-
 # Training + validation (the final fit matrix) of 4 users over 6 items:
 #   u0 {0,1}  u1 {0,1,2}  u2 {0,2}  u3 {0,1,3}
 # so popularity is item0 4, item1 3, item2 2, item3 1, items 4 and 5 zero.
@@ -68,7 +64,6 @@ def read_metrics(workspace, model, split="toy/holdout") -> dict:
     return json.loads((workspace / "results" / split / model / "metrics.json").read_text())
 
 
-@needs_evaluation
 def test_pop_on_hand_built_split(workspace, capsys):
     assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "pop") == 0
     record = read_metrics(workspace, "pop")
@@ -88,7 +83,6 @@ def test_pop_on_hand_built_split(workspace, capsys):
     assert out.count("\n") == 1 and "pop on toy/holdout: ndcg@10 = 0.8155" in out
 
 
-@needs_evaluation
 def test_random_takes_the_seed_and_is_reproducible(workspace):
     assert run_evaluate(workspace, "--dataset", "toy", "--protocol", "holdout", "--model", "random") == 0
     first = read_metrics(workspace, "random")
@@ -132,7 +126,6 @@ def test_unsupported_protocol_writes_a_result_and_exits_0(workspace, embedding_m
     assert "unsupported (needs user embeddings)" in capsys.readouterr().out
 
 
-@needs_evaluation
 def test_unseen_test_user_under_weak_protocol_is_unsupported(workspace, embedding_model):
     split = toy_split()
     split.test = pd.concat([split.test, pd.DataFrame({"user": [4], "item": [5]})], ignore_index=True)
