@@ -139,7 +139,11 @@ def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
     """Preprocess ``raw`` and move everything into contiguous ids (no files written)."""
     kept, steps = preprocess(raw.interactions, options)
     user_ids = pd.Index(kept["user"].unique()).sort_values()
-    item_ids = pd.Index(kept["item"].unique()).sort_values()
+    item_ids = pd.Index(kept["item"].unique())
+    # Items that a published candidate list names but nobody ever interacted with stay in the
+    # catalogue, so the paper's sampled ranking keeps all its candidates.
+    candidate_only = candidate_only_items(raw)
+    item_ids = item_ids.append(candidate_only).unique().sort_values()
     interactions = kept.assign(user=user_ids.get_indexer(kept["user"]), item=item_ids.get_indexer(kept["item"]))
     order = [c for c in ("user", "timestamp", "item") if c in interactions.columns]
     interactions = interactions.sort_values(order, kind="stable").reset_index(drop=True)
@@ -150,6 +154,8 @@ def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
         "interaction_columns": [c for c in ("user", "item", "rating", "timestamp") if c in interactions.columns],
         "notes": raw.notes,
     }
+    if len(candidate_only):
+        meta["items_only_in_given_negatives"] = int(len(candidate_only))
     data = PreparedData(
         name=name,
         interactions=interactions,
@@ -175,6 +181,15 @@ def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
     if given_meta:
         meta["given_splits"] = given_meta
     return data
+
+
+def candidate_only_items(raw: RawDataset) -> pd.Index:
+    """Items of given ``negatives`` parts that never occur in the raw interactions."""
+    named = [parts["negatives"]["item"] for parts in raw.given.values() if "negatives" in parts]
+    if not named:
+        return pd.Index(raw.interactions["item"].iloc[:0])
+    candidates = pd.Index(pd.concat(named, ignore_index=True).unique())
+    return candidates[~candidates.isin(raw.interactions["item"].unique())]
 
 
 def id_map_frame(column: str, ids: pd.Index, side: pd.DataFrame | None) -> pd.DataFrame:

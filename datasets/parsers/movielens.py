@@ -94,7 +94,7 @@ def parse_movielens_100k_posters(raw_dir: Path) -> RawDataset:
     raw.items = raw.items.merge(mapping[["item", "ml1m_movie_id"]], on="item", how="left")
     raw.items["ml1m_movie_id"] = raw.items["ml1m_movie_id"].astype("Int64")
     paths = _poster_paths(raw_dir, raw.items["ml1m_movie_id"], dataset)
-    raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(), "image_path": paths})
+    raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(), "image_path": pd.Series(paths, dtype=object)})
     listed = mapping.loc[mapping["has_image"] == 1, "item"]
     found = raw.item_images.loc[raw.item_images["image_path"].notna(), "item"]
     raw.notes["images"] = {
@@ -202,7 +202,7 @@ def parse_movielens_1m_posters(raw_dir: Path) -> RawDataset:
     dataset = "movielens-1m-posters"
     raw = _movielens_1m(raw_dir, dataset)
     paths = _poster_paths(raw_dir, raw.items["item"].astype("Int64"), dataset)
-    raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(), "image_path": paths})
+    raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(), "image_path": pd.Series(paths, dtype=object)})
     raw.notes["images"] = {"items_with_image": int(sum(path is not None for path in paths))}
     raw.source_files.append("MovieImages/")
     return raw
