@@ -75,6 +75,9 @@ class Recommender:
     search_space: ClassVar[dict[str, Dimension]] = {}
     folds_in_users: ClassVar[bool] = True
     family: ClassVar[str] = "baseline"
+    # Small settings (few epochs or factors) that keep the conformance checks fast; they
+    # override the defaults only there.
+    conformance_params: ClassVar[dict] = {}
 
     # ----- parameters (scikit-learn style) -------------------------------------------
     @classmethod
