@@ -13,6 +13,8 @@ empty where the protocol has no use for it, so that DVC stages can depend on sin
 ``validation_negatives.parquet``  fixed sampled candidates per validation user (sampled protocols)
 ``negatives.parquet``             fixed sampled candidates per test user (sampled protocols)
 ``card.json``                     protocol, params, seed, hashes, counts and sanity figures
+``item_content.npz``              optional: the dataset's item side information, copied so that
+``item_images.parquet``           a split folder holds everything a model may read
 ================================  ===========================================================
 
 How the parts are used (the evaluator implements this):
@@ -36,10 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import scipy.sparse as sp
 
 from datasets.atomic import atomic_directory
 from datasets.canonical import normalise_interactions
 from datasets.errors import RecAuditError
+from protocols.contract import SideInformation
 
 PART_FILES = {
     "train": "train.parquet",
@@ -75,6 +79,8 @@ class Split:
     validation_negatives: pd.DataFrame = field(default_factory=empty_part)
     test_negatives: pd.DataFrame = field(default_factory=empty_part)
     card: dict = field(default_factory=dict)
+    item_content: sp.csr_matrix | None = None
+    item_images: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -96,6 +102,19 @@ class Split:
     def is_sampled(self) -> bool:
         return len(self.validation_negatives) > 0 or len(self.test_negatives) > 0
 
+    def side_information(self) -> SideInformation | None:
+        """Item content and image paths for ``fit``; None when the dataset has neither."""
+        if self.item_content is None and self.item_images is None:
+            return None
+        images = None
+        if self.item_images is not None:
+            images = [None] * self.n_items
+            for item, path in zip(self.item_images["item"].to_numpy(), self.item_images["image_path"]):
+                images[int(item)] = None if path is None else str(path)
+        image_root = self.card.get("image_root")
+        return SideInformation(item_content=self.item_content, item_images=images,
+                               image_root=Path(image_root) if image_root else None)
+
 
 def write_split(split: Split, destination: Path | str) -> None:
     """Write every part and the card atomically."""
@@ -106,6 +125,10 @@ def write_split(split: Split, destination: Path | str) -> None:
             frame = normalise_interactions(frame if columns is None else frame[columns])
             frame.to_parquet(out / filename, index=False)
         (out / "card.json").write_text(json.dumps(split.card, indent=2, sort_keys=True) + "\n")
+        if split.item_content is not None:
+            sp.save_npz(out / "item_content.npz", sp.csr_matrix(split.item_content))
+        if split.item_images is not None:
+            split.item_images.to_parquet(out / "item_images.parquet", index=False)
 
 
 def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Split:
@@ -120,4 +143,7 @@ def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Spli
     if unknown:
         raise ValueError(f"unknown split parts {sorted(unknown)}")
     frames = {part: pd.read_parquet(source / PART_FILES[part]) for part in wanted}
-    return Split(**frames, card=json.loads(card_path.read_text()))
+    content_path, images_path = source / "item_content.npz", source / "item_images.parquet"
+    return Split(**frames, card=json.loads(card_path.read_text()),
+                 item_content=sp.load_npz(content_path).tocsr() if content_path.exists() else None,
+                 item_images=pd.read_parquet(images_path) if images_path.exists() else None)
