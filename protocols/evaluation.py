@@ -29,10 +29,11 @@ Evaluation rules:
 - Ranked lists are ordered by score, ties broken by the lower item id (in sampled tasks too,
   so that a constant-scoring model gets no credit for the truth being listed first).
 - Full ranking works in batches of users whose dense float32 scores hold at most
-  ``DEFAULT_MAX_BATCH_ENTRIES`` entries (``batch_size`` overrides it, in users); the top k
-  is found with a partition, then only those k are sorted. Peak memory is about 16 bytes
-  per batch entry (scores, order keys) plus the per-user results; no users x items array
-  is ever built beyond one batch.
+  ``DEFAULT_MAX_BATCH_ENTRIES`` entries (``batch_size`` overrides it, in users). Each batch
+  is ranked in row blocks of ``RANK_BLOCK_ENTRIES``: the top k by a partition, then a sort
+  of those k only. Peak memory is one batch of scores (plus what the model needs to make
+  them), about 20 bytes per entry of one block, and the per-user results; no users x items
+  array is ever built beyond one batch.
 - Scores must not be NaN (:class:`NonFiniteScoresError`); +-inf are valid scores.
 - Sampled results carry ``sampled=True`` and the same labels as full ranking: whoever shows
   a sampled number must say so (they are not comparable with full-ranking numbers).
@@ -55,8 +56,6 @@ from protocols.split_data import Split
 DEFAULT_MAX_BATCH_ENTRIES = 2**25
 RANK_BLOCK_ENTRIES = 2**20  # ranking temporaries of ~8 MB: cache-friendly, reused by malloc
 PAD_ITEM = -1
-_EXCLUDED = np.int32(np.iinfo(np.int32).min)  # below the order key of every float, -inf included
-_LOW_BITS = np.int64(0xFFFFFFFF)
 
 
 class NonFiniteScoresError(RecAuditError):
@@ -148,7 +147,7 @@ def _candidate_matrix(users: np.ndarray, truth: sp.csr_matrix, negatives: pd.Dat
     negative_rows = position
     keep = (users[position] == negative_users) if n_rows else np.zeros(len(negative_users), bool)
     negative_keys = negative_rows * n_items + negative_items
-    keep &= ~_member(negative_keys, _row_keys(truth, n_items))
+    keep &= ~M.is_member(negative_keys, M.row_keys(truth, n_items))
     _, first = np.unique(np.where(keep, negative_keys, -1), return_index=True)
     keep &= np.isin(np.arange(len(keep)), first)  # a repeated negative is kept once
     rows = np.concatenate([truth_rows, negative_rows[keep]])
@@ -169,69 +168,6 @@ def _binary(matrix) -> sp.csr_matrix:
     matrix.data[:] = 1.0
     matrix.sort_indices()
     return matrix
-
-
-# ----- ranking primitives -------------------------------------------------------------------
-def _row_keys(matrix: sp.csr_matrix, width: int) -> np.ndarray:
-    """Sorted ``row * width + column`` of every stored entry (CSR with sorted indices)."""
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    return rows * width + matrix.indices
-
-
-def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    if len(sorted_keys) == 0:
-        return np.zeros(np.shape(keys), dtype=bool)
-    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[position] == keys
-
-
-def _order_keys(scores: np.ndarray) -> np.ndarray:
-    """int32 keys ordered exactly as the float32 scores (-0.0 == 0.0): for a negative float the
-    negated magnitude bits, else the bits themselves."""
-    bits = scores.view(np.int32)
-    sign = bits >> 31
-    keys = bits & np.int32(0x7FFFFFFF)
-    keys ^= sign
-    keys -= sign
-    return keys
-
-
-def _top_items(order: np.ndarray, item_ids: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Item ids of the k best columns per row, best first, and whether each is a real
-    (non-excluded) item. Score ties go to the lower item id: the id rides in the low 32 bits
-    of one int64 key, so a plain partition and sort of the keys is deterministic."""
-    width = order.shape[1]
-    ids = np.arange(width, dtype=np.int64) if item_ids is None else item_ids
-    keys = order.astype(np.int64)
-    keys <<= 32
-    keys |= _LOW_BITS - ids
-    if k < width:
-        keys.partition(width - k, axis=1)
-        keys = keys[:, width - k:]
-    best = np.sort(keys, axis=1)[:, ::-1]
-    return _LOW_BITS - (best & _LOW_BITS), (best >> 32) > _EXCLUDED
-
-
-def _relevant_rank_sums(order: np.ndarray, relevant: np.ndarray, n_excluded: np.ndarray) -> np.ndarray:
-    """Per row, the sum of the ascending mid-ranks of the ``relevant`` flat positions among the
-    row's non-excluded columns. Sorts ``order`` in place."""
-    n_rows, width = order.shape
-    rows = relevant // width
-    values = order.ravel()[relevant].astype(np.int64) + 2**31
-    order.sort(axis=1)
-    offsets = np.arange(n_rows, dtype=np.int64) << 32  # makes the sorted rows one ascending array
-    ascending = order.astype(np.int64)
-    ascending += 2**31
-    ascending += offsets[:, None]
-    ascending = ascending.ravel()
-    query = values + offsets[rows]
-    below = np.searchsorted(ascending, query, side="left")
-    # the item itself sits at ``below``; only ties with other items need a second search
-    through = below + 1
-    tied = ascending[np.minimum(through, len(ascending) - 1)] == query
-    through[tied] = np.searchsorted(ascending, query[tied], side="right")
-    midranks = (below - rows * width - n_excluded[rows]) + (through - below + 1) / 2
-    return np.bincount(rows, weights=midranks, minlength=n_rows)
 
 
 # ----- evaluation ---------------------------------------------------------------------------
@@ -361,27 +297,27 @@ def _rank_block(scores: np.ndarray, candidates: np.ndarray | None, truth: sp.csr
     """Top-``max_k`` item ids (-1 where the list is shorter), hits, relevant counts and, if
     asked, the AUC of a block of users."""
     n_rows, n_items = truth.shape
-    truth_keys = _row_keys(truth, n_items)
+    truth_keys = M.row_keys(truth, n_items)
     if candidates is not None:
         padding = candidates < 0
         item_ids = np.where(padding, candidates[:, :1], candidates)
         keys = np.arange(n_rows, dtype=np.int64)[:, None] * n_items + item_ids
-        excluded = padding | _member(keys, _row_keys(exclude, n_items))
-        is_truth = _member(keys, truth_keys) & ~excluded
+        excluded = padding | M.is_member(keys, M.row_keys(exclude, n_items))
+        is_truth = M.is_member(keys, truth_keys) & ~excluded
         if not np.array_equal(is_truth.sum(axis=1), np.diff(truth.indptr)):
             raise ValueError("sampled task: some truth items are missing from (or repeated in) their candidates")
         excluded_positions, relevant_positions = np.flatnonzero(excluded), np.flatnonzero(is_truth)
         n_excluded = excluded.sum(axis=1)
     else:
         item_ids = None
-        excluded_positions, relevant_positions = _row_keys(exclude, n_items), truth_keys
+        excluded_positions, relevant_positions = M.row_keys(exclude, n_items), truth_keys
         n_excluded = np.diff(exclude.indptr)
-    order = _order_keys(scores)
-    order.ravel()[excluded_positions] = _EXCLUDED
+    order = M.order_keys(scores)
+    order.ravel()[excluded_positions] = M.EXCLUDED
     width = order.shape[1]
-    top, real = _top_items(order, item_ids, min(max_k, width))
+    top, real = M.top_items(order, item_ids, min(max_k, width))
     row_base = np.arange(n_rows, dtype=np.int64)[:, None] * n_items
-    hits = _member(row_base + top, truth_keys) & real
+    hits = M.is_member(row_base + top, truth_keys) & real
     missing = max_k - top.shape[1]
     if missing > 0:  # fewer candidates than the largest cutoff: the rest of the list is empty
         hits = np.pad(hits, ((0, 0), (0, missing)))
@@ -391,7 +327,7 @@ def _rank_block(scores: np.ndarray, candidates: np.ndarray | None, truth: sp.csr
     n_relevant = np.diff(truth.indptr)
     auc = None
     if with_auc:
-        rank_sums = _relevant_rank_sums(order, relevant_positions, n_excluded)
+        rank_sums = M.relevant_rank_sums(order, relevant_positions, n_excluded)
         auc = M.auc(rank_sums, n_relevant, width - n_excluded)
     return top, hits, n_relevant, auc
 

@@ -12,6 +12,9 @@ of a user with nothing to find is undefined), so every function here assumes ``R
 ``k`` real items (a user with fewer than ``k`` rankable items); missing ranks are misses and
 the denominators stay as written.
 
+The ranking primitives below turn float32 scores into exact integer order keys, so that the
+top k (ties to the lower item id) and the AUC mid-ranks need one partition or sort per row.
+
 Labels are lower case ``name@k`` (``ndcg@10``); ``auc`` has no cutoff. ``METRIC_VERSION``
 and the per-metric ``METRIC_VERSIONS`` are stored with every result: change a formula,
 bump its version. Sampled results use the same labels; the result says ``sampled: true``.
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import scipy.sparse as sp
 
 from datasets.errors import RecAuditError, unknown_name_error
 
@@ -58,6 +62,74 @@ def check_cutoffs(cutoffs: Iterable[int]) -> list[int]:
 
 def metric_label(name: str, k: int | None) -> str:
     return name if name in CUTOFF_FREE_METRICS else f"{name}@{k}"
+
+
+# ----- ranking primitives: exact, deterministic orderings of float32 scores ---------------
+EXCLUDED = np.int32(np.iinfo(np.int32).min)  # order key below every float, -inf included
+_LOW_BITS = np.int64(0xFFFFFFFF)
+
+
+def row_keys(matrix: sp.csr_matrix, width: int) -> np.ndarray:
+    """Sorted ``row * width + column`` of every stored entry (CSR with sorted indices)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * width + matrix.indices
+
+
+def is_member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Elementwise ``key in sorted_keys`` by binary search."""
+    if len(sorted_keys) == 0:
+        return np.zeros(np.shape(keys), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[position] == keys
+
+
+def order_keys(scores: np.ndarray) -> np.ndarray:
+    """int32 keys ordered exactly as the float32 scores (-0.0 == 0.0): for a negative float the
+    negated magnitude bits, else the bits themselves."""
+    bits = scores.view(np.int32)
+    sign = bits >> 31
+    keys = bits & np.int32(0x7FFFFFFF)
+    keys ^= sign
+    keys -= sign
+    return keys
+
+
+def top_items(order: np.ndarray, item_ids: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item ids of the k best columns per row, best first, and whether each is a real
+    (non-excluded) item. Score ties go to the lower item id: the id rides in the low 32 bits
+    of one int64 key, so a plain partition and sort of the keys is deterministic."""
+    width = order.shape[1]
+    ids = np.arange(width, dtype=np.int64) if item_ids is None else item_ids
+    keys = order.astype(np.int64)
+    keys <<= 32
+    keys |= _LOW_BITS - ids
+    if k < width:
+        keys.partition(width - k, axis=1)
+        keys = keys[:, width - k:]
+    best = np.sort(keys, axis=1)[:, ::-1]
+    return _LOW_BITS - (best & _LOW_BITS), (best >> 32) > EXCLUDED
+
+
+def relevant_rank_sums(order: np.ndarray, relevant: np.ndarray, n_excluded: np.ndarray) -> np.ndarray:
+    """Per row, the sum of the ascending mid-ranks of the ``relevant`` flat positions among the
+    row's non-excluded columns. Sorts ``order`` in place."""
+    n_rows, width = order.shape
+    rows = relevant // width
+    values = order.ravel()[relevant].astype(np.int64) + 2**31
+    order.sort(axis=1)
+    offsets = np.arange(n_rows, dtype=np.int64) << 32  # makes the sorted rows one ascending array
+    ascending = order.astype(np.int64)
+    ascending += 2**31
+    ascending += offsets[:, None]
+    ascending = ascending.ravel()
+    query = values + offsets[rows]
+    below = np.searchsorted(ascending, query, side="left")
+    # the item itself sits at ``below``; only ties with other items need a second search
+    through = below + 1
+    tied = ascending[np.minimum(through, len(ascending) - 1)] == query
+    through[tied] = np.searchsorted(ascending, query[tied], side="right")
+    midranks = (below - rows * width - n_excluded[rows]) + (through - below + 1) / 2
+    return np.bincount(rows, weights=midranks, minlength=n_rows)
 
 
 # ----- per-user metrics at cutoff k ------------------------------------------------------
