@@ -110,9 +110,9 @@ def summary_line(card: Mapping, key: str | None = None) -> str:
     figures = [f"test interactions with items unseen in train {sanity['test_interactions_item_not_in_train']}",
                f"popularity tau {_fmt(popularity['kendall_tau_train_test'])}",
                f"gini train {_fmt(popularity['gini']['train'])} test {_fmt(popularity['gini']['test'])}"]
-    excluded = sum(entry["count"] for entry in card["excluded"].values())
+    excluded = ", ".join(f"{name} {entry['count']}" for name, entry in card["excluded"].items() if entry["count"])
     return (f"{key or card['dataset']}: {card['protocol']} seed {card['seed']}: {sizes} rows; "
-            + "; ".join(figures) + f"; excluded {excluded}")
+            + "; ".join(figures) + f"; excluded: {excluded or 'none'}")
 
 
 # ----- the figures ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from protocols.split_data import PART_FILES
 from protocols.splits import PROTOCOLS, make_split
 from protocols.splitting.negatives import positive_keys, sample_negatives
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INTERACTION_PARTS = ("train", "validation", "test", "validation_input", "test_input")
 
 
@@ -320,6 +320,34 @@ def test_given_dense_split_carves_per_user_and_keeps_negatives():
     assert set(split.validation_negatives["user"]) == set(split.validation["user"])
     assert split.card["rules"]["validation"].startswith("per-user carve")
     check_split(data, split)
+
+
+@PROPERTY
+@given(data=datasets(timestamps=False), seed=seeds(), test_share=st.sampled_from([0.2, 0.5, 0.9]),
+       validation_fraction=st.sampled_from([0.0, 0.1, 0.5]))
+def test_given_properties(data, seed, test_share, validation_fraction):
+    frame = data.interactions
+    is_test = np.random.default_rng(seed).random(len(frame)) < test_share
+    data.given = {"authors": {"train": frame[~is_test], "test": frame[is_test]}}
+    if is_test.all() or not is_test.any():
+        with pytest.raises(RecAuditError, match="part of split 'authors' of 'toy' is empty"):
+            make_split(data, "given", seed, {"given": "authors"})
+        return
+    split = make_split(data, "given", seed, {"given": "authors", "validation_fraction": validation_fraction})
+    check_split(data, split)
+    authors_train = frame[~is_test]
+    assert keys(split.test) == keys(frame[is_test])  # exactly the authors' test
+    assert keys(split.train) | keys(split.validation) == keys(authors_train)
+    counts = per_user(authors_train)
+    carved = {u: min(half_up(validation_fraction, n), n - 1) if n >= 2 else 0 for u, n in counts.items()}
+    if validation_fraction == 0 or any(carved.values()):
+        assert per_user(split.validation) == {u: c for u, c in carved.items() if c}
+    else:  # thin: whole users move, as many as round(fraction * users with training data), at least one
+        moved = set(split.validation["user"])
+        assert len(moved) == max(1, half_up(validation_fraction, len(counts)))
+        assert not moved & set(split.train["user"])
+    assert_same_split(split, make_split(data, "given", seed, {"given": "authors",
+                                                              "validation_fraction": validation_fraction}))
 
 
 def test_given_unknown_name_lists_the_given_splits():

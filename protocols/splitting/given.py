@@ -84,6 +84,10 @@ def _authors_parts(data: PreparedData, name: str) -> dict[str, pd.DataFrame]:
     if missing:
         raise RecAuditError(f"given: split {name!r} of {data.name!r} lacks {sorted(missing)}; prepare the dataset again")
     parts = {part: normalise_interactions(frame) for part, frame in parts.items()}
+    for part in ("train", "test"):
+        if len(parts[part]) == 0:
+            raise RecAuditError(f"given: the {part} part of split {name!r} of {data.name!r} is empty; "
+                                "prepare the dataset again")
     for part, frame in parts.items():
         for column, limit in (("user", data.n_users), ("item", data.n_items)):
             values = frame[column].to_numpy()

@@ -16,13 +16,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
 
 
-def first_occurrences(values: np.ndarray) -> np.ndarray:
-    """Indices of the first occurrence of each distinct value, in ascending index order."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    return np.sort(order[np.r_[True, ordered[1:] != ordered[:-1]]]) if len(values) else order
-
-
 def contains(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Element-wise ``query in sorted_keys`` by binary search."""
     if len(sorted_keys) == 0:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from protocols.splitting.keys import contains, first_occurrences, sorted_unique
+from protocols.splitting.keys import contains, sorted_unique
 
 _MARGIN = 1.25
 _SPARE_DRAWS = 16
@@ -74,9 +74,13 @@ def _by_rejection(users, free, k, keys, n_items, rng):
     row = np.repeat(np.arange(len(users)), draws)
     candidates = rng.integers(0, n_items, size=len(row), dtype=np.int64)
     drawn_keys = users[row] * n_items + candidates
+    # one stable sort serves both tests: first draw of each (user, item), and the positive
+    # lookup, whose binary searches run much faster on sorted queries
+    order = np.argsort(drawn_keys, kind="stable")
+    ordered = drawn_keys[order]
+    first_draw = np.r_[True, ordered[1:] != ordered[:-1]]
     survives = np.zeros(len(row), dtype=bool)
-    survives[first_occurrences(drawn_keys)] = True
-    survives &= ~contains(keys, drawn_keys)
+    survives[order[first_draw & ~contains(keys, ordered)]] = True
     kept = np.flatnonzero(survives)  # ascending, so in draw order and grouped by row
     kept_rows = row[kept]
     starts = np.searchsorted(kept_rows, np.arange(len(users)))
