@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import yaml
 
 from datasets.canonical import PreparedData, write_prepared
@@ -20,8 +21,11 @@ def project(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     users, items = np.nonzero(rng.random((25, 30)) < 0.4)
     interactions = pd.DataFrame({"user": users, "item": items, "timestamp": rng.integers(0, 500, len(users))})
+    content = sp.random(30, 12, density=0.2, format="csr", rng=rng)
+    images = pd.DataFrame({"item": [0, 3], "image_path": ["img/0.png", "img/3.png"]})
     write_prepared(PreparedData("toy", interactions, 25, 30, pd.DataFrame({"user": range(25)}),
-                                pd.DataFrame({"item": range(30)})), tmp_path / "data/prepared/toy")
+                                pd.DataFrame({"item": range(30)}), item_content=content, item_images=images),
+                   tmp_path / "data/prepared/toy")
     params = {"seed": 7, "splits": {
         "toy/holdout": {"dataset": "toy", "protocol": "holdout", "test_fraction": 0.25},
         "toy/loo": {"dataset": "toy", "protocol": "leave-one-out", "order": "latest", "negatives": 5, "seed": 11},
@@ -35,12 +39,15 @@ def project(tmp_path, monkeypatch):
 def test_split_writes_every_part_and_prints_one_line(project, capsys):
     assert main(["split", "toy/holdout"]) == 0
     out = project / "data/splits/toy/holdout"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*PART_FILES.values(), "card.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PART_FILES.values(), "card.json", "item_content.npz",
+                                                            "item_images.parquet"])
     card = json.loads((out / "card.json").read_text())
     assert (card["protocol"], card["seed"], card["dataset"]) == ("holdout", 7, "toy")
     assert card["params"] == {"test_fraction": 0.25, "validation_fraction": 0.1, "min_user_interactions": 2}
     split = load_split(out)
     assert len(split.test) == card["parts"]["test"]["rows"] > 0
+    assert split.item_content.shape == (30, 12) and card["image_root"] == "data/raw/toy"
+    assert split.side_information().item_images[3] == "img/3.png"
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and printed[0].startswith("toy/holdout: holdout seed 7: train ")
     assert printed[0].endswith(f"-> {out.relative_to(project)}")

@@ -136,7 +136,7 @@ def finish_split(name: str, data: PreparedData, params: dict, seed: int, outcome
     positives = data.interactions if outcome.positives is None else outcome.positives
     card = make_card(parts, protocol=name, params=params, seed=seed, dataset_meta=dataset_meta,
                      excluded=outcome.excluded, rules=outcome.rules, positives=positives)
-    return Split(**parts, card=card)
+    return Split(**parts, card=card, item_content=data.item_content, item_images=data.item_images)
 
 
 def canonical_part(frame: pd.DataFrame | None, negatives: bool = False) -> pd.DataFrame:
