@@ -18,7 +18,7 @@ strong, final           train + validation_     test_input                  test
 Sampled tasks (the stage's negatives part is non-empty) also hold ``candidates``: one row per
 user, that user's truth items (increasing id) followed by their fixed negatives (stored
 order), padded with ``PAD_ITEM`` (-1) to the longest row; a negative that is also a truth
-item of the user is kept once, as truth. With one held-out item per user (leave-one-out)
+item of the user, or repeats an earlier negative, is kept once. With one held-out item per user (leave-one-out)
 this is exactly NCF's protocol: the item ranked among its 99 or 100 negatives.
 
 Evaluation rules:
@@ -89,8 +89,8 @@ class RankingTask:
 # ----- tasks from a split -----------------------------------------------------------------
 def interaction_matrix(frames: list[pd.DataFrame], n_users: int, n_items: int) -> sp.csr_matrix:
     """Binary float32 CSR of the union of ``frames`` (columns ``user``, ``item``)."""
-    users = np.concatenate([f["user"].to_numpy(dtype=np.int64) for f in frames] + [np.zeros(0, np.int64)])
-    items = np.concatenate([f["item"].to_numpy(dtype=np.int64) for f in frames] + [np.zeros(0, np.int64)])
+    users = np.concatenate([f["user"].to_numpy(dtype=np.int64) for f in frames])
+    items = np.concatenate([f["item"].to_numpy(dtype=np.int64) for f in frames])
     if len(users) and (users.min() < 0 or users.max() >= n_users or items.min() < 0 or items.max() >= n_items):
         raise RecAuditError(f"split holds user or item ids outside the card's {n_users} users x {n_items} "
                             "items; rebuild the split with `python -m protocols split`")
@@ -143,13 +143,13 @@ def _candidate_matrix(users: np.ndarray, truth: sp.csr_matrix, negatives: pd.Dat
     truth_rows = np.repeat(np.arange(n_rows), np.diff(truth.indptr))
     negative_users = negatives["user"].to_numpy(dtype=np.int64)
     negative_items = negatives["item"].to_numpy(dtype=np.int64)
-    position = np.minimum(np.searchsorted(users, negative_users), max(n_rows - 1, 0))
-    negative_rows = position
-    keep = (users[position] == negative_users) if n_rows else np.zeros(len(negative_users), bool)
+    negative_rows = np.minimum(np.searchsorted(users, negative_users), max(n_rows - 1, 0))
+    keep = (users[negative_rows] == negative_users) if n_rows else np.zeros(len(negative_users), bool)
     negative_keys = negative_rows * n_items + negative_items
     keep &= ~M.is_member(negative_keys, M.row_keys(truth, n_items))
-    _, first = np.unique(np.where(keep, negative_keys, -1), return_index=True)
-    keep &= np.isin(np.arange(len(keep)), first)  # a repeated negative is kept once
+    first_occurrence = np.zeros(len(keep), dtype=bool)
+    first_occurrence[np.unique(np.where(keep, negative_keys, -1), return_index=True)[1]] = True
+    keep &= first_occurrence  # a repeated negative is kept once
     rows = np.concatenate([truth_rows, negative_rows[keep]])
     items = np.concatenate([truth.indices.astype(np.int64), negative_items[keep]])
     order = np.argsort(rows, kind="stable")  # truth entries come first within a row

@@ -378,9 +378,9 @@ def test_sampled_split_tasks():
     split = Split(train=frame([(0, 0), (1, 1), (2, 2)]),
                   validation=frame([(0, 2), (1, 5), (2, 3), (2, 0)]),
                   test=frame([(0, 4)]),
-                  # user 0's negative 2 is its own truth item and is kept once; user 3 has no truth
-                  validation_negatives=frame([(0, 4), (0, 2), (0, 5), (1, 0), (1, 4), (1, 3),
-                                              (2, 1), (3, 1)]),
+                  # user 0's negative 2 is its own truth item and 4 is repeated: both kept once; user 3 has no truth
+                  validation_negatives=frame([(3, 1), (0, 4), (0, 2), (0, 5), (1, 0), (1, 4), (1, 3),
+                                              (2, 1), (0, 4)]),
                   test_negatives=frame([(0, 1), (0, 3)]),
                   card={"protocol": "leave-one-out", "n_users": 4, "n_items": 6})
     fit, task = tuning_data(split)
