@@ -1,0 +1,99 @@
+"""Where neural models run: device choice, and determinism scoped to one fit.
+
+Importing this module does not import torch (the model registry imports every module of
+``neural/`` just to list models, which must stay cheap and work without a GPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
+
+from datasets.errors import RecAuditError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+_CUDA_NAME = re.compile(r"^cuda(:\d+)?$")
+
+
+class DeviceFallbackWarning(UserWarning):
+    """``device="cuda"`` was asked for on a machine without CUDA; the model runs on the CPU."""
+
+
+def check_device_name(name) -> None:
+    """Raise RecAuditError unless ``name`` is one of ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not isinstance(name, str) or not (name in ("auto", "cpu") or _CUDA_NAME.match(name)):
+        raise RecAuditError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)}")
+
+
+def resolve_device(name: str):
+    """The ``torch.device`` a model with ``device=name`` trains on.
+
+    ``auto`` picks CUDA when ``torch.cuda.is_available()``, else the CPU. An explicit
+    ``cuda`` on a machine without CUDA warns (:class:`DeviceFallbackWarning`) and falls back
+    to the CPU, so that one params file runs everywhere; a CUDA index beyond the machine's
+    devices is an error.
+    """
+    import torch
+
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        warnings.warn(f"device={name!r} was asked for but CUDA is not available; running on the CPU",
+                      DeviceFallbackWarning, stacklevel=3)
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise RecAuditError(f"device {name!r} does not exist; this machine has "
+                            f"{torch.cuda.device_count()} CUDA device(s): use cuda:0 .. "
+                            f"cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+@contextlib.contextmanager
+def deterministic_scope(device) -> Iterator[None]:
+    """Enable ``torch.use_deterministic_algorithms`` for the duration of a CPU fit only.
+
+    The flag is process-wide in torch, so it is restored on exit rather than set globally.
+    On CUDA it is left alone: the deterministic cuBLAS mode needs an environment variable set
+    before CUDA starts, and embedding backward passes use atomics, so GPU runs are
+    reproducible only up to floating-point summation order (documented, not hidden).
+    """
+    import torch
+
+    if device.type != "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+@contextlib.contextmanager
+def thread_scope(threads: int | None) -> Iterator[None]:
+    """Run torch's CPU operations on ``threads`` threads inside the block (None: unchanged).
+
+    Models whose batches are small (NCF, BPR) train on one thread: their per-batch
+    operations are too small to split, and on a busy machine waiting for a second,
+    descheduled thread costs more than the work (measured 0.7 ms vs 24 ms per NCF batch on a
+    loaded 2-core machine). Results on one thread are also independent of the machine's core
+    count. The setting is process-wide in torch, so it is restored on exit.
+    """
+    import torch
+
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,305 @@
+"""Neural Collaborative Filtering: GMF, MLP and NeuMF.
+
+He, Liao, Zhang, Nie, Hu and Chua, "Neural Collaborative Filtering", WWW 2017
+(https://doi.org/10.1145/3038912.3052569), checked against the authors' Keras code
+(github.com/hexiangnan/neural_collaborative_filtering).
+
+Shared by the three models:
+
+- **Loss**: pointwise log loss (binary cross-entropy) over every training interaction
+  (label 1) and ``negatives`` items per interaction drawn uniformly from the user's
+  non-interacted items (label 0), resampled every epoch and shuffled together (paper,
+  Sec. 3.1.1). Negatives are exact: never a training positive (the authors' code meant to
+  reject positives but its ``and`` test never does).
+- **Optimiser**: Adam, lr 0.001, batches of 256 (paper Sec. 4.1; README commands).
+- **Initialisation**: embeddings N(0, 0.01^2), hidden layers Glorot-uniform, output layer
+  LeCun-uniform, zero biases (authors' code).
+- **Scores** are the logits h^T phi(u, i) + b (the sigmoid is monotone, and logits do not
+  saturate into ties). Scoring all items uses the linearity of each model's first layer and
+  never forms per-pair MLP inputs for the first layer; candidate scoring scores only the
+  candidates.
+- **Sizes**: ``factors`` is the paper's number of predictive factors: GMF's embedding size
+  and the MLP tower's last layer. The MLP tower has ``mlp_layers`` ReLU layers of halving
+  sizes, so ``factors=8, mlp_layers=3`` is the paper's [64, 32, 16, 8] (64 the concatenated
+  user and item embeddings, 32 each).
+
+Users need embeddings: ``folds_in_users = False``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from neural.sampling import NegativeSampler
+from neural.training import NeuralRecommender, _require
+from protocols.registry import register
+from protocols.space import Categorical, Integer, Real
+
+PAIR_BUDGET = 2**19  # user-item pairs per scoring chunk (bounds MLP activations to ~64 MB)
+
+
+class _NCFBase(NeuralRecommender):
+    folds_in_users: ClassVar[bool] = False
+    training_threads: ClassVar[int | None] = 1
+    search_space: ClassVar[dict] = {
+        "factors": Categorical((8, 16, 32, 64)),
+        "lr": Real(1e-4, 1e-2, log=True),
+        "negatives": Integer(1, 10),
+    }
+
+    def _towers(self, n_users: int, n_items: int) -> list:
+        raise NotImplementedError
+
+    def _mlp_sizes(self) -> tuple[int, ...]:
+        return tuple(self.factors * 2 ** (self.mlp_layers - k) for k in range(self.mlp_layers + 1))
+
+    def _build_network(self, train):
+        from neural._networks import NCFNet
+
+        return NCFNet(self._towers(*train.shape))
+
+    def _check_params(self) -> None:
+        _require(self, "factors", isinstance(self.factors, int) and self.factors >= 1, "an integer >= 1")
+        _require(self, "negatives", isinstance(self.negatives, int) and self.negatives >= 0, "an integer >= 0")
+        if hasattr(self, "mlp_layers"):
+            _require(self, "mlp_layers", isinstance(self.mlp_layers, int) and self.mlp_layers >= 1,
+                     "an integer >= 1")
+
+    def _training_data(self, train):
+        return NegativeSampler(train)
+
+    def _epoch_batches(self, sampler: NegativeSampler, rng, generator, device):
+        import torch
+
+        users, items, labels = sampler.pointwise_instances(self.negatives, rng)
+        users = torch.from_numpy(users).to(device)
+        items = torch.from_numpy(items).to(device)
+        labels = torch.from_numpy(labels).to(device)
+        for start in range(0, len(users), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            yield users[part], items[part], labels[part]
+
+    def _batch_loss(self, network, batch, generator, step):
+        from torch.nn import functional as F
+
+        users, items, labels = batch
+        return F.binary_cross_entropy_with_logits(network(users, items), labels)
+
+    def _score_chunk(self) -> int:
+        return max(1, PAIR_BUDGET // self.n_items_)
+
+    def _network_scores(self, network, users, history, device):
+        import torch
+
+        return network.all_items_logits(torch.from_numpy(users).to(device)).cpu().numpy()
+
+    def _network_candidate_scores(self, network, users, history, candidates, device):
+        import torch
+
+        pair_users = torch.from_numpy(np.repeat(users, candidates.shape[1])).to(device)
+        pair_items = torch.from_numpy(candidates.reshape(-1)).to(device)
+        return network(pair_users, pair_items).view(candidates.shape).cpu().numpy()
+
+
+@register("gmf")
+class GMF(_NCFBase):
+    """Generalized Matrix Factorization (He et al., WWW 2017, Sec. 3.2).
+
+    Architecture: y(u, i) = sigma(h^T (p_u * q_i) + b), embeddings p_u, q_i of size
+    ``factors``; trained with log loss on sampled negatives (see the module docstring).
+
+    Parameters
+    ----------
+    factors : int
+        Embedding size (predictive factors), 8 in the paper's main runs.
+    negatives : int
+        Negatives sampled per training interaction, every epoch (4).
+    epochs, batch_size, lr, optimizer :
+        Training length and Adam settings (20 epochs in the authors' README; 256; 0.001).
+    seed : int
+        Seeds initialisation, sampling and shuffling.
+    device, validate_every, patience, checkpoint_dir, progress, max_seconds :
+        The shared training loop's settings (:mod:`neural.training`).
+    """
+
+    conformance_params: ClassVar[dict] = {"factors": 4, "epochs": 2, "batch_size": 64, "device": "cpu"}
+
+    def __init__(self, factors: int = 8, negatives: int = 4, epochs: int = 20, batch_size: int = 256,
+                 lr: float = 0.001, optimizer: str = "adam", seed: int = 0, device: str = "auto",
+                 validate_every: int = 1, patience: int | None = None, checkpoint_dir: str | None = None,
+                 progress: bool = False, max_seconds: float | None = None):
+        self.factors = factors
+        self.negatives = negatives
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.seed = seed
+        self.device = device
+        self.validate_every = validate_every
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.max_seconds = max_seconds
+
+    def _towers(self, n_users, n_items):
+        from neural._networks import GMFTower
+
+        return [GMFTower(n_users, n_items, self.factors)]
+
+
+@register("mlp")
+class MLP(_NCFBase):
+    """Multi-Layer Perceptron recommender (He et al., WWW 2017, Sec. 3.3).
+
+    Architecture: y(u, i) = sigma(h^T a_L(...a_1([p_u; q_i]))) with ReLU layers a_l of
+    halving sizes ending at ``factors`` (``factors=8, mlp_layers=3``: [64, 32, 16, 8], the
+    first being the concatenated embeddings of 32 each); log loss on sampled negatives.
+
+    Parameters
+    ----------
+    factors : int
+        Size of the last hidden layer (predictive factors).
+    mlp_layers : int
+        Number of hidden ReLU layers (3 in the paper's default tower).
+    negatives, epochs, batch_size, lr, optimizer, seed, device, validate_every, patience,
+    checkpoint_dir, progress, max_seconds :
+        As for :class:`GMF`.
+    """
+
+    conformance_params: ClassVar[dict] = {"factors": 2, "mlp_layers": 1, "epochs": 2, "batch_size": 64,
+                                          "device": "cpu"}
+
+    def __init__(self, factors: int = 8, mlp_layers: int = 3, negatives: int = 4, epochs: int = 20,
+                 batch_size: int = 256, lr: float = 0.001, optimizer: str = "adam", seed: int = 0,
+                 device: str = "auto", validate_every: int = 1, patience: int | None = None,
+                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+        self.factors = factors
+        self.mlp_layers = mlp_layers
+        self.negatives = negatives
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.seed = seed
+        self.device = device
+        self.validate_every = validate_every
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.max_seconds = max_seconds
+
+    def _towers(self, n_users, n_items):
+        from neural._networks import MLPTower
+
+        return [MLPTower(n_users, n_items, self._mlp_sizes())]
+
+
+@register("neumf")
+class NeuMF(_NCFBase):
+    """Neural Matrix Factorization, the fusion of GMF and MLP (He et al., WWW 2017, Sec. 3.4).
+
+    Architecture: y(u, i) = sigma(h^T [p^G_u * q^G_i; a_L(...a_1([p^M_u; q^M_i]))] + b)
+    with separate GMF and MLP embeddings; log loss on sampled negatives.
+
+    Pre-training (Sec. 3.4.1), when ``pretrain=True``: a :class:`GMF` and an :class:`MLP`
+    with the same sizes, data, negatives, epochs and early stopping are trained inside
+    ``fit`` (their seeds derived from ``seed``; checkpoints under ``checkpoint_dir/gmf`` and
+    ``checkpoint_dir/mlp``), their embeddings and hidden layers initialise NeuMF, and the
+    output layer becomes h = [alpha h^GMF; (1 - alpha) h^MLP], b = alpha b^GMF + (1 - alpha)
+    b^MLP with alpha = ``pretrain_alpha`` (0.5; the authors' code halves the summed biases,
+    the same at alpha = 0.5). NeuMF is then trained with ``finetune_optimizer``: plain SGD
+    as the paper states ("Adam ... is unsuitable to further optimize NeuMF" without its
+    momentum state), at ``lr``. The authors' README instead runs this phase with Adam
+    (``finetune_optimizer="adam"`` reproduces that).
+
+    Parameters
+    ----------
+    factors : int
+        Predictive factors: GMF embedding size and the MLP tower's last layer (8).
+    mlp_layers : int
+        Hidden ReLU layers of the MLP tower (3: [64, 32, 16, 8] for 8 factors).
+    pretrain : bool
+        Initialise from GMF and MLP trained inside ``fit`` (default False).
+    pretrain_alpha : float
+        Weight of GMF in the combined output layer (0.5).
+    finetune_optimizer : str
+        Optimiser after pre-training ("sgd" per the paper).
+    negatives, epochs, batch_size, lr, optimizer, seed, device, validate_every, patience,
+    checkpoint_dir, progress, max_seconds :
+        As for :class:`GMF` (``optimizer`` trains NeuMF without pre-training, and the GMF
+        and MLP parts with it).
+    """
+
+    conformance_params: ClassVar[dict] = {"factors": 2, "mlp_layers": 1, "epochs": 2, "batch_size": 64,
+                                          "device": "cpu"}
+    search_space: ClassVar[dict] = {**_NCFBase.search_space, "pretrain": Categorical((False, True))}
+
+    def __init__(self, factors: int = 8, mlp_layers: int = 3, negatives: int = 4, epochs: int = 20,
+                 batch_size: int = 256, lr: float = 0.001, optimizer: str = "adam", pretrain: bool = False,
+                 pretrain_alpha: float = 0.5, finetune_optimizer: str = "sgd", seed: int = 0,
+                 device: str = "auto", validate_every: int = 1, patience: int | None = None,
+                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+        self.factors = factors
+        self.mlp_layers = mlp_layers
+        self.negatives = negatives
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.pretrain = pretrain
+        self.pretrain_alpha = pretrain_alpha
+        self.finetune_optimizer = finetune_optimizer
+        self.seed = seed
+        self.device = device
+        self.validate_every = validate_every
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.max_seconds = max_seconds
+
+    def _towers(self, n_users, n_items):
+        from neural._networks import GMFTower, MLPTower
+
+        return [GMFTower(n_users, n_items, self.factors), MLPTower(n_users, n_items, self._mlp_sizes())]
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        _require(self, "pretrain_alpha", isinstance(self.pretrain_alpha, int | float)
+                 and 0 <= self.pretrain_alpha <= 1, "a number in [0, 1]")
+        _require(self, "finetune_optimizer", self.finetune_optimizer in ("adam", "sgd", "adagrad"),
+                 "one of adam, sgd, adagrad")
+
+    def _optimizer_settings(self):
+        return (self.finetune_optimizer if self.pretrain else self.optimizer), self.lr, 0.0
+
+    def _initial_network(self, train, validation, generator, device, started):
+        import time
+
+        import torch
+
+        network = super()._initial_network(train, validation, generator, device, started)
+        if not self.pretrain:
+            return network
+        shared = {name: getattr(self, name) for name in (
+            "factors", "negatives", "epochs", "batch_size", "lr", "optimizer", "device",
+            "validate_every", "patience", "progress")}
+        parts = {}
+        seeds = np.random.default_rng([self.seed, 1]).integers(0, 2**31, size=2)
+        for (name, cls, extra), seed in zip((("gmf", GMF, {}), ("mlp", MLP, {"mlp_layers": self.mlp_layers})), seeds):
+            left = None if self.max_seconds is None else max(self.max_seconds - (time.perf_counter() - started), 1e-3)
+            checkpoint = None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / name)
+            parts[name] = cls(**shared, **extra, seed=int(seed), checkpoint_dir=checkpoint, max_seconds=left)
+            parts[name].fit(train, validation)
+        gmf, mlp = parts["gmf"].network_, parts["mlp"].network_
+        alpha = float(self.pretrain_alpha)
+        with torch.no_grad():
+            network.towers[0].load_state_dict(gmf.towers[0].state_dict())
+            network.towers[1].load_state_dict(mlp.towers[0].state_dict())
+            network.output.weight.copy_(torch.cat([alpha * gmf.output.weight, (1 - alpha) * mlp.output.weight], 1))
+            network.output.bias.copy_(alpha * gmf.output.bias + (1 - alpha) * mlp.output.bias)
+        self.pretrain_history_ = {name: part.history_ for name, part in parts.items()}
+        self.pretrain_best_epochs_ = {name: part.best_epoch_ for name, part in parts.items()}
+        return network

@@ -1,0 +1,339 @@
+"""The one training loop of every neural recommender, and the helpers the models share.
+
+:class:`NeuralRecommender` implements ``_fit`` once: seeding, device choice, epochs of
+mini-batch updates, validation NDCG@10 with early stopping on the best epoch, per-epoch
+checkpoints with resumption, an optional time cap and an optional progress bar. A model
+supplies its network and its batches through four hooks:
+
+- ``_build_network(train)``: the untrained ``torch.nn.Module`` (any device; it is
+  re-created on the training device and initialised by ``network.reset_parameters(gen)``);
+- ``_epoch_batches(data, rng, generator, device)``: an iterable of one epoch's batches,
+  where ``data = _training_data(train)`` is computed once per fit (a negative sampler, say);
+- ``_batch_loss(network, batch, generator, step)``: a scalar loss tensor (``step`` counts
+  the updates made before this batch, for schedules such as KL annealing);
+- ``_network_scores(network, users, history, device)``: dense float32 scores (called under
+  ``torch.no_grad`` with the network in eval mode).
+
+Randomness: ``np.random.default_rng(seed)`` drives sampling and shuffling; a local
+``torch.Generator`` seeded from it drives initialisation, dropout and noise. The global
+numpy and torch generators are never read or advanced (networks are created on the meta
+device so that torch's default initialisers do not run). On the CPU the same seed gives
+bit-identical weights and scores with the same number of torch threads.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from datasets.errors import RecAuditError
+from neural.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from neural.device import check_device_name, deterministic_scope, resolve_device, thread_scope
+from neural.validation import validation_ndcg
+from protocols.contract import Recommender, SideInformation, ValidationData
+
+OPTIMIZERS = ("adam", "sgd", "adagrad")
+VALIDATION_METRIC = "ndcg@10"
+
+
+class TrainingDivergedError(RecAuditError):
+    """The training loss became NaN or infinite."""
+
+
+class NeuralRecommender(Recommender):
+    """Base class of the neural models: the shared loop (see the module docstring).
+
+    Subclasses declare every hyperparameter in ``__init__``; the shared ones are ``epochs``,
+    ``batch_size``, ``lr``, ``seed``, ``device``, ``validate_every``, ``patience``,
+    ``checkpoint_dir``, ``progress`` and ``max_seconds``.
+
+    Attributes set by ``fit``: ``network_`` (the trained module, on ``device_``),
+    ``history_`` (one record per epoch: ``epoch``, ``loss``, ``ndcg@10`` or None,
+    ``seconds``), ``best_epoch_`` (the epoch whose weights were kept), ``epochs_run_``,
+    ``stopped_early_``, ``stopped_by_time_``, ``resumed_from_epoch_`` and ``fit_seconds_``.
+    """
+
+    family: ClassVar[str] = "neural"
+    conformance_params: ClassVar[dict] = {}
+    # CPU threads while training (None: torch's current setting); see device.thread_scope.
+    training_threads: ClassVar[int | None] = None
+
+    # ----- hooks ---------------------------------------------------------------------
+    def _build_network(self, train: sp.csr_matrix):
+        raise NotImplementedError
+
+    def _training_data(self, train: sp.csr_matrix):
+        """What ``_epoch_batches`` draws from, prepared once per fit (default: ``train``)."""
+        return train
+
+    def _epoch_batches(self, data, rng: np.random.Generator, generator, device) -> Iterable:
+        raise NotImplementedError
+
+    def _batch_loss(self, network, batch, generator, step: int):
+        raise NotImplementedError
+
+    def _network_scores(self, network, users: np.ndarray, history: sp.csr_matrix, device) -> np.ndarray:
+        raise NotImplementedError
+
+    def _network_candidate_scores(self, network, users, history, candidates, device) -> np.ndarray:
+        scores = self._network_scores(network, users, history, device)
+        return np.take_along_axis(scores, candidates, axis=1)
+
+    def _score_chunk(self) -> int:
+        """Users scored per forward pass."""
+        return 1024
+
+    def _optimizer_settings(self) -> tuple[str, float, float]:
+        """(optimiser name, learning rate, weight decay) for this fit."""
+        return getattr(self, "optimizer", "adam"), self.lr, 0.0
+
+    def _check_params(self) -> None:
+        """Raise RecAuditError for a model-specific parameter out of range (extend in subclasses)."""
+
+    def _initial_network(self, train, validation, generator, device, started: float):
+        """The network training starts from: freshly initialised (NeuMF may pretrain here)."""
+        return self._fresh_network(train, generator, device)
+
+    # ----- the loop ------------------------------------------------------------------
+    def _fit(self, train: sp.csr_matrix, validation: ValidationData | None,
+             side: SideInformation | None) -> None:
+        started = time.perf_counter()
+        self._check_shared_params()
+        self._check_params()
+        device = resolve_device(self.device)
+        self.device_ = str(device)
+        threads = self.training_threads if device.type == "cpu" else None
+        with deterministic_scope(device), thread_scope(threads):
+            self._train(train, validation, device, started)
+        self.fit_seconds_ = time.perf_counter() - started
+        self.network_.eval()
+
+    def _train(self, train, validation, device, started: float) -> None:
+        import torch
+
+        rng = np.random.default_rng(self.seed)
+        init_seed, device_seed = (int(s) for s in rng.integers(0, 2**62, size=2))
+        init_generator = torch.Generator().manual_seed(init_seed)
+        generator = torch.Generator(device=device).manual_seed(device_seed)
+
+        key = fingerprint(self, train, validation, device.type) if self.checkpoint_dir else None
+        saved = load_checkpoint(self.checkpoint_dir, key, self.epochs) if key else None
+        if saved is None:
+            network = self._initial_network(train, validation, init_generator, device, started)
+        else:
+            network = self._empty_network(train, device)
+            network.load_state_dict(saved["network"])
+        optimizer = self._make_optimizer(network)
+        state = {"epoch": 0, "step": 0, "history": [], "best_metric": -math.inf, "best_epoch": 0,
+                 "best_network": None, "bad_validations": 0, "stopped_early": False}
+        if saved is not None:
+            optimizer.load_state_dict(saved["optimizer"])
+            rng.bit_generator.state = saved["numpy_rng"]
+            generator.set_state(saved["torch_rng"])
+            state = {name: saved[name] for name in state}
+        self.network_ = network
+        self.resumed_from_epoch_ = state["epoch"]
+        data = self._training_data(train) if state["epoch"] < self.epochs and not state["stopped_early"] else None
+        self.stopped_by_time_ = False
+
+        progress = _progress_bar(self.progress, self.epochs, state["epoch"], self.name)
+        try:
+            while state["epoch"] < self.epochs and not state["stopped_early"]:
+                epoch_started = time.perf_counter()
+                network.train()
+                loss_sum = torch.zeros((), device=device)
+                n_batches = 0
+                for batch in self._epoch_batches(data, rng, generator, device):
+                    loss = self._batch_loss(network, batch, generator, state["step"])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += loss.detach()
+                    n_batches += 1
+                    state["step"] += 1
+                epoch_loss = float(loss_sum) / max(n_batches, 1)
+                state["epoch"] += 1
+                if not math.isfinite(epoch_loss):
+                    raise TrainingDivergedError(
+                        f"model {self.name!r} diverged: training loss is {epoch_loss} at epoch "
+                        f"{state['epoch']}; lower lr or raise regularisation")
+                record = {"epoch": state["epoch"], "loss": epoch_loss, VALIDATION_METRIC: None}
+                if validation is not None and (state["epoch"] % self.validate_every == 0
+                                               or state["epoch"] == self.epochs):
+                    record[VALIDATION_METRIC] = self._validate(network, validation, state)
+                record["seconds"] = time.perf_counter() - epoch_started
+                state["history"].append(record)
+                if self.checkpoint_dir:
+                    save_checkpoint(self.checkpoint_dir, {
+                        "fingerprint": key, **state, "network": network.state_dict(),
+                        "optimizer": optimizer.state_dict(), "numpy_rng": rng.bit_generator.state,
+                        "torch_rng": generator.get_state()})
+                progress.update(1)
+                progress.set_postfix({k: v for k, v in record.items() if k in ("loss", VALIDATION_METRIC)
+                                      and v is not None})
+                if (self.max_seconds is not None and state["epoch"] < self.epochs
+                        and time.perf_counter() - started > self.max_seconds):
+                    self.stopped_by_time_ = True
+                    break
+        finally:
+            progress.close()
+
+        if state["best_network"] is not None:
+            network.load_state_dict(state["best_network"])
+            self.best_epoch_ = state["best_epoch"]
+        else:
+            self.best_epoch_ = state["epoch"]
+        self.history_ = state["history"]
+        self.epochs_run_ = state["epoch"]
+        self.stopped_early_ = state["stopped_early"]
+
+    def _validate(self, network, validation: ValidationData, state: dict) -> float:
+        network.eval()
+        metric = validation_ndcg(self, validation, k=10)
+        network.train()
+        if metric > state["best_metric"]:
+            state.update(best_metric=metric, best_epoch=state["epoch"], bad_validations=0,
+                         best_network={k: v.detach().to("cpu", copy=True)
+                                       for k, v in network.state_dict().items()})
+        else:
+            state["bad_validations"] += 1
+            if self.patience is not None and state["bad_validations"] >= self.patience:
+                state["stopped_early"] = True
+        return metric
+
+    # ----- scoring -------------------------------------------------------------------
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        import torch
+
+        device = next(self.network_.parameters()).device
+        self.network_.eval()
+        out = np.empty((len(users), self.n_items_), dtype=np.float32)
+        chunk = self._score_chunk()
+        with torch.no_grad():
+            for start in range(0, len(users), chunk):
+                part = slice(start, start + chunk)
+                out[part] = self._network_scores(self.network_, users[part], history[part], device)
+        return out
+
+    def _score_candidates(self, users, history, candidates) -> np.ndarray:
+        import torch
+
+        device = next(self.network_.parameters()).device
+        self.network_.eval()
+        candidates = candidates.astype(np.int64)
+        out = np.empty(candidates.shape, dtype=np.float32)
+        chunk = self._score_chunk()
+        with torch.no_grad():
+            for start in range(0, len(users), chunk):
+                part = slice(start, start + chunk)
+                out[part] = self._network_candidate_scores(self.network_, users[part], history[part],
+                                                           candidates[part], device)
+        return out
+
+    # ----- helpers -------------------------------------------------------------------
+    def _empty_network(self, train, device):
+        """The network with uninitialised parameters on ``device`` (no RNG is touched)."""
+        import torch
+
+        with torch.device("meta"):
+            network = self._build_network(train)
+        return network.to_empty(device=device)
+
+    def _fresh_network(self, train, generator, device):
+        """The network initialised on the CPU from ``generator`` (so that CPU and GPU runs
+        start from the same weights), then moved to ``device``."""
+        import torch
+
+        network = self._empty_network(train, torch.device("cpu"))
+        network.reset_parameters(generator)
+        return network.to(device)
+
+    def _make_optimizer(self, network):
+        import torch
+
+        name, lr, weight_decay = self._optimizer_settings()
+        parameters = list(network.parameters())
+        # The fused kernels update all parameters in one pass (faster for many small steps).
+        if name == "adam":
+            return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+        if name == "sgd":
+            return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+        if name == "adagrad":
+            return torch.optim.Adagrad(parameters, lr=lr, weight_decay=weight_decay)
+        raise RecAuditError(f"model {self.name!r}: unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+    def _check_shared_params(self) -> None:
+        check_device_name(self.device)
+        _require(self, "epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1")
+        _require(self, "batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an integer >= 1")
+        _require(self, "lr", _is_number(self.lr) and self.lr > 0, "a number > 0")
+        _require(self, "seed", isinstance(self.seed, int | np.integer), "an integer")
+        _require(self, "validate_every", isinstance(self.validate_every, int) and self.validate_every >= 1,
+                 "an integer >= 1")
+        _require(self, "patience", self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+                 "None or an integer >= 1")
+        _require(self, "max_seconds", self.max_seconds is None or (_is_number(self.max_seconds) and self.max_seconds > 0),
+                 "None or a number > 0")
+        if self.checkpoint_dir is not None:
+            Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        if getattr(self, "optimizer", "adam") not in OPTIMIZERS:
+            _require(self, "optimizer", False, f"one of {', '.join(OPTIMIZERS)}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _require(model, name: str, condition: bool, expected: str) -> None:
+    """Raise the standard one-line error for a parameter that is out of range."""
+    if not condition:
+        raise RecAuditError(f"model {model.name!r}: parameter {name}={getattr(model, name)!r} is invalid; "
+                            f"use {expected}")
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+
+    def set_postfix(self, values: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress_bar(enabled: bool, total: int, initial: int, name: str):
+    if not enabled:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="epoch", leave=False)
+
+
+def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, device):
+    """Rows of a CSR matrix as a dense float32 tensor on ``device`` (only nonzeros travel)."""
+    import torch
+
+    part = matrix[rows] if rows is not None else matrix
+    if device.type == "cpu":
+        return torch.from_numpy(part.toarray().astype(np.float32, copy=False))
+    out = torch.zeros(part.shape, dtype=torch.float32, device=device)
+    row_ids = np.repeat(np.arange(part.shape[0], dtype=np.int64), np.diff(part.indptr))
+    out[torch.from_numpy(row_ids).to(device), torch.from_numpy(part.indices.astype(np.int64)).to(device)] = \
+        torch.from_numpy(part.data.astype(np.float32)).to(device)
+    return out
+
+
+def dropout(x, rate: float, generator):
+    """Inverted dropout drawn from ``generator`` (``torch.nn.functional.dropout`` would draw
+    from the global generator): keep each entry with probability 1 - rate, scaled by 1/(1 - rate)."""
+    import torch
+
+    if rate <= 0:
+        return x
+    if rate >= 1:
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= rate
+    return x * keep / (1.0 - rate)
