@@ -26,6 +26,13 @@ def row_stochastic(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return matrix
 
 
+def inverse_power(values: np.ndarray, exponent: float) -> np.ndarray:
+    """float32 ``values ** -exponent``, 0 where ``values`` is 0."""
+    result = np.zeros(len(values), dtype=np.float64)
+    np.power(values, -exponent, out=result, where=values > 0)
+    return result.astype(np.float32)
+
+
 def elementwise_power(matrix: sp.csr_matrix, exponent: float) -> sp.csr_matrix:
     """Stored entries raised to ``exponent`` (``exponent = 0`` gives 1 on the support)."""
     matrix = matrix.copy()
@@ -84,21 +91,29 @@ class P3alpha(Recommender):
                                 "(they are transition weights); binarise or shift the ratings")
         support = train.copy()
         support.data[:] = 1.0
-        user_to_item = elementwise_power(row_stochastic(train), self.alpha)
-        item_to_user = elementwise_power(row_stochastic(support.T), self.alpha)
-
         popularity = np.diff(support.tocsc().indptr).astype(np.float64)
-        column_scale = np.zeros_like(popularity)
-        np.power(popularity, -beta, out=column_scale, where=popularity > 0)
-        column_scale = column_scale.astype(np.float32)
+        column_scale = inverse_power(popularity, beta)
+        n_items = train.shape[1]
+        if np.all(train.data == 1.0):
+            # Binary X: P_iu^a P_ui^a = diag(pop^-a) (D B)^T (D B) with D = diag(deg^(-a/2)),
+            # a symmetric product: one dense copy, and BLAS syrk when it fits one block.
+            degree = np.diff(train.indptr).astype(np.float64)
+            right = sp.csr_matrix(sp.diags(inverse_power(degree, self.alpha / 2)) @ support, dtype=np.float32)
+            left, symmetric = right.T.tocsr(), True
+            row_scale = inverse_power(popularity, self.alpha)
+        else:
+            left = elementwise_power(row_stochastic(support.T), self.alpha)
+            right = elementwise_power(row_stochastic(train), self.alpha)
+            symmetric, row_scale = False, None
 
-        def divide_by_popularity(block: np.ndarray, start: int, stop: int) -> None:
+        def scale(block: np.ndarray, start: int, stop: int) -> None:
+            if row_scale is not None:
+                block *= row_scale[start:stop, None]
             if beta != 0.0:
                 block *= column_scale[None, :]
 
-        n_items = train.shape[1]
-        similarity = blocked_topk(item_to_user, user_to_item, topk, divide_by_popularity,
-                                  exclude=np.arange(n_items))
+        similarity = blocked_topk(left, right, topk, scale, exclude=np.arange(n_items),
+                                  left_is_right_transposed=symmetric)
         if self.normalize_similarity:
             similarity = row_stochastic(similarity).astype(np.float32)
         self.item_similarity_ = similarity

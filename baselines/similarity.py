@@ -275,17 +275,24 @@ def topk_mask(block: np.ndarray, topk: int) -> np.ndarray:
     n_columns = block.shape[1]
     if topk >= n_columns:
         return block > -np.inf
-    threshold = np.partition(block, n_columns - topk, axis=1)[:, n_columns - topk, None]
-    keep = block > threshold
-    ties = block == threshold
-    room = topk - keep.sum(axis=1)
-    crowded = np.flatnonzero(ties.sum(axis=1) > room)
+    # Select the k smallest of the negated block: numpy's introselect is far slower when
+    # the k-th position sits above a mass of equal values (the dropped zeros) than below it.
+    negated = np.negative(block)
+    negated.partition(topk - 1, axis=1)
+    threshold = -negated[:, topk - 1]
+    del negated
+    keep = block >= threshold[:, None]
+    sparse_rows = np.flatnonzero(threshold == -np.inf)  # fewer than k nonzeros: keep them all
+    if sparse_rows.size:
+        keep[sparse_rows] = block[sparse_rows] > -np.inf
+    excess = keep.sum(axis=1) - topk
+    crowded = np.flatnonzero(excess > 0)  # ties at the threshold: drop the last ones
     if crowded.size:
-        crowded_ties = ties[crowded]
-        crowded_ties &= np.cumsum(crowded_ties, axis=1, dtype=np.int32) <= room[crowded, None]
-        ties[crowded] = crowded_ties
-    keep |= ties
-    keep &= block > -np.inf
+        tie_rows, tie_columns = np.nonzero(block[crowded] == threshold[crowded, None])
+        ties_per_row = np.bincount(tie_rows, minlength=crowded.size)
+        from_the_end = np.cumsum(ties_per_row)[tie_rows] - 1 - np.arange(tie_rows.size)
+        drop = from_the_end < excess[crowded][tie_rows]
+        keep[crowded[tie_rows[drop]], tie_columns[drop]] = False
     return keep
 
 

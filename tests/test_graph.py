@@ -41,6 +41,31 @@ def test_rp3beta_matches_naive_walk(alpha, beta, topk, normalize_similarity):
     np.testing.assert_allclose(model.item_similarity_.toarray(), expected, rtol=2e-5, atol=1e-8)
 
 
+def assert_is_topk_of(actual: np.ndarray, full: np.ndarray, k: int, normalized: bool) -> None:
+    """Tie-tolerant: each row keeps min(k, nonzeros) entries, none smaller than a dropped one
+    (up to rounding), with the reference values (rescaled to sum 1 when normalized)."""
+    for row, reference in zip(actual, full):
+        kept = np.flatnonzero(row)
+        dropped = np.setdiff1d(np.flatnonzero(reference), kept)
+        assert len(kept) == min(k, np.count_nonzero(reference))
+        if dropped.size:
+            assert reference[kept].min() >= reference[dropped].max() * (1 - 1e-5)
+        expected = reference[kept] / reference[kept].sum() if normalized else reference[kept]
+        np.testing.assert_allclose(row[kept], expected, rtol=2e-5)
+
+
+@pytest.mark.parametrize("normalize_similarity", [False, True])
+@pytest.mark.parametrize("alpha, beta, topk", [(1.0, 0.0, 4), (0.0, 0.0, 5), (0.6, 0.0, 100), (0.7, 1.3, 6),
+                                               (1.5, 0.4, 3)])
+def test_binary_interactions_take_the_symmetric_path_to_the_same_walk(alpha, beta, topk, normalize_similarity):
+    """Binary data uses diag(pop^-a) (D B)^T (D B); ties are common there, so the check
+    is the top-K property rather than one kept set."""
+    train = interactions(seed=12)
+    model = RP3beta(topk=topk, alpha=alpha, beta=beta, normalize_similarity=normalize_similarity).fit(train)
+    full = naive_random_walk(train.toarray(), alpha, beta, 10**6, False)
+    assert_is_topk_of(model.item_similarity_.toarray(), full, topk, normalize_similarity)
+
+
 def test_rp3beta_with_beta_zero_is_p3alpha():
     train = interactions(40, 25, seed=5)
     rp3 = RP3beta(topk=8, alpha=0.9, beta=0.0).fit(train).item_similarity_

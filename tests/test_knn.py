@@ -6,6 +6,9 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import baselines.similarity as similarity
 from baselines.knn import ItemKNN, UserKNN
@@ -66,11 +69,23 @@ def test_item_similarity_matches_naive(kind, params, topk, shrink):
 def test_ties_keep_lower_column_index():
     block = np.array([[1.0, 2.0, 2.0, 2.0, 0.0, 3.0],
                       [0.0, 0.0, 5.0, 0.0, 0.0, 0.0],
-                      [4.0, 4.0, 4.0, 4.0, 4.0, 4.0]], dtype=np.float32)
+                      [4.0, 4.0, 4.0, 4.0, 4.0, 4.0],
+                      [-1.0, 0.0, -2.0, 0.0, 0.0, 0.0],
+                      [0.0, 1.0, 0.0, 1.0, 2.0, 1.0]], dtype=np.float32)
     kept = topk_mask(block.copy(), 3)
     assert kept.tolist() == [[False, True, True, False, False, True],
                              [False, False, True, False, False, False],
-                             [True, True, True, False, False, False]]
+                             [True, True, True, False, False, False],
+                             [True, False, True, False, False, False],
+                             [False, True, False, True, True, False]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=arrays(np.int8, st.tuples(st.integers(1, 6), st.integers(1, 12)), elements=st.integers(-2, 3)),
+       topk=st.integers(1, 13))
+def test_topk_mask_matches_sorting_on_tie_heavy_rows(values, topk):
+    kept = topk_mask(values.astype(np.float32), topk)
+    np.testing.assert_array_equal(kept, naive_topk(values, topk) != 0)
 
 
 @pytest.mark.parametrize("dense_product", [True, False])
