@@ -33,7 +33,8 @@ DEFAULT_OPTIONS = {"rating_threshold": None, "deduplicate": True, "min_user_inte
 MAX_FEATURE_NAMES_IN_META = 1000
 
 
-def prepare_dataset(name: str, raw_dir: Path | str, out_dir: Path | str | None, options: dict | None = None) -> PreparedData:
+def prepare_dataset(name: str, raw_dir: Path | str, out_dir: Path | str | None,
+                    options: dict | None = None) -> PreparedData:
     """Parse ``raw_dir`` with ``PARSERS[name]``, preprocess with ``options`` and, unless
     ``out_dir`` is None, write the result there atomically. Returns the prepared data."""
     if name not in PARSERS:
@@ -47,6 +48,8 @@ def prepare_dataset(name: str, raw_dir: Path | str, out_dir: Path | str | None, 
     data = build_prepared(name, raw, resolved)
     data.meta["parser"] = f"{parser.__module__}.{parser.__qualname__}"
     data.meta["source_files"] = checksum_sources(raw_dir, raw.source_files)
+    if data.item_images is not None:
+        data.meta["item_images"]["image_root"] = str(raw_dir)
     if out_dir is not None:
         write_prepared(data, out_dir)
     return data
@@ -173,14 +176,19 @@ def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
     if raw.item_images is not None:
         data.item_images = remap_images(raw.item_images, item_ids)
         meta["item_images"] = {"items_with_image": int(data.item_images["image_path"].notna().sum()),
-                               "paths_relative_to": "the raw folder"}
-    pair_keys = sorted_unique(interactions["user"].to_numpy(np.int64) * len(item_ids) + interactions["item"].to_numpy(np.int64))
+                               "paths_relative_to": "image_root, the raw folder"}
+    kept_pairs = sorted_unique(pair_keys(interactions, len(item_ids)))
     given_meta = {}
     for split, parts in raw.given.items():
-        data.given[split], given_meta[split] = remap_given(parts, user_ids, item_ids, pair_keys, options["deduplicate"])
+        data.given[split], given_meta[split] = remap_given(parts, user_ids, item_ids, kept_pairs, options["deduplicate"])
     if given_meta:
         meta["given_splits"] = given_meta
     return data
+
+
+def pair_keys(frame: pd.DataFrame, n_items: int) -> np.ndarray:
+    """One int64 per (user, item) row of prepared ids."""
+    return frame["user"].to_numpy(np.int64) * n_items + frame["item"].to_numpy(np.int64)
 
 
 def candidate_only_items(raw: RawDataset) -> pd.Index:
@@ -227,7 +235,7 @@ def remap_images(images: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
 
 
 def remap_given(parts: dict[str, pd.DataFrame], user_ids: pd.Index, item_ids: pd.Index,
-                pair_keys: np.ndarray, deduplicate_rows: bool) -> tuple[dict[str, pd.DataFrame], dict]:
+                kept_pairs: np.ndarray, deduplicate_rows: bool) -> tuple[dict[str, pd.DataFrame], dict]:
     """Map a published split into the prepared ids. Held-out and training rows survive only
     if their interaction survived preprocessing; negatives survive if user and item do."""
     remapped, report = {}, {}
@@ -236,7 +244,7 @@ def remap_given(parts: dict[str, pd.DataFrame], user_ids: pd.Index, item_ids: pd
         items = item_ids.get_indexer(frame["item"])
         keep = (users >= 0) & (items >= 0)
         keys = users.astype(np.int64) * len(item_ids) + items
-        is_interaction = keep & contains(pair_keys, keys)
+        is_interaction = keep & contains(kept_pairs, keys)
         if part != "negatives":
             keep = is_interaction
         out = frame.assign(user=users, item=items)[keep]
@@ -248,11 +256,11 @@ def remap_given(parts: dict[str, pd.DataFrame], user_ids: pd.Index, item_ids: pd
         if part == "negatives":
             report[part]["negatives_that_are_interactions"] = int(is_interaction[keep].sum())
     if "train" in remapped and "test" in remapped:
-        train_keys = remapped["train"]["user"].to_numpy(np.int64) * len(item_ids) + remapped["train"]["item"].to_numpy(np.int64)
-        test_keys = remapped["test"]["user"].to_numpy(np.int64) * len(item_ids) + remapped["test"]["item"].to_numpy(np.int64)
-        report["train_test_overlap_pairs"] = int(contains(sorted_unique(test_keys), sorted_unique(train_keys)).sum())
-    report["rows_removed_by_preprocessing"] = int(sum(r["rows_in_file"] - r["rows_kept"] for k, r in report.items()
-                                                      if isinstance(r, dict)))
+        train_keys = sorted_unique(pair_keys(remapped["train"], len(item_ids)))
+        test_keys = sorted_unique(pair_keys(remapped["test"], len(item_ids)))
+        report["train_test_overlap_pairs"] = int(contains(test_keys, train_keys).sum())
+    report["rows_removed_by_preprocessing"] = sum(
+        part["rows_in_file"] - part["rows_kept"] for part in report.values() if isinstance(part, dict))
     return remapped, report
 
 

@@ -115,7 +115,8 @@ def make_synthetic(
 
 def _check_arguments(n_users, n_items, density, n_factors, min_user_interactions, images, image_dir) -> None:
     if n_users < 1 or n_items < 2 or n_factors < 1:
-        raise RecAuditError(f"synthetic data needs n_users >= 1, n_items >= 2, n_factors >= 1; got {n_users}, {n_items}, {n_factors}")
+        raise RecAuditError(f"synthetic data needs n_users >= 1, n_items >= 2, n_factors >= 1; "
+                            f"got {n_users}, {n_items}, {n_factors}")
     if not 0 < density <= 0.5:
         raise RecAuditError(f"synthetic density must be in (0, 0.5], got {density}")
     if min_user_interactions > n_items // 2:
@@ -267,8 +268,8 @@ def write_synthetic_raw(kind: str, folder: Path | str, *, n_users: int = 30, n_i
     first, second = rng.integers(0, len(genres), size=(2, n_items))
     titles = [f"Movie {movie} ({1950 + movie % 50})" for movie in movie_ids]
     titles[0] = f"Cr\u00e8me br\u00fbl\u00e9e ({1950 + movie_ids[0] % 50})"
-    movies = pd.DataFrame({"item": movie_ids, "title": titles,
-                           "genres": np.where(first == second, genres[first], np.char.add(np.char.add(genres[first], "|"), genres[second]))})
+    pairs = np.char.add(np.char.add(genres[first], "|"), genres[second])
+    movies = pd.DataFrame({"item": movie_ids, "title": titles, "genres": np.where(first == second, genres[first], pairs)})
     _write_lines(folder / "movies.dat", movies, "::", encoding="iso-8859-1")
     users = pd.DataFrame({"user": np.arange(1, n_users + 1), "gender": rng.choice(["F", "M"], size=n_users),
                           "age": rng.choice([1, 18, 25, 35, 45, 50, 56], size=n_users),

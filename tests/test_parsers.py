@@ -298,3 +298,16 @@ def test_naive_csv_agrees_with_fast_reader_on_quoted_titles(tmp_path):
     raw = PARSERS["ml-latest-small"](raw_dir)
     assert raw.items["title"].tolist() == [row[1] for row in rows[1:]]
     assert np.array_equal(raw.content_items, [1, 2])
+
+
+def test_mcrec_test_file_in_either_layout(tmp_path):
+    raw_dir = tmp_path / "mcrec"
+    _write(raw_dir, "ml-100k.train.rating", "1\t10\t4\n2\t10\t3\n")
+    _write(raw_dir, "ml-100k.test.rating", "1 11 12\n2 13\n")
+    lists = PARSERS["movielens-100k-mcrec"](raw_dir)
+    _write(raw_dir, "ml-100k.test.rating", "1\t11\t5\t881250949\n1\t12\t3\t881250950\n2\t13\t4\t881250951\n")
+    table = PARSERS["movielens-100k-mcrec"](raw_dir)
+    expected = [(1, 11), (1, 12), (2, 13)]
+    for raw in (lists, table):
+        assert list(zip(raw.given["mcrec"]["test"]["user"], raw.given["mcrec"]["test"]["item"])) == expected
+        assert list(raw.interactions.columns) == ["user", "item"] and len(raw.interactions) == 5

@@ -116,14 +116,20 @@ def _poster_paths(raw_dir: Path, movie_ids: pd.Series, dataset: str) -> list[str
 
 
 def parse_movielens_100k_mcrec(raw_dir: Path) -> RawDataset:
-    """MCRec's ML-100K split: ``ml-100k.train.rating`` (user, item, rating) and
-    ``ml-100k.test.rating`` (``user item item ...``, items only). The test file carries no
-    ratings, so the prepared data is implicit (as MCRec treats it)."""
+    """MCRec's ML-100K split: ``ml-100k.train.rating`` (``user\titem\trating``) and
+    ``ml-100k.test.rating`` (``user item item ...``, items only; a tab-separated rating file
+    is accepted too). The published test file carries no ratings, so the prepared data is
+    implicit (as MCRec treats it)."""
     raw_dir = Path(raw_dir)
     dataset = "movielens-100k-mcrec"
-    train = read_rating_file(require_file(raw_dir, "ml-100k.train.rating", dataset))
-    test = pairs_frame(*read_user_lists(require_file(raw_dir, "ml-100k.test.rating", dataset)))
-    train = train[["user", "item"]]
+    train = read_rating_file(require_file(raw_dir, "ml-100k.train.rating", dataset))[["user", "item"]]
+    test_path = require_file(raw_dir, "ml-100k.test.rating", dataset)
+    with open(test_path, "rb") as handle:
+        tabular = b"\t" in handle.readline()  # a `user\titem\trating...` copy instead of item lists
+    if tabular:
+        test = read_rating_file(test_path)[["user", "item"]]
+    else:
+        test = pairs_frame(*read_user_lists(test_path))
     return RawDataset(
         interactions=pd.concat([train, test], ignore_index=True),
         source_files=["ml-100k.train.rating", "ml-100k.test.rating"],

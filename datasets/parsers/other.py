@@ -41,7 +41,8 @@ def parse_yelp_mcrec(raw_dir: Path) -> RawDataset:
     """Item content: one-hot business categories followed by one-hot city."""
     raw_dir = Path(raw_dir)
     dataset = "yelp-mcrec"
-    ratings = read_table(require_file(raw_dir, "user_business.dat", dataset), {"user": "int", "item": "int", "rating": "float"})
+    ratings = read_table(require_file(raw_dir, "user_business.dat", dataset),
+                         {"user": "int", "item": "int", "rating": "float"})
     relation = {"item": "int", "label": "int", "value": "int"}
     categories = read_table(require_file(raw_dir, "business_category.dat", dataset), relation)
     cities = read_table(require_file(raw_dir, "business_city.dat", dataset), relation)

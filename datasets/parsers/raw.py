@@ -60,7 +60,8 @@ def multi_hot(owner_ids: pd.Series, labels: pd.Series) -> tuple[np.ndarray, sp.c
     return np.asarray(owners), matrix, [str(name) for name in names]
 
 
-def split_genres(ids: pd.Series, genres: pd.Series, empty: tuple[str, ...] = ()) -> tuple[np.ndarray, sp.csr_matrix, list[str]]:
+def split_genres(ids: pd.Series, genres: pd.Series,
+                 empty: tuple[str, ...] = ()) -> tuple[np.ndarray, sp.csr_matrix, list[str]]:
     """``a|b|c`` genre strings -> an items x genres 0/1 matrix over every id in ``ids``."""
     exploded = pd.DataFrame({"id": ids.to_numpy(), "genre": genres.astype(str).str.split("|")}).explode("genre")
     exploded = exploded[(exploded["genre"] != "") & ~exploded["genre"].isin(empty)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,21 +128,43 @@ def _raise_first_bad_line(path, columns, sep, has_header, encoding, quoted, expe
 # ----- variable-length lines ----------------------------------------------------------
 
 
+LINE_END = b"\x00"
+
+
+def tokenize_lines(raw: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every whitespace-separated token of ``raw`` with its 0-based line, from one ``split``:
+    line ends first become a marker token, whose running count numbers the lines."""
+    if raw and not raw.endswith(b"\n"):
+        raw += b"\n"
+    tokens = np.array(raw.replace(b"\n", b" " + LINE_END + b" ").split(), dtype=bytes)
+    if tokens.size == 0:
+        return np.zeros(0, dtype="S1"), np.zeros(0, dtype=np.int64), 0
+    is_end = tokens == LINE_END
+    line_of = np.cumsum(is_end) - is_end
+    return tokens[~is_end], line_of[~is_end], int(is_end.sum())
+
+
+def line_text(path: Path, number: int) -> bytes:
+    """Line ``number`` (1-based) of a file, for error messages only."""
+    lines = Path(path).read_bytes().split(b"\n")
+    return lines[number - 1].rstrip(b"\r") if number <= len(lines) else b""
+
+
+def first_line_of(mask: np.ndarray, lines: np.ndarray) -> int:
+    """1-based line of the first token where ``mask`` is False."""
+    return int(lines[np.argmin(mask)]) + 1
+
+
 @dataclass(frozen=True)
 class Lists:
-    """Variable-length integer lines: ``heads[r]`` is the first number of line ``r`` (file
-    order, blank lines dropped unless kept), ``values`` the rest of every line concatenated,
-    ``lengths[r]`` how many values line ``r`` has, ``line_numbers[r]`` its 1-based number."""
+    """Variable-length integer lines: ``heads[r]`` is the first number of non-blank line
+    ``r``, ``values`` the rest of every line concatenated, ``lengths[r]`` how many values line
+    ``r`` has, ``line_numbers[r]`` its 1-based number in the file."""
 
     heads: np.ndarray
     values: np.ndarray
     lengths: np.ndarray
     line_numbers: np.ndarray
-
-    @property
-    def rows(self) -> np.ndarray:
-        """Row index (0-based, per kept line) of each entry of ``values``."""
-        return np.repeat(np.arange(len(self.lengths)), self.lengths)
 
     def repeat_heads(self) -> np.ndarray:
         return np.repeat(self.heads, self.lengths)
@@ -158,33 +179,26 @@ def read_int_lists(path: Path, expected: str, *, allow_blank_lines: bool = True,
     """
     path = Path(path)
     raw = path.read_bytes()
-    lines = raw.splitlines()
     if pairs_sep is not None:
-        tokens = [line.replace(pairs_sep, b" ").split() for line in lines]
-    else:
-        tokens = [line.split() for line in lines]
-    counts = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    blank = counts == 0
-    if blank.any() and not allow_blank_lines:
-        number = int(np.flatnonzero(blank)[0]) + 1
-        raise malformed(path, number, expected, lines[number - 1])
-    kept = np.flatnonzero(~blank)
-    flat = np.array(list(itertools.chain.from_iterable(tokens)))
+        raw = raw.replace(pairs_sep, b" ")
+    tokens, lines, n_lines = tokenize_lines(raw)
+    counts = np.bincount(lines, minlength=n_lines)
+    if not allow_blank_lines and (counts == 0).any():
+        number = int(np.argmin(counts)) + 1
+        raise malformed(path, number, expected, line_text(path, number))
+    digits = np.char.isdigit(tokens)
+    if not digits.all():
+        number = first_line_of(digits, lines)
+        raise malformed(path, number, expected, line_text(path, number))
     try:
-        numbers = flat.astype(np.int64) if len(flat) else np.zeros(0, dtype=np.int64)
-    except ValueError:
-        numbers = None
-    if numbers is None or (numbers < 0).any():
-        for index, line_tokens in enumerate(tokens):
-            if not all(token.isdigit() for token in line_tokens):
-                raise malformed(path, index + 1, expected, lines[index])
-        raise RecAuditError(f"{path}: cannot be read as {expected}")
-    kept_counts = counts[kept]
-    starts = np.concatenate(([0], np.cumsum(kept_counts)[:-1])) if len(kept) else np.zeros(0, dtype=np.int64)
-    heads = numbers[starts]
-    is_value = np.ones(len(numbers), dtype=bool)
-    is_value[starts] = False
-    return Lists(heads=heads, values=numbers[is_value], lengths=kept_counts - 1, line_numbers=kept + 1)
+        numbers = tokens.astype(np.int64)
+    except (ValueError, OverflowError) as error:
+        raise RecAuditError(f"{path}: cannot be read as {expected}: {error}") from None
+    first = np.ones(len(lines), dtype=bool)
+    first[1:] = lines[1:] != lines[:-1]
+    head_lines = lines[first]
+    return Lists(heads=numbers[first], values=numbers[~first], lengths=counts[head_lines] - 1,
+                 line_numbers=head_lines + 1)
 
 
 def check_counts(path: Path, lists: Lists, expected: str, per_value: int = 1) -> None:
@@ -192,8 +206,8 @@ def check_counts(path: Path, lists: Lists, expected: str, per_value: int = 1) ->
     bad = np.flatnonzero(lists.heads * per_value != lists.lengths)
     if len(bad):
         number = int(lists.line_numbers[bad[0]])
-        line = Path(path).read_bytes().splitlines()[number - 1]
-        raise malformed(path, number, f"{expected} (the leading count must equal the number of entries)", line)
+        raise malformed(path, number, f"{expected} (the leading count must equal the number of entries)",
+                        line_text(path, number))
 
 
 def read_user_lists(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -5,17 +5,15 @@ original ML-1M ratings are not needed); the files themselves become the given sp
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from datasets.parsers.raw import RawDataset, pairs_frame
-from datasets.parsers.readers import malformed, read_table, read_user_lists, require_file
-from datasets.errors import RecAuditError
-
-NEGATIVE_HEAD = re.compile(rb"\((\d+),(\d+)\)")
+from datasets.parsers.readers import (
+    first_line_of, line_text, malformed, read_table, read_user_lists, require_file, tokenize_lines,
+)
 
 
 def read_rating_file(path: Path) -> pd.DataFrame:
@@ -30,26 +28,25 @@ def read_rating_file(path: Path) -> pd.DataFrame:
 
 
 def read_negative_file(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """NCF's ``(user,item)\\tneg\\tneg ...`` lines -> (the (user, item) heads, the negatives)."""
+    """NCF's ``(user,item)\tneg\tneg ...`` lines -> (the (user, item) heads, the negatives)."""
     expected = "`(user,item)` then tab-separated negative item ids"
-    lines = Path(path).read_bytes().splitlines()
-    fields = [line.split(b"\t") for line in lines if line.strip()]
-    numbers = [number for number, line in enumerate(lines, start=1) if line.strip()]
-    heads = [NEGATIVE_HEAD.fullmatch(row[0]) for row in fields]
-    for head, number in zip(heads, numbers):
-        if head is None:
-            raise malformed(path, number, expected, lines[number - 1])
-    lengths = np.fromiter((len(row) - 1 for row in fields), dtype=np.int64, count=len(fields))
-    flat = np.array([token for row in fields for token in row[1:]])
-    try:
-        negatives = flat.astype(np.int64) if len(flat) else np.zeros(0, dtype=np.int64)
-    except ValueError:
-        for row, number in zip(fields, numbers):
-            if not all(token.strip().isdigit() for token in row[1:]):
-                raise malformed(path, number, expected, lines[number - 1]) from None
-        raise RecAuditError(f"{path}: cannot be read as {expected}") from None
-    head_users = np.array([int(head.group(1)) for head in heads], dtype=np.int64)
-    head_items = np.array([int(head.group(2)) for head in heads], dtype=np.int64)
+    tokens, lines, n_lines = tokenize_lines(Path(path).read_bytes())
+    first = np.ones(len(lines), dtype=bool)
+    first[1:] = lines[1:] != lines[:-1]
+    heads, head_lines = tokens[first], lines[first]
+    user, comma, item = (np.char.partition(np.char.strip(heads, b"()"), b",")[:, k] for k in range(3))
+    well_formed = (np.char.startswith(heads, b"(") & np.char.endswith(heads, b")") & (comma == b",")
+                   & np.char.isdigit(user) & np.char.isdigit(item))
+    if not well_formed.all():
+        number = first_line_of(well_formed, head_lines)
+        raise malformed(path, number, expected, line_text(path, number))
+    digits = np.char.isdigit(tokens) | first
+    if not digits.all():
+        number = first_line_of(digits, lines)
+        raise malformed(path, number, expected, line_text(path, number))
+    head_users, head_items = user.astype(np.int64), item.astype(np.int64)
+    negatives = tokens[~first].astype(np.int64)
+    lengths = np.bincount(lines, minlength=n_lines)[head_lines] - 1
     return pairs_frame(head_users, head_items), pairs_frame(np.repeat(head_users, lengths), negatives)
 
 
