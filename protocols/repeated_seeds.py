@@ -81,7 +81,8 @@ def mean_per_user_over_seeds(per_user_frames: Sequence[pd.DataFrame]) -> pd.Data
         order = np.argsort(frame["user"].to_numpy(), kind="stable")
         frame_users = frame["user"].to_numpy()[order]
         if len(np.unique(frame_users)) != len(frame_users):
-            raise RecAuditError(f"per-user frame {position} lists some user twice; rerun `python -m protocols evaluate`")
+            raise RecAuditError(f"per-user frame {position} lists some user twice; "
+                                "rerun `python -m protocols evaluate`")
         if users is None:
             users = frame_users
         elif not np.array_equal(users, frame_users):
