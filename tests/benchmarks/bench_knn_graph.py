@@ -154,7 +154,8 @@ def main() -> None:
     records = [child(["--repeat", str(args.repeat), "--one", name]) for name in args.models]
     records.append(child(["--builder-items", "20000"]))
     print(f"load after:  {uptime()}")
-    header = f"{'model':<52} {'fit s':>7} {'eval s':>7} {'total s':>8} {'peak RSS MB':>12} {'recall@20':>10}"
+    header = (f"{'model':<52} {'fit s':>7} {'eval s':>7} {'total s':>8} {'RSS at start MB':>16} "
+              f"{'peak RSS MB':>12} {'recall@20':>10}")
     print(header)
     print("-" * len(header))
     for record in records:
@@ -165,7 +166,7 @@ def main() -> None:
         evaluation = min(record["eval_s"]) if record["eval_s"] else float("nan")
         recall = record.get("recall@20", float("nan"))
         print(f"{record['model']:<52} {fit:7.2f} {evaluation:7.2f} {fit + evaluation:8.2f} "
-              f"{record['peak_rss_mb']:12.0f} {recall:10.4f}")
+              f"{record['rss_before_mb']:16.0f} {record['peak_rss_mb']:12.0f} {recall:10.4f}")
         if "dense_similarity_mb" in record:
             print(f"{'':<52} (data alone {record['rss_before_mb']:.0f} MB; a dense similarity would be "
                   f"{record['dense_similarity_mb']:.0f} MB; kept {record['similarity_nnz']} entries)")
