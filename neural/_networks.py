@@ -1,8 +1,9 @@
 """The torch modules behind the neural models (imported only when a model is fitted).
 
-Every module builds its layers without initialising them (models create it on the meta
-device) and initialises all parameters in ``reset_parameters(generator)`` from an explicit
-``torch.Generator``, never from torch's global generator.
+Every module builds its layers without initialising them and initialises all parameters in
+``reset_parameters(generator)`` from an explicit ``torch.Generator``, never from torch's
+global generator (``nn.Linear`` and ``nn.Embedding`` would draw from it in their
+constructors; building on the meta device instead would import torch's compiler, ~3 s).
 """
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose constructor leaves the parameters uninitialised."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` whose constructor leaves the weights uninitialised."""
+
+    def reset_parameters(self) -> None:
+        pass
 
 
 def lecun_uniform_(weight: torch.Tensor, generator: torch.Generator) -> None:
@@ -34,8 +49,8 @@ class GMFTower(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, factors: int):
         super().__init__()
-        self.user_embedding = nn.Embedding(n_users, factors)
-        self.item_embedding = nn.Embedding(n_items, factors)
+        self.user_embedding = Embedding(n_users, factors)
+        self.item_embedding = Embedding(n_items, factors)
         self.dim = factors
 
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -55,9 +70,9 @@ class MLPTower(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, sizes: tuple[int, ...]):
         super().__init__()
-        self.user_embedding = nn.Embedding(n_users, sizes[0] // 2)
-        self.item_embedding = nn.Embedding(n_items, sizes[0] // 2)
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.user_embedding = Embedding(n_users, sizes[0] // 2)
+        self.item_embedding = Embedding(n_items, sizes[0] // 2)
+        self.hidden = nn.ModuleList(Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.dim = sizes[-1]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -94,7 +109,7 @@ class NCFNet(nn.Module):
     def __init__(self, towers: list[nn.Module]):
         super().__init__()
         self.towers = nn.ModuleList(towers)
-        self.output = nn.Linear(sum(t.dim for t in towers), 1)
+        self.output = Linear(sum(t.dim for t in towers), 1)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         for tower in self.towers:
@@ -127,8 +142,8 @@ class MultAutoencoder(nn.Module):
         out = list(encoder_dims[1:])
         if variational:
             out[-1] *= 2
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(encoder_dims[:-1], out))
-        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(decoder_dims[:-1], decoder_dims[1:]))
+        self.encoder = nn.ModuleList(Linear(a, b) for a, b in zip(encoder_dims[:-1], out))
+        self.decoder = nn.ModuleList(Linear(a, b) for a, b in zip(decoder_dims[:-1], decoder_dims[1:]))
         self.latent = encoder_dims[-1]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -177,9 +192,9 @@ class CDAENet(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, hidden: int, activation: str):
         super().__init__()
-        self.encoder = nn.Linear(n_items, hidden)
-        self.user_embedding = nn.Embedding(n_users, hidden)
-        self.decoder = nn.Linear(hidden, n_items)
+        self.encoder = Linear(n_items, hidden)
+        self.user_embedding = Embedding(n_users, hidden)
+        self.decoder = Linear(hidden, n_items)
         self.activation = self.ACTIVATIONS[activation]
 
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -198,8 +213,8 @@ class MatrixFactorization(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, factors: int, init_std: float):
         super().__init__()
-        self.user_factors = nn.Embedding(n_users, factors)
-        self.item_factors = nn.Embedding(n_items, factors)
+        self.user_factors = Embedding(n_users, factors)
+        self.item_factors = Embedding(n_items, factors)
         self.init_std = init_std
 
     def reset_parameters(self, generator: torch.Generator) -> None:

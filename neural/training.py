@@ -5,8 +5,8 @@ mini-batch updates, validation NDCG@10 with early stopping on the best epoch, pe
 checkpoints with resumption, an optional time cap and an optional progress bar. A model
 supplies its network and its batches through four hooks:
 
-- ``_build_network(train)``: the untrained ``torch.nn.Module`` (any device; it is
-  re-created on the training device and initialised by ``network.reset_parameters(gen)``);
+- ``_build_network(train)``: the ``torch.nn.Module`` with uninitialised parameters, on the
+  CPU; the loop initialises it with ``network.reset_parameters(generator)`` and moves it;
 - ``_epoch_batches(data, rng, generator, device)``: an iterable of one epoch's batches,
   where ``data = _training_data(train)`` is computed once per fit (a negative sampler, say);
 - ``_batch_loss(network, batch, generator, step)``: a scalar loss tensor (``step`` counts
@@ -16,9 +16,9 @@ supplies its network and its batches through four hooks:
 
 Randomness: ``np.random.default_rng(seed)`` drives sampling and shuffling; a local
 ``torch.Generator`` seeded from it drives initialisation, dropout and noise. The global
-numpy and torch generators are never read or advanced (networks are created on the meta
-device so that torch's default initialisers do not run). On the CPU the same seed gives
-bit-identical weights and scores with the same number of torch threads.
+numpy and torch generators are never read or advanced (layers are constructed without
+torch's default initialisers). On the CPU the same seed gives bit-identical weights and
+scores with the same number of torch threads.
 """
 from __future__ import annotations
 
@@ -126,8 +126,9 @@ class NeuralRecommender(Recommender):
         if saved is None:
             network = self._initial_network(train, validation, init_generator, device, started)
         else:
-            network = self._empty_network(train, device)
+            network = self._build_network(train)
             network.load_state_dict(saved["network"])
+            network = network.to(device)
         optimizer = self._make_optimizer(network)
         state = {"epoch": 0, "step": 0, "history": [], "best_metric": -math.inf, "best_epoch": 0,
                  "best_network": None, "bad_validations": 0, "stopped_early": False}
@@ -225,7 +226,10 @@ class NeuralRecommender(Recommender):
 
         device = next(self.network_.parameters()).device
         self.network_.eval()
-        candidates = candidates.astype(np.int64)
+        # Rows of unequal length come padded with negative ids (the evaluator's PAD_ITEM):
+        # score a real item in their place, then give the padding -inf.
+        padding = candidates < 0
+        candidates = np.where(padding, 0, candidates).astype(np.int64)
         out = np.empty(candidates.shape, dtype=np.float32)
         chunk = self._score_chunk()
         with torch.no_grad():
@@ -233,23 +237,14 @@ class NeuralRecommender(Recommender):
                 part = slice(start, start + chunk)
                 out[part] = self._network_candidate_scores(self.network_, users[part], history[part],
                                                            candidates[part], device)
+        out[padding] = -np.inf
         return out
 
     # ----- helpers -------------------------------------------------------------------
-    def _empty_network(self, train, device):
-        """The network with uninitialised parameters on ``device`` (no RNG is touched)."""
-        import torch
-
-        with torch.device("meta"):
-            network = self._build_network(train)
-        return network.to_empty(device=device)
-
     def _fresh_network(self, train, generator, device):
         """The network initialised on the CPU from ``generator`` (so that CPU and GPU runs
         start from the same weights), then moved to ``device``."""
-        import torch
-
-        network = self._empty_network(train, torch.device("cpu"))
+        network = self._build_network(train)  # parameters allocated, not initialised
         network.reset_parameters(generator)
         return network.to(device)
 

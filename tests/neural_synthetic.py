@@ -32,8 +32,9 @@ def planted(n_users: int = 240, n_items: int = 80, groups: int = 4, p_in: float 
 
 
 def as_validation(train, test) -> ValidationData:
-    """Every user ranks her held-out items with her training items as history."""
-    return ValidationData(users=np.arange(train.shape[0]), history=train, truth=test)
+    """Users with training and held-out items rank the held-out ones, training items as history."""
+    users = np.flatnonzero((np.diff(train.indptr) > 0) & (np.diff(test.indptr) > 0))
+    return ValidationData(users=users, history=train[users], truth=test[users])
 
 
 class Popularity:
