@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from datasets.canonical import load_prepared
 from datasets.errors import RecAuditError
-from protocols.contract import Recommender, SideInformation, UnsupportedProtocolError
+from protocols.contract import Recommender, UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import get_model_class, make_model
 from protocols.results import result_dir, short_reason, write_result
@@ -43,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-yaml", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
                         help="experiment parameters (default: params.yaml)")
     parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
-    parser.add_argument("--prepared-root", type=Path, default=Path("data/prepared"),
-                        help="where the prepared datasets (item content) live")
     parser.add_argument("--results-root", type=Path, default=Path("results"))
     parser.add_argument("--seed", type=int, help="seed of a stochastic model (default: params.yaml seed)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar while scoring")
@@ -147,28 +144,11 @@ def find_split(splits_root: Path, dataset: str, split_name: str) -> Split:
     return load_split(folder)
 
 
-def load_side_information(folder: Path, n_items: int) -> SideInformation | None:
-    """Item content and image paths of the prepared dataset, when it has any."""
-    if not ((folder / "item_content.npz").exists() or (folder / "item_images.parquet").exists()):
-        return None
-    prepared = load_prepared(folder)
-    content = prepared.item_content
-    if content is not None and content.shape[0] != n_items:
-        raise RecAuditError(f"{folder}/item_content.npz has {content.shape[0]} rows but the split has {n_items} "
-                            "items; re-prepare the dataset and rebuild its splits")
-    images = None
-    if prepared.item_images is not None:
-        images = [None] * n_items
-        for item, path in zip(prepared.item_images["item"].to_numpy(), prepared.item_images["image_path"]):
-            images[int(item)] = str(path)
-    return SideInformation(item_content=content, item_images=images)
-
-
 def fit_and_evaluate(model: Recommender, split: Split, dataset: str, args: argparse.Namespace,
                      evaluation: dict) -> tuple[dict, pd.DataFrame]:
     from protocols.evaluation import evaluate, final_data  # the metrics stack loads only when needed
 
-    side = load_side_information(Path(args.prepared_root) / dataset, split.n_items)
+    side = split.side_information()
     fit_matrix, task = final_data(split)
     started = time.perf_counter()
     model.fit(fit_matrix, side=side)
@@ -182,6 +162,8 @@ def fit_and_evaluate(model: Recommender, split: Split, dataset: str, args: argpa
     record = {
         "sampled": bool(result.sampled),
         "metric_version": result.metric_version,
+        "metric_versions": dict(result.metric_versions),
+        "n_dropped_users": int(result.n_dropped_users),
         "metrics": {str(label).lower(): float(value) for label, value in result.summary.items()},
         "n_users": int(result.n_users),
         "fit_seconds": round(fit_seconds, 3),

@@ -106,11 +106,14 @@ class Split:
         """Item content and image paths for ``fit``; None when the dataset has neither."""
         if self.item_content is None and self.item_images is None:
             return None
+        if self.item_content is not None and self.item_content.shape[0] != self.n_items:
+            raise RecAuditError(f"the split's item content has {self.item_content.shape[0]} rows for "
+                                f"{self.n_items} items; rebuild the split from its prepared dataset")
         images = None
         if self.item_images is not None:
             images = [None] * self.n_items
             for item, path in zip(self.item_images["item"].to_numpy(), self.item_images["image_path"]):
-                images[int(item)] = None if path is None else str(path)
+                images[int(item)] = None if pd.isna(path) else str(path)
         image_root = self.card.get("image_root")
         return SideInformation(item_content=self.item_content, item_images=images,
                                image_root=Path(image_root) if image_root else None)
@@ -142,7 +145,8 @@ def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Spli
     unknown = set(wanted) - set(PART_FILES)
     if unknown:
         raise ValueError(f"unknown split parts {sorted(unknown)}")
-    frames = {part: pd.read_parquet(source / PART_FILES[part]) for part in wanted}
+    frames = {part: pd.read_parquet(source / PART_FILES[part]) if part in wanted else empty_part()
+              for part in PART_FILES}
     content_path, images_path = source / "item_content.npz", source / "item_images.parquet"
     return Split(**frames, card=json.loads(card_path.read_text()),
                  item_content=sp.load_npz(content_path).tocsr() if content_path.exists() else None,

@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from datasets.canonical import PreparedData, write_prepared
 from datasets.errors import RecAuditError, run_cli
 from protocols import registry
 from protocols.__main__ import main
-from protocols.cli_evaluate import build_model, load_side_information
+from protocols.cli_evaluate import build_model
 from protocols.contract import Recommender
-from protocols.split_data import Split, write_split
+from protocols.split_data import Split, load_split, write_split
 
 # Training + validation (the final fit matrix) of 4 users over 6 items:
 #   u0 {0,1}  u1 {0,1,2}  u2 {0,2}  u3 {0,1,3}
@@ -54,7 +53,7 @@ def workspace(tmp_path):
 def run_evaluate(workspace, *extra: str) -> int:
     argv = ["evaluate", "--params-yaml", str(workspace / "params.yaml"),
             "--splits-root", str(workspace / "splits"), "--results-root", str(workspace / "results"),
-            "--prepared-root", str(workspace / "prepared"), *extra]
+            *extra]
     with pytest.raises(SystemExit) as exit_:
         run_cli(main, argv)
     return exit_.value.code
@@ -171,20 +170,17 @@ def test_seed_precedence(tmp_path):
         build_model("random", settings, params_file, None)
 
 
-def test_side_information_comes_from_the_prepared_dataset(tmp_path):
+def test_side_information_travels_with_the_split_folder(tmp_path):
     content = sp.csr_matrix(np.eye(6, 3, dtype=np.float32))
-    prepared = PreparedData(name="toy", interactions=frame(TRAIN), n_users=4, n_items=6,
-                            users=pd.DataFrame({"user": range(4), "original_id": list("abcd")}),
-                            items=pd.DataFrame({"item": range(6), "original_id": list("uvwxyz")}),
-                            item_content=content,
-                            item_images=pd.DataFrame({"item": [2], "image_path": ["img/2.jpg"]}))
-    write_prepared(prepared, tmp_path / "toy")
-    side = load_side_information(tmp_path / "toy", n_items=6)
+    split = toy_split()
+    split.item_content = content
+    split.item_images = pd.DataFrame({"item": [2, 4], "image_path": ["img/2.jpg", None]})
+    write_split(split, tmp_path / "toy")
+    side = load_split(tmp_path / "toy").side_information()
     assert (side.item_content != content).nnz == 0
     assert side.item_images == [None, None, "img/2.jpg", None, None, None]
-    assert load_side_information(tmp_path / "absent", n_items=6) is None
-    with pytest.raises(RecAuditError, match="has 6 rows but the split has 7 items"):
-        load_side_information(tmp_path / "toy", n_items=7)
+    write_split(toy_split(), tmp_path / "plain")
+    assert load_split(tmp_path / "plain").side_information() is None
 
 
 def test_models_command_lists_every_model_with_its_space(capsys):
