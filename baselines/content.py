@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from baselines.knn import ItemSimilarityModel
 from baselines.similarity import fixed_similarity_variant, similarity_search_space
 from datasets.errors import RecAuditError
-from protocols.contract import SideInformation
+from protocols.contract import SideInformation, UnsupportedProtocolError
 from protocols.registry import register
 from protocols.space import Real
 
@@ -22,8 +22,9 @@ def item_content(model_name: str, side: SideInformation | None, n_items: int) ->
     """The items x features content matrix, or a one-line error saying what is missing."""
     content = None if side is None else side.item_content
     if content is None:
-        raise RecAuditError(f"model {model_name!r} needs item content (side.item_content, items x features) "
-                            "and this dataset has none; pick a dataset with item features or a collaborative model")
+        raise UnsupportedProtocolError(
+            f"model {model_name!r} cannot run on a dataset without item features (needs item content); "
+            "pick a dataset with item content or a collaborative model")
     content = sp.csr_matrix(content, dtype=np.float32)
     if content.shape[0] != n_items:
         raise RecAuditError(f"model {model_name!r}: item content has {content.shape[0]} rows but the training "
