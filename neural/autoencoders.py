@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from neural.training import NeuralRecommender, _require, dense_rows
+from neural.training import NeuralRecommender, _require, sparse_rows
 from protocols.registry import register
 from protocols.space import Categorical, Integer, Real
 
@@ -53,17 +53,19 @@ class _MultAutoencoder(NeuralRecommender):
     def _epoch_batches(self, rows, rng, generator, device):
         order = rng.permutation(rows.shape[0])
         for start in range(0, len(order), self.batch_size):
-            yield dense_rows(rows, order[start:start + self.batch_size], device)
+            yield sparse_rows(rows, order[start:start + self.batch_size], device)
 
-    def _reconstruction(self, network, x, generator):
+    def _reconstruction(self, network, rows, generator):
+        """-mean_u sum_i x_ui log softmax(f(z_u))_i, summed over the nonzeros x_ui only."""
         from torch.nn import functional as F
 
-        logits, mu, logvar = network(x, input_dropout=self.dropout, generator=generator)
-        negative_log_likelihood = -(F.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
+        logits, mu, logvar = network(rows, input_dropout=self.dropout, generator=generator)
+        log_probabilities = F.log_softmax(logits, dim=1)[rows.row_ids, rows.indices]
+        negative_log_likelihood = -(log_probabilities * rows.values).sum() / rows.n_rows
         return negative_log_likelihood, mu, logvar
 
     def _network_scores(self, network, users, history, device):
-        logits, _, _ = network(dense_rows(history, None, device))
+        logits, _, _ = network(sparse_rows(history, None, device))
         return logits.cpu().numpy()
 
 
@@ -155,10 +157,10 @@ class MultVAE(_MultAutoencoder):
             return float(self.beta_cap)
         return float(min(self.beta_cap, step / self.total_anneal_steps))
 
-    def _batch_loss(self, network, x, generator, step):
+    def _batch_loss(self, network, rows, generator, step):
         import torch
 
-        negative_log_likelihood, mu, logvar = self._reconstruction(network, x, generator)
+        negative_log_likelihood, mu, logvar = self._reconstruction(network, rows, generator)
         kl = (0.5 * (-logvar + torch.exp(logvar) + mu.pow(2) - 1)).sum(dim=1).mean()
         loss = negative_log_likelihood + self.kl_weight(step) * kl
         if self.lam:
@@ -227,6 +229,6 @@ class MultDAE(_MultAutoencoder):
         super()._check_params()
         _require(self, "hidden", isinstance(self.hidden, int) and self.hidden >= 1, "an integer >= 1")
 
-    def _batch_loss(self, network, x, generator, step):
-        negative_log_likelihood, _, _ = self._reconstruction(network, x, generator)
+    def _batch_loss(self, network, rows, generator, step):
+        negative_log_likelihood, _, _ = self._reconstruction(network, rows, generator)
         return negative_log_likelihood + (self.lam / self.batch_size) * network.weight_norm()

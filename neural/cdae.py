@@ -75,6 +75,7 @@ class CDAE(NeuralRecommender):
     """
 
     folds_in_users: ClassVar[bool] = False
+    training_threads: ClassVar[int | None] = 1  # batches of 256 x K=50 are too small to split
     conformance_params: ClassVar[dict] = {"hidden": 4, "epochs": 2, "batch_size": 20, "device": "cpu"}
     search_space: ClassVar[dict] = {
         "hidden": Categorical((50, 100, 200)),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -305,6 +306,30 @@ def _progress_bar(enabled: bool, total: int, initial: int, name: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=name, unit="epoch", leave=False)
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A batch of CSR rows as tensors: entry k is (row_ids[k], indices[k]) with value
+    values[k]; row r's entries start at offsets[r]."""
+
+    row_ids: object
+    indices: object
+    offsets: object
+    values: object
+    n_rows: int
+
+
+def sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray | None, device) -> SparseRows:
+    """Rows of a CSR matrix (all when ``rows`` is None) as :class:`SparseRows` on ``device``."""
+    import torch
+
+    part = matrix[rows] if rows is not None else matrix
+    counts = np.diff(part.indptr)
+    as_tensor = lambda array, dtype: torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device)  # noqa: E731
+    return SparseRows(row_ids=as_tensor(np.repeat(np.arange(part.shape[0]), counts), np.int64),
+                      indices=as_tensor(part.indices, np.int64), offsets=as_tensor(part.indptr[:-1], np.int64),
+                      values=as_tensor(part.data, np.float32), n_rows=part.shape[0])
 
 
 def dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, device):

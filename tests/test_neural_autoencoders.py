@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neural.autoencoders import MultDAE, MultVAE
+from neural.training import sparse_rows
 from neural_synthetic import planted, torch_threads
 
 
@@ -29,7 +30,7 @@ class _Shape:
 
 
 def shapes(layers):
-    return [tuple(layer.weight.shape[::-1]) for layer in layers]  # (in, out)
+    return [(layer.in_features, layer.out_features) for layer in layers]
 
 
 def test_default_architectures_are_the_papers():
@@ -47,12 +48,23 @@ def test_kl_weight_rises_linearly_to_the_cap():
 
 
 def numpy_layers(layers):
-    return [(layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()) for layer in layers]
+    """(W, b) with x @ W.T + b the layer's output (the sparse first layer stores W.T)."""
+    out = []
+    for layer in layers:
+        weight = layer.weight.detach().double().numpy()
+        out.append((weight if isinstance(layer, torch.nn.Linear) else weight.T, layer.bias.detach().double().numpy()))
+    return out
 
 
 def log_softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def batch(data, n=8):
+    """The first ``n`` users with interactions, as the model's batch and as a dense array."""
+    rows = data[np.diff(data.indptr) > 0][:n]
+    return sparse_rows(rows, None, torch.device("cpu")), rows.toarray().astype(np.float64)
 
 
 def fresh(model, data):
@@ -63,12 +75,13 @@ def fresh(model, data):
 def test_vae_loss_matches_naive_elbo(data):
     model = MultVAE(hidden=6, latent=3, dropout=0.5, beta_cap=1.0, total_anneal_steps=40, lam=0.01)
     network = fresh(model, data)
-    x_np = data[np.diff(data.indptr) > 0][:8].toarray().astype(np.float64)
-    loss = model._batch_loss(network, torch.tensor(x_np, dtype=torch.float32),
-                             torch.Generator().manual_seed(7), step=10)
-    # the same draws, in the order the model makes them: dropout mask, then the noise
+    rows, x_np = batch(data)
+    loss = model._batch_loss(network, rows, torch.Generator().manual_seed(7), step=10)
+    # the same draws, in the order the model makes them: a dropout mask over the nonzeros
+    # (row by row, as stored), then the noise
     replay = torch.Generator().manual_seed(7)
-    keep = (torch.rand(x_np.shape, generator=replay) >= 0.5).double().numpy()
+    keep = np.zeros_like(x_np)
+    keep[rows.row_ids.numpy(), rows.indices.numpy()] = (torch.rand(len(rows.values), generator=replay) >= 0.5).numpy()
     noise = torch.randn((8, 3), generator=replay).double().numpy()
     (w1, b1), (w2, b2) = numpy_layers(network.encoder)
     (v1, c1), (v2, c2) = numpy_layers(network.decoder)
@@ -86,8 +99,8 @@ def test_vae_loss_matches_naive_elbo(data):
 def test_dae_loss_matches_naive_formula_with_the_authors_l2_scaling(data):
     model = MultDAE(hidden=5, dropout=0.0, lam=0.01, batch_size=500)
     network = fresh(model, data)
-    x_np = data[np.diff(data.indptr) > 0][:8].toarray().astype(np.float64)
-    loss = model._batch_loss(network, torch.tensor(x_np, dtype=torch.float32), torch.Generator(), step=0)
+    rows, x_np = batch(data)
+    loss = model._batch_loss(network, rows, torch.Generator(), step=0)
     (w1, b1), = numpy_layers(network.encoder)
     (w2, b2), = numpy_layers(network.decoder)
     logits = np.tanh((x_np / np.linalg.norm(x_np, axis=1, keepdims=True)) @ w1.T + b1) @ w2.T + b2
