@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _require

@@ -303,3 +303,13 @@ class NeuMF(_NCFBase):
         self.pretrain_history_ = {name: part.history_ for name, part in parts.items()}
         self.pretrain_best_epochs_ = {name: part.best_epoch_ for name, part in parts.items()}
         return network
+
+    def _training_extras(self) -> dict:
+        if not self.pretrain:
+            return {}
+        return {"pretrain_history": self.pretrain_history_, "pretrain_best_epochs": self.pretrain_best_epochs_}
+
+    def _restore_training_extras(self, extras: dict) -> None:
+        if extras:
+            self.pretrain_history_ = extras["pretrain_history"]
+            self.pretrain_best_epochs_ = extras["pretrain_best_epochs"]

@@ -100,6 +100,13 @@ class NeuralRecommender(Recommender):
         """The network training starts from: freshly initialised (NeuMF may pretrain here)."""
         return self._fresh_network(train, generator, device)
 
+    def _training_extras(self) -> dict:
+        """Attributes set by ``_initial_network`` that a checkpoint must carry (plain values)."""
+        return {}
+
+    def _restore_training_extras(self, extras: dict) -> None:
+        """Set again what :meth:`_training_extras` returned, when resuming from a checkpoint."""
+
     # ----- the loop ------------------------------------------------------------------
     def _fit(self, train: sp.csr_matrix, validation: ValidationData | None,
              side: SideInformation | None) -> None:
@@ -124,20 +131,22 @@ class NeuralRecommender(Recommender):
 
         key = fingerprint(self, train, validation, device.type) if self.checkpoint_dir else None
         saved = load_checkpoint(self.checkpoint_dir, key, self.epochs) if key else None
+        state = {"epoch": 0, "step": 0, "history": [], "best_metric": -math.inf, "best_epoch": 0,
+                 "best_network": None, "bad_validations": 0, "stopped_early": False, "extras": {}}
         if saved is None:
             network = self._initial_network(train, validation, init_generator, device, started)
+            state["extras"] = self._training_extras()
+            optimizer = self._make_optimizer(network)
         else:
             network = self._build_network(train)
             network.load_state_dict(saved["network"])
             network = network.to(device)
-        optimizer = self._make_optimizer(network)
-        state = {"epoch": 0, "step": 0, "history": [], "best_metric": -math.inf, "best_epoch": 0,
-                 "best_network": None, "bad_validations": 0, "stopped_early": False}
-        if saved is not None:
+            optimizer = self._make_optimizer(network)
             optimizer.load_state_dict(saved["optimizer"])
             rng.bit_generator.state = saved["numpy_rng"]
             generator.set_state(saved["torch_rng"])
             state = {name: saved[name] for name in state}
+            self._restore_training_extras(state["extras"])
         self.network_ = network
         self.resumed_from_epoch_ = state["epoch"]
         data = self._training_data(train) if state["epoch"] < self.epochs and not state["stopped_early"] else None

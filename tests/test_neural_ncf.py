@@ -2,9 +2,13 @@
 sampled instances, and NeuMF's pre-training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+import neural.training
 
 from neural.ncf import GMF, MLP, NeuMF
 from neural_synthetic import planted, torch_threads
@@ -97,7 +101,27 @@ def test_pretraining_combines_gmf_and_mlp_with_alpha(data):
     assert isinstance(NeuMF()._make_optimizer(network), torch.optim.Adam)
 
 
-def test_pretrained_neumf_fit_records_its_parts(data):
-    model = NeuMF(factors=2, mlp_layers=1, epochs=2, batch_size=64, pretrain=True, device="cpu").fit(data)
-    assert set(model.pretrain_history_) == {"gmf", "mlp"}
-    assert model.pretrain_best_epochs_ == {"gmf": 2, "mlp": 2}
+def test_pretrained_neumf_resumes_with_its_parts(data, tmp_path, monkeypatch):
+    settings = dict(factors=2, mlp_layers=1, epochs=3, batch_size=64, pretrain=True, device="cpu")
+    whole = NeuMF(**settings).fit(data)
+    assert set(whole.pretrain_history_) == {"gmf", "mlp"}
+    assert whole.pretrain_best_epochs_ == {"gmf": 3, "mlp": 3}
+
+    save = neural.training.save_checkpoint
+
+    def save_then_interrupt(directory, payload):  # NeuMF's own first epoch, after GMF and MLP
+        save(directory, payload)
+        if Path(directory) == tmp_path and payload["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(neural.training, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        NeuMF(**settings, checkpoint_dir=str(tmp_path)).fit(data)
+    monkeypatch.undo()
+    resumed = NeuMF(**settings, checkpoint_dir=str(tmp_path)).fit(data)
+    def losses(model):
+        return {name: [r["loss"] for r in history] for name, history in model.pretrain_history_.items()}
+
+    assert resumed.resumed_from_epoch_ == 1 and losses(resumed) == losses(whole)
+    users = np.arange(10)
+    assert np.array_equal(resumed.score(users, data[users]), whole.score(users, data[users]))
