@@ -1,1 +1,8 @@
+"""Neural recommenders in PyTorch, faithful to their papers, deterministic on the CPU.
 
+Registered models: ``gmf``, ``mlp``, ``neumf`` (:mod:`neural.ncf`), ``multvae``,
+``multdae`` (:mod:`neural.autoencoders`), ``cdae`` (:mod:`neural.cdae`) and ``bprmf``
+(:mod:`neural.bprmf`). They share one training loop (:mod:`neural.training`): seeding,
+device choice, early stopping on validation NDCG@10, per-epoch checkpoints with
+resumption. Importing these modules does not import torch; fitting does.
+"""
