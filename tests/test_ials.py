@@ -1,0 +1,177 @@
+"""iALS against dense closed-form least squares, and its training and early-stopping rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, _validation_ndcg, ials_loss
+from datasets.errors import RecAuditError
+from linear_planted import model_recall, planted_split, popularity_recall
+from protocols.contract import ValidationData
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(5)
+    values = (rng.random((9, 7)) < 0.4) * rng.integers(1, 4, size=(9, 7))
+    values[0] = 0  # a user without interactions
+    return sp.csr_matrix(values.astype(np.float32))
+
+
+def _dense_update(matrix: np.ndarray, fixed: np.ndarray, alpha: float, reg: float) -> np.ndarray:
+    """x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u with C_u = diag(1 + alpha r_u) written out."""
+    solutions = []
+    for row in matrix:
+        confidence = np.diag(1 + alpha * row)
+        preference = (row > 0).astype(np.float64)
+        lhs = fixed.T @ confidence @ fixed + reg * np.eye(fixed.shape[1])
+        solutions.append(np.linalg.solve(lhs, fixed.T @ confidence @ preference))
+    return np.array(solutions)
+
+
+@pytest.mark.parametrize("side", ["users", "items"])
+def test_exact_update_equals_dense_closed_form(tiny, side):
+    matrix = tiny if side == "users" else tiny.T.tocsr()
+    fixed = np.random.default_rng(0).standard_normal((matrix.shape[1], 3))
+    plan = _PaddedRows.build(matrix, alpha=2.5, factors=3)
+    solved = _solve_side(plan, fixed, np.zeros((matrix.shape[0], 3)), 0.3, "cholesky", 0)
+    np.testing.assert_allclose(solved, _dense_update(matrix.toarray(), fixed, 2.5, 0.3), rtol=1e-10, atol=1e-12)
+    assert np.all(solved[0] == 0) or side == "items"
+
+
+def test_conjugate_gradient_with_enough_steps_equals_the_exact_solve(tiny):
+    rng = np.random.default_rng(1)
+    fixed, start = rng.standard_normal((7, 4)), rng.standard_normal((9, 4))
+    plan = _PaddedRows.build(tiny, alpha=4.0, factors=4)
+    exact = _solve_side(plan, fixed, start, 0.1, "cholesky", 0)
+    few = _solve_side(plan, fixed, start, 0.1, "cg", 1)
+    converged = _solve_side(plan, fixed, start, 0.1, "cg", 12)
+    np.testing.assert_allclose(converged, exact, rtol=1e-8, atol=1e-10)
+    assert np.abs(few - exact).max() > 1e-4  # one step is not the solution: the test can fail
+
+
+def test_padding_and_chunking_do_not_change_the_solution(tiny, monkeypatch):
+    import baselines.ials as ials_module
+
+    fixed = np.random.default_rng(2).standard_normal((7, 3))
+    whole = _solve_side(_PaddedRows.build(tiny, 1.5, 3), fixed, np.zeros((9, 3)), 0.2, "cholesky", 0)
+    monkeypatch.setattr(ials_module, "_CHUNK_NUMBERS", 10)
+    plan = _PaddedRows.build(tiny, 1.5, 3)
+    assert len(plan.rows) > 3
+    np.testing.assert_allclose(_solve_side(plan, fixed, np.zeros((9, 3)), 0.2, "cholesky", 0), whole,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_loss_formula_matches_the_dense_sum(tiny):
+    rng = np.random.default_rng(3)
+    users, items = rng.standard_normal((9, 2)), rng.standard_normal((7, 2))
+    values = tiny.toarray().astype(np.float64)
+    confidence, preference = 1 + 3.0 * values, (values > 0).astype(np.float64)
+    dense = np.sum(confidence * (preference - users @ items.T) ** 2) + 0.5 * (np.sum(users**2) + np.sum(items**2))
+    assert ials_loss(tiny, users, items, alpha=3.0, reg=0.5) == pytest.approx(dense, rel=1e-12)
+
+
+def test_exact_alternation_never_increases_the_loss():
+    train, _ = planted_split(n_users=80, n_items=40, seed=6)
+    losses = []
+    for epochs in range(1, 7):
+        model = IALS(factors=5, alpha=5.0, reg=0.5, epochs=epochs, solver="cholesky", seed=2).fit(train)
+        losses.append(ials_loss(train, model.user_factors_, model.item_factors_, 5.0, 0.5))
+    assert np.all(np.diff(losses) <= 1e-5 * np.abs(losses[:-1]))
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_validation_ndcg_golden_values():
+    class Fixed:
+        n_items_ = 4
+
+        def _score(self, users, history):
+            return np.array([[0.9, 0.8, 0.1, 0.5], [0.2, 0.4, 0.3, 0.1], [0.0, 0.0, 0.0, 0.0]],
+                            dtype=np.float32)[users]
+
+    history = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    truth = sp.csr_matrix(np.array([[0, 0, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=np.float32))
+    validation = ValidationData(users=np.arange(3), history=history, truth=truth)
+    # User 0 (item 0 seen): ranking 1, 3, 2 -> hits at ranks 2 and 3; user 1: 1, 2, 0 -> hit at rank 2.
+    # User 2 has no held-out items and is not counted.
+    user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    user1 = 1 / np.log2(3)
+    assert _validation_ndcg(Fixed(), validation, cutoff=3) == pytest.approx((user0 + user1) / 2)
+    assert _validation_ndcg(Fixed(), validation, cutoff=1) == pytest.approx(0.0)
+    # Sampled protocol: user 1 ranks only its candidates {0, 3} and its held-out item 2 -> rank 1.
+    sampled = ValidationData(users=np.arange(3), history=history, truth=truth,
+                             candidates=np.array([[1, 2], [0, 3], [0, 1]]))
+    assert _validation_ndcg(Fixed(), sampled, cutoff=1) == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def planted_validation():
+    train, heldout = planted_split(seed=4)
+    return train, ValidationData(users=np.arange(train.shape[0]), history=train, truth=heldout)
+
+
+def test_early_stopping_keeps_the_best_epoch(planted_validation):
+    train, validation = planted_validation
+    params = {"factors": 8, "alpha": 1.0, "reg": 0.1, "solver": "cholesky", "seed": 0}
+    full = IALS(epochs=8, **params).fit(train, validation=validation)
+    epochs, scores = zip(*full.validation_history_)
+    assert epochs == tuple(range(1, 9))
+    assert full.best_epoch_ == epochs[int(np.argmax(scores))] and max(scores) > scores[-1]
+    refit = IALS(epochs=full.best_epoch_, **params).fit(train)
+    np.testing.assert_allclose(full.item_factors_, refit.item_factors_, rtol=1e-5, atol=1e-6)
+
+    stopped = IALS(epochs=8, patience=2, **params).fit(train, validation=validation)
+    assert len(stopped.validation_history_) == full.best_epoch_ + 2
+    assert stopped.best_epoch_ == full.best_epoch_
+    np.testing.assert_array_equal(stopped.item_factors_, full.item_factors_)
+
+    sparse_checks = IALS(epochs=5, validate_every=2, **params).fit(train, validation=validation)
+    assert [epoch for epoch, _ in sparse_checks.validation_history_] == [2, 4, 5]
+
+
+def test_same_seed_same_factors_other_seed_other_factors(tiny):
+    first = IALS(factors=4, epochs=2, seed=7).fit(tiny)
+    again = IALS(factors=4, epochs=2, seed=7).fit(tiny)
+    other = IALS(factors=4, epochs=2, seed=8).fit(tiny)
+    np.testing.assert_array_equal(first.item_factors_, again.item_factors_)
+    assert not np.allclose(first.item_factors_, other.item_factors_)
+    assert first.best_epoch_ == 2 and first.validation_history_ == []
+
+
+def test_scores_fold_in_the_history_exactly(tiny):
+    model = IALS(factors=3, alpha=2.0, reg=0.4, epochs=2).fit(tiny[:6])
+    items = model.item_factors_.astype(np.float64)
+    history = tiny[3:]
+    expected = _dense_update(history.toarray().astype(np.float64), items, 2.0, 0.4) @ items.T
+    np.testing.assert_allclose(model.score(np.arange(3, 9), history), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cholesky_failure_falls_back_to_lu():
+    matrices = torch.tensor([[[2.0, 0.0], [0.0, 3.0]], [[1.0, 2.0], [2.0, 1.0]]], dtype=torch.float64)
+    rhs = torch.tensor([[2.0, 3.0], [3.0, 3.0]], dtype=torch.float64)
+    np.testing.assert_allclose(_spd_solve(matrices, rhs).numpy(), [[1.0, 1.0], [1.0, 1.0]])
+
+
+@pytest.mark.parametrize("params, pattern", [
+    ({"factors": 0}, "factors must be a positive integer"),
+    ({"solver": "lu"}, "solver must be one of cg, cholesky"),
+    ({"reg": 0.0}, "reg must be positive"),
+    ({"patience": 0}, "patience must be None or a positive integer"),
+])
+def test_bad_parameters_raise_one_line(tiny, params, pattern):
+    with pytest.raises(RecAuditError, match=pattern):
+        IALS(**params).fit(tiny)
+
+
+def test_negative_values_are_refused(tiny):
+    with pytest.raises(RecAuditError, match="non-negative"):
+        IALS().fit(-tiny)
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_beats_popularity_on_planted_data(solver):
+    train, heldout = planted_split(seed=4)
+    model = IALS(factors=8, alpha=1.0, reg=0.1, epochs=3, solver=solver)
+    assert model_recall(model, train, heldout) > 1.15 * popularity_recall(train, heldout)
