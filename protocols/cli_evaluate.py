@@ -1,12 +1,20 @@
-"""``python -m protocols evaluate``: the one final run of a model on a split's test part.
+"""``python -m protocols evaluate``: the final run of a model on a split's test part.
 
-The model is built from ``--params FILE`` (constructor keywords, e.g. frozen tuned
-parameters) or else from ``params.yaml``'s ``models.<model>`` entry, refitted on what the
-protocol allows before the test (train + validation, see ``protocols.split_data``), and
-evaluated once with ``params.yaml``'s ``evaluation`` settings. It writes
-``<results>/<dataset>/<split>/<model>/{metrics.json,per_user.parquet}`` (``protocols.results``).
-A model that cannot run under the protocol gets a result with ``status: unsupported``,
-so the leaderboard shows why it is missing; that is not an error (exit status 0).
+The model is built from ``--params FILE`` -- a frozen tuning result
+``tuned/<dataset>/<split>/<model>.yaml`` (``python -m protocols tune``: its ``params`` are
+used and its budget is recorded under ``tuning``) or a plain mapping of constructor
+keywords -- or else from ``params.yaml``'s ``models.<model>`` entry (``tuning`` null: untuned
+defaults). It is refitted on what the protocol allows before the test (train + validation,
+see ``protocols.split_data``) and evaluated with ``params.yaml``'s ``evaluation`` settings.
+
+A stochastic model (one with a ``seed`` parameter) is fitted and evaluated
+``evaluation.seeds`` times (default 1), with seeds ``s, s+1, ..., s+S-1`` from the first seed
+``s`` (``--seed``, else the params' ``seed``, else ``params.yaml``'s ``seed``); a
+deterministic model runs once. It writes ``<results>/<dataset>/<split>/<model>/``: the
+aggregate ``metrics.json`` and ``per_user.parquet`` and, per seed, ``seeds/<seed>/``
+(layout and seed conventions in ``protocols.results``). A model that cannot run under the
+protocol gets a result with ``status: unsupported``, so the leaderboard shows why it is
+missing; that is not an error (exit status 0).
 """
 from __future__ import annotations
 
@@ -24,11 +32,13 @@ from datasets.errors import RecAuditError
 from protocols.contract import Recommender, UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import get_model_class, make_model
-from protocols.results import result_dir, short_reason, write_result
+from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds
+from protocols.results import SEEDS_DIR, TUNING_KEYS, result_dir, short_reason, write_run
 from protocols.split_data import Split, load_split
 
-HELP = "fit a model on a split (train + validation) and evaluate it once on the test part"
+HELP = "fit a model on a split (train + validation) and evaluate it on the test part (over seeds if stochastic)"
 DEFAULT_CUTOFFS = (10, 20)
+TUNED_FILE_KEYS = ("params", "trials_run")  # what tells a tuning result from plain constructor keywords
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,36 +48,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", metavar="NAME", help="split name under the dataset (with --dataset)")
     parser.add_argument("--model", required=True, help="registered model name (`python -m protocols models`)")
     parser.add_argument("--params", type=Path, metavar="FILE",
-                        help="YAML/JSON mapping of constructor keywords; default: params.yaml models.<model>")
+                        help="tuned file tuned/D/P/M.yaml, or a YAML/JSON mapping of constructor keywords; "
+                             "default: params.yaml models.<model>")
     parser.add_argument("--params-yaml", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
                         help="experiment parameters (default: params.yaml)")
     parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
     parser.add_argument("--results-root", type=Path, default=Path("results"))
-    parser.add_argument("--seed", type=int, help="seed of a stochastic model (default: params.yaml seed)")
+    parser.add_argument("--seed", type=int, help="first seed of a stochastic model (default: params.yaml seed)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar while scoring")
 
 
 def run(args: argparse.Namespace) -> int:
     dataset, split_name = split_key(args)
     settings = load_params(args.params_yaml)
-    model = build_model(args.model, settings, args.params, args.seed)
+    params, tuning = model_params(args.model, settings, args.params, args.seed)
+    model = make_model(args.model, params)
     evaluation = evaluation_settings(settings)
+    seeds = run_seeds(model, evaluation["seeds"])
     split = find_split(args.splits_root, dataset, split_name)
     out = result_dir(args.results_root, dataset, split_name, args.model)
     base = {"dataset": dataset, "protocol": split_name, "split_protocol": split.protocol, "model": args.model,
-            "params": model.get_params(), "seed": model.get_params().get("seed"),
-            "sampled": bool(split.is_sampled), "cutoffs": evaluation["cutoffs"]}
+            "family": type(model).family, "params": model.get_params(), "seed": model.get_params().get("seed"),
+            "seeds": seeds, "metrics_std": None, "tuning": tuning, "sampled": bool(split.is_sampled),
+            "cutoffs": evaluation["cutoffs"]}
     try:
         model.check_protocol(split.is_strong)
-        record, per_user = fit_and_evaluate(model, split, dataset, args, evaluation)
+        runs = evaluate_seeds(args.model, params, seeds, split, evaluation, args.progress)
     except UnsupportedProtocolError as refusal:
-        record = unsupported_record(refusal)
-        per_user = pd.DataFrame({"user": pd.Series([], dtype="int64")})
-        write_result(out, {**base, **record}, per_user)
+        record = {**base, "seeds": [], **unsupported_record(refusal)}
+        write_run(out, record, pd.DataFrame({"user": pd.Series([], dtype="int64")}))
         print(f"{args.model} on {dataset}/{split_name}: unsupported ({record['reason']}); wrote {out}")
         return 0
-    record = {**base, **record}
-    write_result(out, record, per_user)
+    seed_runs = [({**base, **record, "params": run_params, "seed": seed, "seeds": [seed]}, per_user)
+                 for seed, run_params, record, per_user in runs]
+    if model.is_stochastic:
+        record, per_user = combine_seeds(base, seed_runs)
+        write_run(out, record, per_user, seed_runs)
+        for seed_record, _ in seed_runs:
+            print("  " + summary_line(seed_record, out / SEEDS_DIR / str(seed_record["seed"])))
+    else:
+        (record, per_user), = seed_runs
+        write_run(out, record, per_user)
     print(summary_line(record, out))
     return 0
 
@@ -86,9 +107,10 @@ def split_key(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def read_params_file(path: Path) -> dict:
-    """A YAML (or JSON, which YAML reads) mapping of constructor keywords."""
+    """A YAML (or JSON, which YAML reads) mapping: constructor keywords or a tuning result."""
     if not path.exists():
-        raise RecAuditError(f"no params file at {path}; pass a YAML/JSON file of model constructor keywords")
+        raise RecAuditError(f"no params file at {path}; pass a YAML/JSON file of model constructor keywords "
+                            "or a tuned file from `python -m protocols tune`")
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -99,12 +121,40 @@ def read_params_file(path: Path) -> dict:
     return params
 
 
-def build_model(name: str, settings: dict, params_file: Path | None, seed: int | None) -> Recommender:
-    """Constructor keywords from ``params_file`` or ``settings['models'][name]``; the seed of a
-    stochastic model comes from ``seed``, else from those keywords, else from ``settings['seed']``."""
+def is_tuned_file(content: dict) -> bool:
+    return all(key in content for key in TUNED_FILE_KEYS)
+
+
+def tuned_params(content: dict, path: Path, name: str) -> tuple[dict, dict]:
+    """(constructor keywords, ``tuning`` record) of a tuning result read from ``path``."""
+    if not isinstance(content["params"], dict):
+        raise RecAuditError(f"{path}: 'params' must be a mapping of constructor keywords; rerun the tuning")
+    if content.get("model", name) != name:
+        raise RecAuditError(f"{path} holds tuned parameters of model {content['model']!r}, not {name!r}; "
+                            "pass the file of the right model")
+    tuning = {key: content.get(key) for key in TUNING_KEYS}
+    for key in ("trials_run", "trials_budget"):
+        value = tuning[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise RecAuditError(f"{path}: {key} must be a non-negative integer, got {value!r}; rerun the tuning")
+    params = dict(content["params"])
+    if "seed" not in params and isinstance(content.get("seed"), int):
+        params["seed"] = content["seed"]  # dropped again below when the model has no seed
+    return params, tuning
+
+
+def model_params(name: str, settings: dict, params_file: Path | None,
+                 seed: int | None) -> tuple[dict, dict | None]:
+    """(constructor keywords, ``tuning`` record or None). Keywords come from ``params_file``
+    (a tuning result's ``params``, or the file itself) or ``settings['models'][name]``; the
+    seed of a stochastic model comes from ``seed``, else from those keywords (else a tuned
+    file's ``seed``), else from ``settings['seed']``."""
     cls = get_model_class(name)
+    tuning = None
     if params_file is not None:
         params = read_params_file(params_file)
+        if is_tuned_file(params):
+            params, tuning = tuned_params(params, params_file, name)
     else:
         entry = (settings.get("models") or {}).get(name) or {}
         if not isinstance(entry, dict):
@@ -115,7 +165,25 @@ def build_model(name: str, settings: dict, params_file: Path | None, seed: int |
             params["seed"] = seed
         elif "seed" not in params and settings.get("seed") is not None:
             params["seed"] = int(settings["seed"])
-    return make_model(name, params)
+    elif tuning is not None:
+        params.pop("seed", None)
+    return params, tuning
+
+
+def build_model(name: str, settings: dict, params_file: Path | None, seed: int | None) -> Recommender:
+    """The model :func:`model_params` describes."""
+    return make_model(name, model_params(name, settings, params_file, seed)[0])
+
+
+def run_seeds(model: Recommender, n_seeds: int) -> list[int | None]:
+    """``[s, ..., s + n_seeds - 1]`` for a stochastic model seeded ``s``; ``[None]`` otherwise."""
+    if not model.is_stochastic:
+        return [None]
+    first = model.get_params()["seed"]
+    if isinstance(first, bool) or not isinstance(first, (int, np.integer)):
+        raise RecAuditError(f"model {model.name!r} is stochastic but its seed is {first!r}; set an integer "
+                            "seed (params.yaml seed, the model's params or --seed)")
+    return [int(first) + offset for offset in range(n_seeds)]
 
 
 def evaluation_settings(settings: dict) -> dict:
@@ -131,7 +199,11 @@ def evaluation_settings(settings: dict) -> dict:
     batch_size = section.get("batch_size")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
         raise RecAuditError(f"params.yaml evaluation.batch_size must be a positive integer or null, got {batch_size!r}")
-    return {"cutoffs": sorted(set(cutoffs)), "metrics": metrics, "batch_size": batch_size}
+    seeds = section.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise RecAuditError(f"params.yaml evaluation.seeds must be a positive integer (runs per stochastic "
+                            f"model), got {seeds!r}")
+    return {"cutoffs": sorted(set(cutoffs)), "metrics": metrics, "batch_size": batch_size, "seeds": seeds}
 
 
 def find_split(splits_root: Path, dataset: str, split_name: str) -> Split:
@@ -144,12 +216,26 @@ def find_split(splits_root: Path, dataset: str, split_name: str) -> Split:
     return load_split(folder)
 
 
-def fit_and_evaluate(model: Recommender, split: Split, dataset: str, args: argparse.Namespace,
-                     evaluation: dict) -> tuple[dict, pd.DataFrame]:
-    from protocols.evaluation import evaluate, final_data  # the metrics stack loads only when needed
+def evaluate_seeds(name: str, params: dict, seeds: list[int | None], split: Split, evaluation: dict,
+                   progress: bool) -> list[tuple[int | None, dict, dict, pd.DataFrame]]:
+    """Fit and evaluate a fresh model per seed: ``(seed, params, record, per_user)`` each."""
+    from protocols.evaluation import final_data  # the metrics stack loads only when needed
 
     side = split.side_information()
     fit_matrix, task = final_data(split)
+    runs = []
+    for seed in seeds:
+        model = make_model(name, params if seed is None else {**params, "seed": seed})
+        record, per_user = fit_and_evaluate(model, fit_matrix, task, side, evaluation, progress)
+        runs.append((seed, model.get_params(), record, per_user))
+        del model  # a large model's memory is free before the next seed's fit
+    return runs
+
+
+def fit_and_evaluate(model: Recommender, fit_matrix, task, side, evaluation: dict,
+                     progress: bool = False) -> tuple[dict, pd.DataFrame]:
+    from protocols.evaluation import evaluate
+
     started = time.perf_counter()
     model.fit(fit_matrix, side=side)
     fit_seconds = time.perf_counter() - started
@@ -157,7 +243,7 @@ def fit_and_evaluate(model: Recommender, split: Split, dataset: str, args: argpa
     started = time.perf_counter()
     result = evaluate(model, task, evaluation["cutoffs"], metrics=evaluation["metrics"],
                       batch_size=evaluation["batch_size"], item_popularity=item_popularity,
-                      progress=args.progress)
+                      progress=progress)
     eval_seconds = time.perf_counter() - started
     record = {
         "sampled": bool(result.sampled),
@@ -172,6 +258,23 @@ def fit_and_evaluate(model: Recommender, split: Split, dataset: str, args: argpa
         "status": "ok",
     }
     return record, result.per_user
+
+
+def combine_seeds(base: dict, seed_runs: list[tuple[dict, pd.DataFrame]]) -> tuple[dict, pd.DataFrame]:
+    """The aggregate record and per-user frame of a stochastic model's seed runs: metric means
+    and standard deviations over seeds (``ddof=1``, null for one seed), per-user means, and the
+    mean fit and evaluation seconds per seed."""
+    records = [record for record, _ in seed_runs]
+    summary = aggregate_seeds(records)
+    first = records[0]
+    record = {**base, **{key: first[key] for key in ("sampled", "metric_version", "metric_versions",
+                                                    "n_dropped_users", "n_users", "status")},
+              "params": first["params"], "seed": summary["seeds"][0], "seeds": summary["seeds"],
+              "metrics": summary["mean"], "metrics_std": summary["std"] if len(records) > 1 else None,
+              "fit_seconds": round(float(np.mean([r["fit_seconds"] for r in records])), 3),
+              "eval_seconds": round(float(np.mean([r["eval_seconds"] for r in records])), 3),
+              "peak_rss_mb": max(r["peak_rss_mb"] for r in records)}
+    return record, mean_per_user_over_seeds([per_user for _, per_user in seed_runs])
 
 
 def unsupported_record(refusal: UnsupportedProtocolError) -> dict:
@@ -190,6 +293,11 @@ def summary_line(record: dict, out: Path) -> str:
     metrics = record["metrics"]
     label = "ndcg@10" if "ndcg@10" in metrics else next(iter(sorted(metrics)), None)
     shown = f"{label} = {metrics[label]:.4f}" if label is not None and metrics[label] is not None else "no metrics"
+    if shown != "no metrics" and len(record["seeds"]) > 1:
+        std = (record.get("metrics_std") or {}).get(label)
+        shown += f" (mean of {len(record['seeds'])} seeds, sd {std:.4f})" if std is not None else ""
+    elif record["seeds"] != [None]:
+        shown += f" (seed {record['seed']})"
     sampled = " (sampled)" if record["sampled"] else ""
     return (f"{record['model']} on {record['dataset']}/{record['protocol']}{sampled}: {shown} over "
             f"{record['n_users']} users (fit {record['fit_seconds']:.1f} s, evaluation "

@@ -1,33 +1,49 @@
 """Result files: what ``python -m protocols evaluate`` writes and the reports read.
 
-One folder per run, ``<results_root>/<dataset>/<split name>/<model>/``, holding
+One folder per (dataset, split, model), ``<results_root>/<dataset>/<split name>/<model>/``, holding
 
 - ``metrics.json``: the record (keys in :data:`RECORD_KEYS`; ``metrics`` maps lower-case
   labels such as ``ndcg@10`` to means over the evaluated users). ``status`` is ``"ok"``, or
   ``"unsupported"`` with a short ``reason`` (shown by the leaderboard) and the full
-  ``detail`` when the model cannot run under the protocol;
+  ``detail`` when the model cannot run under the protocol. ``family`` is the model class's
+  ("baseline" or "neural"); ``tuning`` is null for untuned defaults, else the tuning study's
+  ``trials_run``, ``trials_budget``, ``budget``, ``validation_metric`` and ``best_value``;
 - ``per_user.parquet``: one row per evaluated user (empty when unsupported), for the
-  significance tests.
+  significance tests;
+- ``seeds/<seed>/{metrics.json,per_user.parquet}``: one complete run per seed of a
+  stochastic model (``seeds/`` is empty for a deterministic model or a refused run).
 
-``per_user.parquet`` is written before ``metrics.json``, each atomically, so a
-``metrics.json`` always describes a complete run.
+Seeds: ``seeds`` lists the seeds whose runs the record summarises -- ``[null]`` for a
+deterministic model (one run, nothing to seed), ``[s, s+1, ..., s+S-1]`` for a stochastic
+one, ``[]`` when nothing ran (unsupported). For a stochastic model the top-level ``metrics``
+are means over the seeds, ``metrics_std`` their standard deviations (``ddof=1``; null for a
+single seed), ``per_user.parquet`` each user's mean over the seeds, ``seed`` the first seed,
+and ``fit_seconds`` / ``eval_seconds`` the mean per seed.
+
+:func:`write_run` builds the whole folder beside its destination and renames it into place
+(``metrics.json`` written last), so a ``metrics.json`` always describes a complete run and
+no seed of an older run survives.
 """
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from datasets.atomic import atomic_file
+from datasets.atomic import atomic_directory, atomic_file
 from datasets.errors import RecAuditError
 
 METRICS_FILE = "metrics.json"
 PER_USER_FILE = "per_user.parquet"
-RECORD_KEYS = ("dataset", "protocol", "model", "params", "seed", "sampled", "metric_version", "metrics",
-               "n_users", "fit_seconds", "eval_seconds", "peak_rss_mb", "status")
+SEEDS_DIR = "seeds"
+RECORD_KEYS = ("dataset", "protocol", "model", "family", "params", "seed", "seeds", "sampled", "metric_version",
+               "metrics", "metrics_std", "tuning", "n_users", "fit_seconds", "eval_seconds", "peak_rss_mb",
+               "status")
+TUNING_KEYS = ("trials_run", "trials_budget", "budget", "validation_metric", "best_value")
 STATUSES = ("ok", "unsupported")
 
 
@@ -57,6 +73,23 @@ def write_result(folder: Path | str, record: dict, per_user: pd.DataFrame) -> Pa
     return folder / METRICS_FILE
 
 
+def write_run(folder: Path | str, record: dict, per_user: pd.DataFrame,
+              seed_runs: Sequence[tuple[dict, pd.DataFrame]] = ()) -> Path:
+    """Replace ``folder`` by a complete result: ``seeds/<seed>/`` for each of ``seed_runs``
+    (record, per-user frame), then ``per_user.parquet``, then ``metrics.json``. Built in a
+    staging folder renamed into place; returns the json path."""
+    for seed_record, _ in seed_runs:
+        if not isinstance(seed_record.get("seed"), int):
+            raise ValueError(f"a seed run needs an integer seed, got {seed_record.get('seed')!r}")
+    folder = Path(folder)
+    with atomic_directory(folder) as staging:
+        (staging / SEEDS_DIR).mkdir()
+        for seed_record, seed_per_user in seed_runs:
+            write_result(staging / SEEDS_DIR / str(seed_record["seed"]), seed_record, seed_per_user)
+        write_result(staging, record, per_user)
+    return folder / METRICS_FILE
+
+
 def read_record(path: Path | str) -> dict:
     """Read and check one ``metrics.json``; malformed files raise a one-line RecAuditError."""
     path = Path(path)
@@ -78,8 +111,33 @@ def read_record(path: Path | str) -> dict:
 
 
 def find_result_files(results_root: Path | str) -> list[Path]:
-    """Every ``metrics.json`` under ``results_root``, in a fixed (sorted) order."""
-    return sorted(Path(results_root).rglob(METRICS_FILE))
+    """Every ``<dataset>/<split>/<model>/metrics.json`` under ``results_root`` in a fixed
+    (sorted) order: the per-seed files below them and staging folders (``.name...``) are not
+    results of their own."""
+    paths = Path(results_root).glob(f"*/*/*/{METRICS_FILE}")
+    return sorted(path for path in paths
+                  if not any(part.startswith(".") for part in path.relative_to(results_root).parts))
+
+
+def seed_result_files(folder: Path | str) -> list[Path]:
+    """The per-seed ``metrics.json`` files of one result folder, ordered by seed."""
+    paths = [path for path in (Path(folder) / SEEDS_DIR).glob(f"*/{METRICS_FILE}")
+             if path.parent.name.lstrip("-").isdigit()]
+    return sorted(paths, key=lambda path: int(path.parent.name))
+
+
+def read_per_user(folder: Path | str) -> pd.DataFrame:
+    """The ``per_user.parquet`` of one result folder; missing or unreadable -> one-line RecAuditError."""
+    path = Path(folder) / PER_USER_FILE
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RecAuditError(f"cannot read per-user results {path} ({first_line}); "
+                            "rerun `python -m protocols evaluate`") from None
+    if "user" not in frame.columns:
+        raise RecAuditError(f"per-user results {path} have no 'user' column; rerun `python -m protocols evaluate`")
+    return frame
 
 
 def read_results(results_root: Path | str) -> list[dict]:

@@ -66,12 +66,15 @@ def read_metrics(workspace, model, split="toy/holdout") -> dict:
 def test_pop_on_hand_built_split(workspace, capsys):
     assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "pop") == 0
     record = read_metrics(workspace, "pop")
-    expected_keys = {"dataset", "protocol", "model", "params", "seed", "sampled", "metric_version", "metrics",
-                     "n_users", "fit_seconds", "eval_seconds", "peak_rss_mb", "status"}
+    expected_keys = {"dataset", "protocol", "model", "family", "params", "seed", "seeds", "sampled",
+                     "metric_version", "metrics", "metrics_std", "tuning", "n_users", "fit_seconds",
+                     "eval_seconds", "peak_rss_mb", "status"}
     assert expected_keys <= set(record)
     assert (record["dataset"], record["protocol"], record["model"], record["status"]) == \
         ("toy", "holdout", "pop", "ok")
     assert record["seed"] is None and record["sampled"] is False and record["n_users"] == 4
+    assert (record["family"], record["seeds"], record["metrics_std"], record["tuning"]) == \
+        ("baseline", [None], None, None)
     assert record["metrics"]["ndcg@10"] == pytest.approx(POP_NDCG_AT_10, abs=1e-12)
     assert record["metrics"]["recall@1"] == pytest.approx(POP_RECALL_AT_1, abs=1e-12)
     assert record["metrics"]["hr@10"] == 1.0
