@@ -1,0 +1,169 @@
+"""``python -m protocols tune``: equal-budget hyperparameter search on a split's validation part.
+
+Writes the frozen parameters ``tuned/<dataset>/<split>/<model>.yaml`` (keys: ``model``,
+``split``, ``status``, ``params`` -- every constructor keyword of the winning trial, fixed
+ones and frozen ``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial``,
+``best_epoch``, ``trials_run``, ``trials_budget``, ``budget``, ``startup_trials``,
+``timeout_per_trial``, ``searched``, ``fixed``, ``study_name``, ``storage``, ``seed``,
+``seconds``) and beside it ``<model>.trials.csv`` (one row per trial: ``number``, ``params``,
+``value``, ``state``, ``seconds``, ``best_epoch``, ``used``, ``error``). The table is written
+first, then the YAML, each atomically: a YAML file always describes a finished study.
+
+A model that cannot run under the split's protocol gets ``status: unsupported`` with its
+untuned parameters, so that ``evaluate`` records the refusal; that is not an error.
+
+The study persists in ``--storage`` (default ``sqlite:///<out without .yaml>.db``): a rerun
+resumes it, and several workers given one URL share it (see ``protocols.tuning``).
+``python -m protocols evaluate --params tuned/D/P/M.yaml`` refits with the frozen parameters
+(:func:`load_tuned` reads the file back).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from datasets.atomic import atomic_file
+from datasets.errors import RecAuditError
+from protocols.contract import UnsupportedProtocolError
+from protocols.params import DEFAULT_PARAMS, load_params
+from protocols.registry import make_model
+from protocols.tuning import TuningResult, logger, plain, public_url, search_plan, tune, tuning_settings
+
+HELP = "tune a model's hyperparameters on a split's validation part (equal budget; the test part is never read)"
+TUNED_ROOT = Path("tuned")
+RECORD_KEYS = ("model", "split", "status", "params")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--split", metavar="DATASET/NAME", help="split key, as in params.yaml's splits")
+    where.add_argument("--dataset", help="dataset name (with --protocol)")
+    parser.add_argument("--protocol", metavar="NAME", help="split name under the dataset (with --dataset)")
+    parser.add_argument("--model", required=True, help="registered model name (`python -m protocols models`)")
+    parser.add_argument("--params-yaml", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
+                        help="experiment parameters: seed, tuning, models.<model> (default: params.yaml)")
+    parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="frozen params file (default: tuned/<dataset>/<split>/<model>.yaml)")
+    parser.add_argument("--storage", metavar="URL",
+                        help="Optuna storage URL shared by workers, e.g. postgresql://user@host/db "
+                             "(default: sqlite:///<out without .yaml>.db)")
+    parser.add_argument("--trials", type=int, metavar="N",
+                        help="override the budget of params.yaml tuning (recorded as budget 'cli')")
+    parser.add_argument("--progress", action="store_true",
+                        help="show a progress bar (shown anyway when stderr is a terminal)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from protocols.cli_evaluate import split_key
+
+    dataset, split_name = split_key(args)
+    key = f"{dataset}/{split_name}"
+    settings_file = load_params(args.params_yaml)
+    settings = tuning_settings(settings_file, trials=args.trials)
+    entry = (settings_file.get("models") or {}).get(args.model)
+    split_dir = Path(args.splits_root) / dataset / split_name
+    read_card(split_dir, args.splits_root, key)
+    out = args.out or TUNED_ROOT / dataset / split_name / f"{args.model}.yaml"
+    storage = args.storage or default_storage_url(out)
+    _log_to_stderr()
+    try:
+        result = tune(args.model, split_dir, settings, fixed=entry, split_key=key, storage=storage,
+                      progress=args.progress or sys.stderr.isatty())
+    except UnsupportedProtocolError as refusal:
+        result = unsupported_result(args.model, key, entry, settings, storage, refusal)
+        write_tuned(result, out)
+        print(f"{args.model} on {key}: unsupported ({refusal}); wrote {out}")
+        return 0
+    write_tuned(result, out)
+    print(f"{args.model} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
+          f"(trial {result.best_trial}, {result.trials_run} of {result.trials_budget} trials, "
+          f"{result.seconds:.1f} s); wrote {out}")
+    return 0
+
+
+def read_card(split_dir: Path, splits_root: Path, key: str) -> dict:
+    card_path = split_dir / "card.json"
+    if not card_path.exists():
+        built = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in Path(splits_root).glob("*/*/card.json"))
+        raise RecAuditError(f"no split {key} under {splits_root}; built splits: {', '.join(built) or 'none'}; "
+                            f"build it with `python -m protocols split {key}` or `dvc repro`")
+    try:
+        return json.loads(card_path.read_text())
+    except json.JSONDecodeError as error:
+        raise RecAuditError(f"{card_path} is not valid JSON ({error}); rebuild the split") from None
+
+
+def default_storage_url(out: Path) -> str:
+    return f"sqlite:///{Path(out).with_suffix('.db')}"
+
+
+def trials_path(out: Path) -> Path:
+    return Path(out).with_suffix(".trials.csv")
+
+
+def unsupported_result(model: str, key: str, entry, settings, storage: str, refusal) -> TuningResult:
+    plan = search_plan(model, entry, settings.seed)
+    return TuningResult(
+        model=model, split=key, params=plain(make_model(model, plan.fixed).get_params()),
+        validation_metric=settings.metric, best_value=None, best_trial=None, best_epoch=None, trials_run=0,
+        trials_budget=plan.budget(settings), budget=settings.budget, study_name=None, storage=public_url(storage),
+        seed=settings.seed, seconds=0.0, timeout_per_trial=settings.timeout_per_trial,
+        startup_trials=settings.startup_trials, searched=sorted(plan.space), fixed=plain(plan.fixed),
+        status="unsupported", reason=str(refusal))
+
+
+def write_tuned(result: TuningResult, out: Path) -> None:
+    """The trials table, then the frozen params file, each atomically."""
+    with atomic_file(trials_path(out), mode="w") as handle:
+        result.trials.to_csv(handle, index=False)
+    with atomic_file(out, mode="w") as handle:
+        handle.write(yaml.safe_dump(result.record(), sort_keys=False, allow_unicode=True))
+
+
+def is_tuned_record(content) -> bool:
+    """Whether a loaded params file is a tuning result rather than plain constructor keywords."""
+    return isinstance(content, dict) and all(key in content for key in RECORD_KEYS) \
+        and isinstance(content.get("params"), dict)
+
+
+def load_tuned(path: Path | str, model: str | None = None, split: str | None = None) -> dict:
+    """Read a frozen params file; check it belongs to ``model`` and ``split`` when given."""
+    path = Path(path)
+    if not path.exists():
+        raise RecAuditError(f"no tuned parameters at {path}; run `python -m protocols tune` first")
+    try:
+        record = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise RecAuditError(f"{path} is not valid YAML ({str(error).splitlines()[0]}); rerun the tuning") from None
+    if not is_tuned_record(record):
+        raise RecAuditError(f"{path} is not a tuning result (needs keys {', '.join(RECORD_KEYS)}); "
+                            "rerun `python -m protocols tune`")
+    for what, expected in (("model", model), ("split", split)):
+        if expected is not None and record[what] != expected:
+            raise RecAuditError(f"{path} holds tuned parameters of {what} {record[what]!r}, not {expected!r}; "
+                                "pass the file of the right model and split")
+    return record
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)  # keeps an active progress bar intact
+        except Exception:  # a logging failure must not end a long study
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

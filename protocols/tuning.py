@@ -1,0 +1,570 @@
+"""Equal-budget hyperparameter tuning on the validation part only (``python -m protocols tune``).
+
+Why: Ferrari Dacrema et al. (RecSys 2019; TOIS 2021) found neural recommenders compared with
+baselines left untuned, and test data used for model selection. Here every model of a suite
+gets the same number of trials of the same search (Optuna's TPE sampler, seeded); each trial
+fits on ``train`` and is scored on ``validation`` (:func:`protocols.evaluation.tuning_data`).
+:func:`tune` reads a split folder itself, and only its ``TUNING_PARTS``: the test parts are
+never opened.
+
+The search:
+
+- The model class declares ``search_space`` (``protocols.space`` dimensions). Keywords set in
+  ``params.yaml`` ``models.<model>`` are held fixed and not searched; a stochastic model's
+  ``seed`` is fixed to ``params.yaml``'s ``seed`` unless that entry sets it.
+- The objective, maximised, is ``tuning.metric`` on validation (default ``ndcg@10``; a suite
+  reproducing a paper may use the paper's target metric).
+- The budget is ``tuning.budgets[tuning.budget].trials`` (or a plain ``tuning.trials``), the
+  same for every model; a model with nothing to search runs one trial. The first
+  ``startup_trials`` (default: 30% of the budget, as the TOIS study's 15 random of 50) are
+  drawn at random, the rest by TPE.
+- A trial whose model raises a RecAuditError (diverged, invalid value) or runs past
+  ``tuning.timeout_per_trial`` seconds is spent, without a value. A model with a
+  ``max_seconds`` keyword is asked to stop itself at the limit (interrupted at twice it);
+  any other is interrupted at the limit (SIGALRM, main thread only).
+- Iterative models early-stop on the validation data passed to ``fit``
+  (``protocols.early_stopping``). The tuner stores each trial's ``best_epoch_`` and freezes
+  ``epochs = best_epoch_`` and ``patience = None`` in the winning parameters, so the final
+  refit on train + validation trains exactly that long.
+
+Determinism: trial ``n`` samples with a TPE sampler seeded from ``(seed, n)``, so the same
+seed gives the same trials, and a resumed study the same trials as an uninterrupted one.
+Ties in the best value go to the earlier trial.
+
+Persistence and several workers: the study lives in an Optuna RDB storage (by default the
+SQLite file ``tuned/<dataset>/<split>/<model>.db`` beside the output) under the name
+``<dataset>/<split>/<model>#<fingerprint>``. The fingerprint hashes what makes trials
+comparable (model, fixed keywords, search space, metric, seed, startup trials, timeout and
+the split's card), so a changed setting starts a fresh study and an unchanged one resumes:
+a rerun counts the trials already spent and runs only the remainder. Any SQLAlchemy URL
+Optuna accepts works, e.g. ``--storage postgresql://user@host/recaudit``: start the same
+command on several machines and they share one study. A worker claims a trial only while
+fewer than ``budget`` trials are spent or running (the storage numbers trials, so the claim
+is exact), then waits for the other workers' running trials, and every worker writes the
+same result. Heartbeats fail the trial of a killed worker after ``grace_period`` seconds of
+silence; such a trial is not counted and another trial replaces it. A claim lost to a race
+stays in the storage as a failed trial marked ``surplus`` (Optuna cannot delete trials) and
+is never counted.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
+
+from datasets.errors import RecAuditError, unknown_name_error
+from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric, validation_value
+from protocols.registry import get_model_class, make_model
+from protocols.split_data import TUNING_PARTS, load_split
+
+logger = logging.getLogger("protocols.tuning")
+
+DEFAULT_TRIALS = 20
+STARTUP_FRACTION = 0.3
+SETTING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials", "timeout_per_trial")
+# Each trial's fate, stored as the user attribute OUTCOME_ATTR (absent: killed or crashed).
+OK, ERROR, TIMEOUT, SURPLUS, RUNNING, INTERRUPTED = "ok", "error", "timeout", "surplus", "running", "interrupted"
+SPENT = frozenset({OK, ERROR, TIMEOUT})
+OUTCOME_ATTR = "outcome"
+
+
+# ----- settings -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TuningSettings:
+    """The ``tuning`` block of params.yaml, resolved (see :func:`tuning_settings`)."""
+
+    metric: str = DEFAULT_METRIC
+    trials: int = DEFAULT_TRIALS
+    budget: str = "default"
+    startup_trials: int = 6
+    timeout_per_trial: float | None = None
+    seed: int = 0
+
+
+def tuning_settings(params: dict, trials: int | None = None) -> TuningSettings:
+    """Resolve ``params['tuning']`` and ``params['seed']``; ``trials`` (``--trials``) overrides
+    the budget, which is then recorded as ``"cli"``."""
+    section = params.get("tuning") or {}
+    if not isinstance(section, dict):
+        raise RecAuditError("params.yaml tuning must be a mapping (metric, budget, budgets, timeout_per_trial)")
+    unknown = sorted(set(section) - set(SETTING_KEYS))
+    if unknown:
+        raise RecAuditError(f"params.yaml tuning has unknown key(s) {', '.join(unknown)}; "
+                            f"known keys: {', '.join(SETTING_KEYS)}")
+    name, k = parse_metric(section.get("metric", DEFAULT_METRIC))
+    if "budget" in section and "trials" in section:
+        raise RecAuditError("params.yaml tuning sets both budget and trials; keep one of them")
+    entry: dict = {}
+    if "budget" in section:
+        budgets = section.get("budgets") or {}
+        budget = str(section["budget"])
+        if budget not in budgets:
+            raise unknown_name_error("tuning budget", budget, budgets)
+        entry = budgets[budget]
+        if not isinstance(entry, dict) or "trials" not in entry:
+            raise RecAuditError(f"params.yaml tuning.budgets.{budget} must be a mapping with 'trials'")
+        n_trials = entry["trials"]
+    else:
+        budget, n_trials = ("custom", section["trials"]) if "trials" in section else ("default", DEFAULT_TRIALS)
+    if trials is not None:
+        budget, n_trials = "cli", trials
+    _require_int("tuning trials", n_trials, 1)
+    startup = entry.get("startup_trials", section.get("startup_trials"))
+    if startup is None:
+        startup = max(1, math.ceil(STARTUP_FRACTION * n_trials))
+    _require_int("tuning startup_trials", startup, 1)
+    timeout = section.get("timeout_per_trial")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise RecAuditError(f"params.yaml tuning.timeout_per_trial must be a number of seconds > 0 or null, "
+                            f"got {timeout!r}")
+    seed = params.get("seed", 0)
+    _require_int("seed", seed, 0)
+    return TuningSettings(metric=metric_label(name, k), trials=int(n_trials), budget=budget,
+                          startup_trials=int(startup), timeout_per_trial=timeout, seed=int(seed))
+
+
+def _require_int(what: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise RecAuditError(f"params.yaml {what} must be an integer >= {low}, got {value!r}")
+
+
+# ----- what is searched -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SearchPlan:
+    """``fixed``: constructor keywords held fixed; ``space``: the dimensions searched."""
+
+    model: str
+    fixed: dict
+    space: dict
+
+    def budget(self, settings: TuningSettings) -> int:
+        return settings.trials if self.space else 1
+
+
+def search_plan(model: str, fixed: dict | None, seed: int) -> SearchPlan:
+    cls = get_model_class(model)
+    if fixed is not None and not isinstance(fixed, dict):
+        raise RecAuditError(f"params.yaml models.{model} must be a mapping of constructor keywords")
+    fixed = dict(fixed or {})
+    names = cls.parameter_names()
+    wrong = sorted(set(fixed) - set(names))
+    if wrong:
+        raise RecAuditError(f"params.yaml models.{model} sets unknown parameter(s) {', '.join(map(repr, wrong))}; "
+                            f"{model}'s parameters are: {', '.join(sorted(names)) or 'none'}")
+    undeclared = sorted(set(cls.search_space) - set(names))
+    if undeclared:
+        raise RecAuditError(f"model {model!r} declares search dimensions {undeclared} that are not constructor "
+                            "keywords; fix its search_space")
+    if "seed" in names and "seed" not in fixed:
+        fixed["seed"] = int(seed)
+    space = {name: dim for name, dim in cls.search_space.items() if name not in fixed}
+    return SearchPlan(model=model, fixed=fixed, space=space)
+
+
+def study_fingerprint(plan: SearchPlan, settings: TuningSettings, card: dict) -> str:
+    """Hash of everything that makes two trials comparable (not the budget: raising it resumes)."""
+    payload = {"model": plan.model, "fixed": plan.fixed, "space": {n: repr(d) for n, d in plan.space.items()},
+               "metric": settings.metric, "seed": settings.seed, "startup_trials": settings.startup_trials,
+               "timeout_per_trial": settings.timeout_per_trial, "split_card": card}
+    text = json.dumps(payload, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ----- Optuna plumbing --------------------------------------------------------------------------
+class TrialSeededTPE(optuna.samplers.BaseSampler):
+    """TPE whose random numbers for trial ``n`` come from ``(seed, n)`` alone.
+
+    One seeded TPESampler per process would make two workers draw the same startup trials
+    and a resumed study differ from an uninterrupted one; seeding per trial number avoids both.
+    """
+
+    def __init__(self, seed: int, n_startup_trials: int):
+        self.seed, self.n_startup_trials = int(seed), int(n_startup_trials)
+        self._samplers: dict[int, optuna.samplers.TPESampler] = {}
+
+    def _sampler(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
+        sampler = self._samplers.get(trial.number)
+        if sampler is None:
+            trial_seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=self.n_startup_trials,
+                                                     constant_liar=True)
+            self._samplers[trial.number] = sampler
+        return sampler
+
+    def infer_relative_search_space(self, study, trial):
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+        self._samplers.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:  # the seeds are fixed by design
+        pass
+
+
+def public_url(url: str | None) -> str | None:
+    """The storage URL without its password, fit to be written into result files."""
+    if url is None:
+        return None
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def open_storage(url: str | None, heartbeat_interval: int = 10, grace_period: int = 30):
+    """An Optuna storage: in memory for ``None``, else an RDB storage with heartbeats."""
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    import sqlalchemy
+
+    engine_kwargs = {}
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = url.removeprefix("sqlite:///")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"creator": functools.partial(_sqlite_connection, path)}
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            if attempt == 4:  # workers starting together race to create the tables: the loser retries
+                raise
+            time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.ArgumentError, ImportError) as error:
+            raise RecAuditError(f"cannot open tuning storage {public_url(url)!r} ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0]}); give an SQLAlchemy URL such as "
+                                "sqlite:///tuned/study.db or postgresql://user@host/db") from None
+
+
+def _sqlite_connection(path: str) -> sqlite3.Connection:
+    """A connection to the study file in WAL mode: readers and the writer of several workers do
+    not block each other, and with synchronous=NORMAL a commit appends to the log instead of
+    waiting for the disk (a power cut may lose the last trials, never the study's consistency).
+    WAL needs a local disk: workers on several machines share a server database instead."""
+    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+def close_storage(storage) -> None:
+    """Close the storage's connections; the last one to an SQLite file folds its log back in,
+    so that the ``.db`` file alone holds the study (as DVC caches it)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def trial_outcome(trial: FrozenTrial) -> str:
+    if trial.state == TrialState.COMPLETE:
+        return OK
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        return RUNNING
+    outcome = trial.user_attrs.get(OUTCOME_ATTR)
+    return outcome if outcome in (ERROR, TIMEOUT, SURPLUS) else INTERRUPTED
+
+
+def spent_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return sorted((t for t in trials if trial_outcome(t) in SPENT), key=lambda t: t.number)
+
+
+def fail_stale_trials(study: optuna.Study, orphaned_after: float) -> None:
+    """Fail the running trials of dead workers: those whose heartbeat stopped (Optuna), and
+    those that never started their objective ``orphaned_after`` seconds after being created (a
+    worker killed before its first heartbeat, which Optuna would leave running forever). The
+    objective's first act is to record its ``worker``, after the heartbeat has started."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in trial.user_attrs and trial.datetime_start is not None \
+                and (now - trial.datetime_start).total_seconds() > orphaned_after:
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
+                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _beat_now(trial: optuna.Trial) -> None:
+    """Record the trial's first heartbeat before anything else, so that a trial marked with its
+    ``worker`` always has one (Optuna's heartbeat thread may not have written it yet; a worker
+    killed in between would leave a trial that never turns stale). Optuna has no public call
+    for this; without one the orphan rule of :func:`fail_stale_trials` still applies."""
+    storage, trial_id = getattr(trial.study, "_storage", None), getattr(trial, "_trial_id", None)
+    if trial_id is not None and getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial_id)
+
+
+class TrialTimeout(RecAuditError):
+    pass
+
+
+class _SpentFailure(Exception):
+    """A trial that failed for a reason of its parameters: it counts against the budget."""
+
+
+class _Surplus(Exception):
+    """A trial claimed after the budget was filled by other workers."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise TrialTimeout in the main thread after ``seconds`` (no limit elsewhere)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TrialTimeout(f"trial ran past tuning.timeout_per_trial ({seconds:g} s)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ----- the objective ----------------------------------------------------------------------------
+class _Objective:
+    def __init__(self, plan: SearchPlan, settings: TuningSettings, budget: int, fit_matrix, task, side):
+        self.plan, self.settings, self.budget = plan, settings, budget
+        self.fit_matrix, self.task, self.side = fit_matrix, task, side
+        self.validation = task.validation_data()
+        self.last_number: int | None = None
+        names = get_model_class(plan.model).parameter_names()
+        timeout = settings.timeout_per_trial
+        self.self_limited = timeout is not None and "max_seconds" in names and "max_seconds" not in plan.fixed
+        self.hard_limit = None if timeout is None else (2 * timeout if self.self_limited else timeout)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.last_number = trial.number
+        _beat_now(trial)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # at call time: forks differ
+        earlier = [t for t in trial.study.get_trials(deepcopy=False)
+                   if t.number < trial.number and trial_outcome(t) in SPENT | {RUNNING}]
+        if len(earlier) >= self.budget:
+            trial.set_user_attr(OUTCOME_ATTR, SURPLUS)
+            raise _Surplus
+        params = {**self.plan.fixed, **{name: dim.suggest(trial, name) for name, dim in self.plan.space.items()}}
+        if self.self_limited:
+            params["max_seconds"] = self.settings.timeout_per_trial
+        started = time.perf_counter()
+        try:
+            with time_limit(self.hard_limit):
+                model = make_model(self.plan.model, params)
+                model.fit(self.fit_matrix, validation=self.validation, side=self.side)
+                value = validation_value(model, self.task, self.settings.metric)
+        except RecAuditError as error:
+            self._fail(trial, TIMEOUT if isinstance(error, TrialTimeout) else ERROR, str(error), started)
+        if not math.isfinite(value):
+            self._fail(trial, ERROR, f"validation {self.settings.metric} is {value}", started)
+        best_epoch = getattr(model, "best_epoch_", None)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        trial.set_user_attr("best_epoch", None if best_epoch is None else int(best_epoch))
+        trial.set_user_attr(OUTCOME_ATTR, OK)
+        return value
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, outcome: str, message: str, started: float):
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        trial.set_user_attr("error", message.splitlines()[0][:500] if message else outcome)
+        trial.set_user_attr(OUTCOME_ATTR, outcome)
+        raise _SpentFailure(message)
+
+
+# ----- the study --------------------------------------------------------------------------------
+@dataclass
+class TuningResult:
+    """What one tuning run decided; :meth:`record` is the frozen params file."""
+
+    model: str
+    split: str
+    params: dict
+    validation_metric: str
+    best_value: float | None
+    best_trial: int | None
+    best_epoch: int | None
+    trials_run: int
+    trials_budget: int
+    budget: str
+    study_name: str | None
+    storage: str | None
+    seed: int
+    seconds: float
+    timeout_per_trial: float | None
+    startup_trials: int
+    searched: list[str]
+    fixed: dict
+    status: str = "ok"
+    reason: str | None = None
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def record(self) -> dict:
+        keys = ("model", "split", "status", "params", "validation_metric", "best_value", "best_trial", "best_epoch",
+                "trials_run", "trials_budget", "budget", "startup_trials", "timeout_per_trial", "searched",
+                "fixed", "study_name", "storage", "seed", "seconds")
+        record = {key: plain(getattr(self, key)) for key in keys}
+        if self.reason is not None:
+            record["reason"] = self.reason
+        return record
+
+
+def tune(model: str, split_dir: Path | str, settings: TuningSettings, *, fixed: dict | None = None,
+         split_key: str | None = None, storage: str | None = None, side=None, progress: bool = False,
+         heartbeat_interval: int = 10, grace_period: int = 30, poll_seconds: float = 2.0) -> TuningResult:
+    """Tune ``model`` on the split in ``split_dir`` (see the module docstring).
+
+    ``storage`` is an SQLAlchemy URL (``None``: in memory, nothing persists); ``side``
+    defaults to the item side information stored with the split. Raises
+    UnsupportedProtocolError before any trial if the model cannot run under the protocol."""
+    from protocols.evaluation import tuning_data
+
+    split_dir = Path(split_dir)
+    split_key = split_key or f"{split_dir.parent.name}/{split_dir.name}"
+    split = load_split(split_dir, parts=TUNING_PARTS)
+    plan = search_plan(model, fixed, settings.seed)
+    make_model(model, plan.fixed).check_protocol(split.is_strong)
+    fit_matrix, task = tuning_data(split)
+    side = split.side_information() if side is None else side
+    budget = plan.budget(settings)
+    study_name = f"{split_key}/{model}#{study_fingerprint(plan, settings, split.card)}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    opened = open_storage(storage, heartbeat_interval, grace_period)
+    try:
+        study = optuna.create_study(storage=opened, study_name=study_name, direction="maximize",
+                                    load_if_exists=True, sampler=TrialSeededTPE(settings.seed, settings.startup_trials))
+        objective = _Objective(plan, settings, budget, fit_matrix, task, side)
+        _run_trials(study, objective, budget, f"tune {model} on {split_key}", progress, poll_seconds,
+                    grace_period)
+        return _summarise(study, plan, settings, budget, split_key, public_url(storage))
+    finally:
+        close_storage(opened)
+
+
+def _run_trials(study: optuna.Study, objective: _Objective, budget: int, label: str, progress: bool,
+                poll_seconds: float, grace_period: float) -> None:
+    bar = tqdm(total=budget, desc=label, unit="trial", disable=not progress, leave=False)
+    waiting_logged = False
+    try:
+        while True:
+            fail_stale_trials(study, orphaned_after=2 * grace_period)
+            trials = study.get_trials(deepcopy=False)
+            spent = spent_trials(trials)
+            running = sum(trial_outcome(t) == RUNNING for t in trials)
+            bar.n = min(len(spent), budget)
+            bar.refresh()
+            if len(spent) >= budget:
+                return
+            if len(spent) + running >= budget:
+                if not waiting_logged:
+                    logger.info("%s: waiting for %d trial(s) running in other workers", label, running)
+                    waiting_logged = True
+                time.sleep(poll_seconds)
+                continue
+            study.optimize(objective, n_trials=1, catch=(_SpentFailure, _Surplus), gc_after_trial=False)
+            _log_trial(study, objective.last_number, len(spent) + 1, budget, label, objective.settings.metric, bar)
+    finally:
+        bar.close()
+
+
+def _log_trial(study: optuna.Study, number: int | None, position: int, budget: int, label: str, metric: str,
+               bar) -> None:
+    trials = study.get_trials(deepcopy=False)
+    trial = next((t for t in trials if t.number == number), None)
+    if trial is None or trial_outcome(trial) == SURPLUS:
+        return
+    best = max((t.value for t in spent_trials(trials) if t.state == TrialState.COMPLETE), default=None)
+    shown = f"{metric} = {trial.value:.5f}" if trial.state == TrialState.COMPLETE else \
+        f"{trial_outcome(trial)} ({trial.user_attrs.get('error', 'no message')})"
+    logger.info("%s: trial %d (%d of %d) %s in %.1f s with %s; best %s", label, trial.number, position, budget,
+                shown, trial.user_attrs.get("seconds", float("nan")), json.dumps(plain(trial.params), sort_keys=True),
+                "none" if best is None else f"{best:.5f}")
+    if best is not None:
+        bar.set_postfix({"best": f"{best:.4f}"}, refresh=False)
+
+
+def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, budget: int, split_key: str,
+               storage: str | None) -> TuningResult:
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    used = spent_trials(trials)[:budget]  # a study resumed with a smaller budget uses its first trials only
+    completed = [t for t in used if t.state == TrialState.COMPLETE]
+    if not completed:
+        first = used[0].user_attrs.get("error", "no message") if used else "no trial ran"
+        raise RecAuditError(f"all {len(used)} tuning trial(s) of {plan.model} on {split_key} failed (first: {first}); "
+                            "fix the model's params.yaml entry or raise tuning.timeout_per_trial")
+    best = max(completed, key=lambda t: (t.value, -t.number))
+    params = {**plan.fixed, **best.params}
+    best_epoch = best.user_attrs.get("best_epoch")
+    names = get_model_class(plan.model).parameter_names()
+    if best_epoch is not None and "epochs" in names:
+        params["epochs"] = max(1, int(best_epoch))
+        if "patience" in names:
+            params["patience"] = None
+    used_numbers = {t.number for t in used}
+    return TuningResult(
+        model=plan.model, split=split_key, params=plain(make_model(plan.model, params).get_params()),
+        validation_metric=settings.metric, best_value=float(best.value), best_trial=best.number,
+        best_epoch=best_epoch, trials_run=len(used), trials_budget=budget, budget=settings.budget,
+        study_name=study.study_name, storage=storage, seed=settings.seed,
+        seconds=round(sum(float(t.user_attrs.get("seconds", 0.0)) for t in used), 3),
+        timeout_per_trial=settings.timeout_per_trial, startup_trials=settings.startup_trials,
+        searched=sorted(plan.space), fixed=plain(plan.fixed), trials=trials_table(trials, used_numbers))
+
+
+def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
+    """One row per trial in the study: number, params (JSON), value, state, seconds, ..."""
+    rows = [{"number": t.number, "params": json.dumps(plain(t.params), sort_keys=True),
+             "value": t.value if t.state == TrialState.COMPLETE else None, "state": trial_outcome(t),
+             "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
+             "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
+    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plain(value):
+    """``value`` with numpy scalars and tuples turned into plain Python, for YAML and JSON."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
