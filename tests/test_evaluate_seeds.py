@@ -90,7 +90,8 @@ def test_stochastic_model_runs_once_per_seed_and_is_averaged(workspace, cyclic_m
     assert per_user["user"].tolist() == [0, 1, 2, 3]
     assert per_user["ndcg@10"].tolist() == pytest.approx([PER_USER_NDCG_AT_10[u] for u in range(4)], abs=1e-12)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 4 and out[-1].startswith(f"{cyclic_model} on toy/holdout: ndcg@10 = 0.8462 (mean of 3 seeds, sd 0.0533)")
+    assert len(out) == 4
+    assert out[-1].startswith(f"{cyclic_model} on toy/holdout: ndcg@10 = 0.8462 (mean of 3 seeds, sd 0.0533)")
     # the leaderboard's view: one result, not four
     assert find_result_files(workspace / "results") == [folder / "metrics.json"]
 

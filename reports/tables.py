@@ -1,0 +1,239 @@
+"""One leaderboard section per (dataset, split): the results table with intervals and
+significance marks against the best baseline, its legend, and the hyperparameter table.
+
+Statistics (all on the per-user values of ``per_user.parquet``, users as the unit):
+
+- each cell of a per-user metric is the record's mean (for a stochastic model the mean over
+  seeds, ``± sd`` over seeds with ``ddof=1`` when it ran more than one seed) with a 95% BCa
+  bootstrap interval of the mean over users (``protocols.bootstrap``; for a stochastic model
+  over each user's mean across seeds). List metrics such as ``coverage@10`` describe the
+  whole recommendation list and have no per-user values: they show the plain value;
+- the reference is the best baseline on the first report metric; every other model is
+  compared with it on every per-user report metric by a two-sided paired Wilcoxon
+  signed-rank test over users, and the p-values of the whole table (metrics x models) are
+  Holm-adjusted as one family (``protocols.statistics.compare_to_reference``). ``▲`` / ``▼``
+  mark a significant difference in the model's favour / against it; no mark, none found.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from protocols.bootstrap import bootstrap_columns_ci
+from protocols.statistics import compare_to_reference
+
+FAMILY_ORDER = ("baseline", "neural")
+TEST = "wilcoxon"
+CONFIDENCE = 0.95
+BETTER, WORSE, REFERENCE = "▲", "▼", "(ref)"
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    seed: int = 0
+    alpha: float = 0.05
+    n_resamples: int = 1000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One result folder: its ``metrics.json`` record and, for a run with status "ok",
+    its per-user frame."""
+
+    record: dict
+    per_user: pd.DataFrame | None = None
+
+    @property
+    def model(self) -> str:
+        return self.record["model"]
+
+    @property
+    def ok(self) -> bool:
+        return self.record["status"] == "ok"
+
+    @property
+    def family(self) -> str:
+        return str(self.record.get("family") or "unknown")
+
+
+def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
+                  settings: StatisticsSettings) -> list[str]:
+    """Markdown lines of one split: heading, notes, results table, legend, hyperparameters."""
+    sampled = " (sampled)" if any(e.record.get("sampled") for e in entries) else ""
+    ok = [e for e in entries if e.ok]
+    notes = sorted({f"{e.record.get('n_users')} test users" for e in ok} |
+                   {f"metric version {e.record.get('metric_version')}" for e in ok if e.record.get("metric_version")})
+    ordered = sorted(entries, key=lambda e: row_order(e, metrics[0]))
+    tested = [m for m in metrics if ok and all(has_values(e, m) for e in ok)]
+    reference = best_baseline(ok, metrics[0]) if metrics[0] in tested else None
+    marks, n_comparisons = significance_marks(ok, reference, tested, settings)
+    intervals = {e.model: intervals_of(e, metrics, settings) for e in ok}
+    rows = [result_row(e, metrics, intervals.get(e.model, {}), marks, reference) for e in ordered]
+    headers = ["family", "model", *metrics, "trials", "seeds", "fit s", "eval s"]
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
+                     colalign=("left", "left", *["right"] * (len(metrics) + 4)))
+    legend = legend_lines(metrics, tested, reference, n_comparisons, settings)
+    hyper = tabulate([hyperparameter_row(e) for e in ordered], tablefmt="github", disable_numparse=True,
+                     headers=["model", "trials", "best validation", "seeds", "hyperparameters"])
+    return [f"## {dataset} / {protocol}{sampled}", "", *([", ".join(notes) + ".", ""] if notes else []),
+            table, "", *legend, "", f"### Hyperparameters: {dataset} / {protocol}{sampled}", "", hyper, ""]
+
+
+def row_order(entry: Entry, first_metric: str) -> tuple:
+    """Baselines, then neural models, then any other family; within one, best first on the
+    first metric, unsupported runs and missing values last, ties by model name."""
+    family = entry.family
+    group = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+    value = metric_value(entry.record, first_metric) if entry.ok else None
+    return group, family, value is None, -(value or 0.0), entry.model
+
+
+def has_values(entry: Entry, metric: str) -> bool:
+    frame = entry.per_user
+    return frame is not None and metric in frame.columns and len(frame) > 0
+
+
+def best_baseline(ok: Sequence[Entry], metric: str) -> str | None:
+    candidates = [e for e in ok if e.family == "baseline" and metric_value(e.record, metric) is not None]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda e: (-metric_value(e.record, metric), e.model)).model
+
+
+def significance_marks(ok: Sequence[Entry], reference: str | None, tested: list[str],
+                       settings: StatisticsSettings) -> tuple[dict[tuple[str, str], str], int]:
+    """``{(model, metric): mark}`` from one Holm family over the table, and its size."""
+    if reference is None or len(ok) < 2:
+        return {}, 0
+    comparison = compare_to_reference({e.model: e.per_user for e in ok}, reference, tested, alpha=settings.alpha,
+                                      test=TEST, seed=settings.seed, n_resamples=settings.n_resamples,
+                                      confidence=CONFIDENCE)
+    symbols = {"better": BETTER, "worse": WORSE}
+    marks = {(row.model, row.metric): symbols[row.verdict] for row in comparison.itertuples()
+             if row.verdict in symbols}
+    return marks, int(comparison["p_value"].notna().sum())
+
+
+def intervals_of(entry: Entry, metrics: list[str], settings: StatisticsSettings) -> dict[str, tuple[float, float]]:
+    """``{metric: (low, high)}``: bootstrap intervals of the per-user metrics of one model
+    (its columns resampled together; every model gets the same seed)."""
+    columns = [m for m in metrics if has_values(entry, m)]
+    if not columns:
+        return {}
+    matrix = entry.per_user[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    found = bootstrap_columns_ci(matrix, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
+                                 seed=settings.seed)
+    return {m: (ci.low, ci.high) for m, ci in zip(columns, found) if math.isfinite(ci.low)}
+
+
+def result_row(entry: Entry, metrics: list[str], intervals: dict, marks: dict, reference: str | None) -> list[str]:
+    record = entry.record
+    name = f"{entry.model} {REFERENCE}" if entry.model == reference else entry.model
+    if not entry.ok:
+        reason = record.get("reason") or "unsupported"
+        return [entry.family, name, f"n/a ({reason})", *["n/a"] * (len(metrics) - 1), trials_cell(record), "",
+                "", ""]
+    several = len(record.get("seeds") or []) > 1
+    cells = []
+    for label in metrics:
+        value = metric_value(record, label)
+        if value is None:
+            cells.append("-")
+            continue
+        cell = f"{value:.4f}"
+        spread = (record.get("metrics_std") or {}).get(label) if several else None
+        if spread is not None and math.isfinite(float(spread)):
+            cell += f" ± {float(spread):.4f}"
+        if label in intervals:
+            low, high = intervals[label]
+            cell += f" [{low:.4f}, {high:.4f}]"
+        mark = marks.get((entry.model, label))
+        cells.append(f"{cell} {mark}" if mark else cell)
+    return [entry.family, name, *cells, trials_cell(record), seeds_cell(record, count=True),
+            seconds(record.get("fit_seconds")), seconds(record.get("eval_seconds"))]
+
+
+def legend_lines(metrics: list[str], tested: list[str], reference: str | None, n_comparisons: int,
+                 settings: StatisticsSettings) -> list[str]:
+    level = f"{CONFIDENCE:.0%}"
+    lines = []
+    if reference is None:
+        lines.append(f"No significance marks: no baseline with per-user {metrics[0]} values in this table.")
+    elif n_comparisons == 0:
+        lines.append(f"{REFERENCE}: the best baseline on {metrics[0]} ({reference}); no other model to compare "
+                     "with it.")
+    else:
+        lines.append(f"{BETTER} / {WORSE}: significantly better / worse than the reference {REFERENCE}, the best "
+                     f"baseline on {metrics[0]} ({reference}): two-sided paired Wilcoxon signed-rank test over "
+                     f"users, Holm correction over the table's {n_comparisons} comparisons (each of "
+                     f"{', '.join(tested)} x each other model), alpha {settings.alpha:g}; no mark: no "
+                     "significant difference.")
+    untested = [m for m in metrics if m not in tested]
+    plain = (f" {', '.join(untested)}: not tested, being a list metric (plain value, no interval) or lacking "
+             "per-user values for some model." if untested else "")
+    lines.append(f"[low, high]: {level} BCa bootstrap interval of the mean over users ({settings.n_resamples} "
+                 f"resamples, seed {settings.seed}); ± sd over seeds (ddof 1) for stochastic models run with "
+                 f"several seeds.{plain} Trials: tuning trials run / budget, 0 (defaults) for untuned "
+                 "parameters. Times: seconds per run (mean over seeds).")
+    return lines
+
+
+def hyperparameter_row(entry: Entry) -> list[str]:
+    record = entry.record
+    tuning = record.get("tuning") or {}
+    best = tuning.get("best_value")
+    validation = f"{tuning.get('validation_metric')} = {float(best):.4f}" if best is not None else "-"
+    params = {k: v for k, v in sorted((record.get("params") or {}).items()) if k != "seed"}
+    listed = ", ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "-"
+    return [entry.model, trials_cell(record), validation, seeds_cell(record, count=False), listed]
+
+
+def trials_cell(record: dict) -> str:
+    tuning = record.get("tuning")
+    if not tuning:
+        return "0 (defaults)"
+    return f"{tuning.get('trials_run')}/{tuning.get('trials_budget')}"
+
+
+def seeds_cell(record: dict, count: bool) -> str:
+    """``-`` for a deterministic model; the number of seeds, or their list (``42..46`` when
+    consecutive) for a stochastic one."""
+    seeds = [s for s in (record.get("seeds") or []) if s is not None]
+    if not seeds:
+        seed = record.get("seed")
+        seeds = [seed] if seed is not None and record["status"] == "ok" else []
+    if not seeds:
+        return "-"
+    if count:
+        return str(len(seeds))
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}..{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def format_value(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+def metric_value(record: dict, label: str) -> float | None:
+    value = (record.get("metrics") or {}).get(label)
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def seconds(value) -> str:
+    return "" if value is None else f"{float(value):.2f}"
