@@ -27,14 +27,14 @@ def item_gram(train: sp.csr_matrix, dtype, extra_diagonal: float = 0.0) -> np.nd
     A fresh array on every call (callers factorise it in place).
     """
     n_items = train.shape[1]
-    columns = train.tocsc()
-    transposed = columns.T.tocsr()
+    train = sp.csr_matrix(train)
+    transposed = train.T.tocsr()
     gram = np.empty((n_items, n_items), dtype=dtype)
     block = max(1, _GRAM_BLOCK_ENTRIES // max(n_items, 1))
     for start in range(0, n_items, block):
         stop = min(start + block, n_items)
         # Symmetric, so row blocks of the C-ordered array are the column blocks of X^T X.
-        gram[start:stop] = (transposed[start:stop] @ columns).toarray()
+        gram[start:stop] = (transposed[start:stop] @ train).toarray()
     gram.flat[::n_items + 1] += dtype(extra_diagonal)
     return gram
 

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from baselines.ease import EASE, symmetric_inverse_in_place
 from datasets.errors import RecAuditError
-from linear_planted import model_recall, planted_split, popularity_recall
+from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
 
 def _kkt_weights(dense: np.ndarray, l2: float) -> np.ndarray:
@@ -83,3 +83,9 @@ def test_bad_parameters_raise_one_line(small, params, pattern):
 def test_beats_popularity_on_planted_data():
     train, heldout = planted_split(seed=1)
     assert model_recall(EASE(l2=20.0), train, heldout) > 1.15 * popularity_recall(train, heldout)
+
+
+@pytest.mark.slow
+def test_movielens_lcfn_regression_value():
+    """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
+    assert lcfn_recall(EASE(l2=500.0)) == pytest.approx(0.31114, abs=1e-3)

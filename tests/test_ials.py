@@ -8,7 +8,7 @@ import torch
 
 from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, _validation_ndcg, ials_loss
 from datasets.errors import RecAuditError
-from linear_planted import model_recall, planted_split, popularity_recall
+from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 from protocols.contract import ValidationData
 
 
@@ -175,3 +175,10 @@ def test_beats_popularity_on_planted_data(solver):
     train, heldout = planted_split(seed=4)
     model = IALS(factors=8, alpha=1.0, reg=0.1, epochs=3, solver=solver)
     assert model_recall(model, train, heldout) > 1.15 * popularity_recall(train, heldout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver, expected", [("cg", 0.27426), ("cholesky", 0.27682)])
+def test_movielens_lcfn_regression_value(solver, expected):
+    """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
+    assert lcfn_recall(IALS(epochs=4, solver=solver)) == pytest.approx(expected, abs=3e-3)

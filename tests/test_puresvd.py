@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from baselines.puresvd import PureSVD
 from datasets.errors import RecAuditError
-from linear_planted import model_recall, planted_split, popularity_recall
+from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
 
 def _low_rank_counts(rank: int = 5) -> sp.csr_matrix:
@@ -60,3 +60,9 @@ def test_bad_factors_raise_one_line(factors):
 def test_beats_popularity_on_planted_data():
     train, heldout = planted_split(seed=2)
     assert model_recall(PureSVD(factors=6), train, heldout) > 1.15 * popularity_recall(train, heldout)
+
+
+@pytest.mark.slow
+def test_movielens_lcfn_regression_value():
+    """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
+    assert lcfn_recall(PureSVD(factors=50)) == pytest.approx(0.28551, abs=1e-3)

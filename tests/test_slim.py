@@ -9,7 +9,7 @@ from sklearn.linear_model import ElasticNet
 import baselines.slim as slim_module
 from baselines.slim import SLIM, nonnegative_elastic_net
 from datasets.errors import RecAuditError
-from linear_planted import model_recall, planted_split, popularity_recall
+from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
 TIGHT = {"tol": 1e-12, "max_iter": 10_000, "topk": 1000}
 
@@ -103,3 +103,9 @@ def test_beats_popularity_on_planted_data():
     train, heldout = planted_split(seed=3)
     model = SLIM(alpha=0.002, l1_ratio=0.05, topk=50)
     assert model_recall(model, train, heldout) > 1.15 * popularity_recall(train, heldout)
+
+
+@pytest.mark.slow
+def test_movielens_lcfn_regression_value():
+    """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
+    assert lcfn_recall(SLIM(alpha=0.1, l1_ratio=0.1, topk=100)) == pytest.approx(0.28057, abs=1e-3)
