@@ -24,8 +24,9 @@ class PureSVD(Recommender):
     The training matrix is factorised as :math:`X \approx U_k \Sigma_k Q_k^\top` by a
     truncated randomised SVD (Halko et al. 2011, ``sklearn.utils.extmath.randomized_svd``;
     its integer ``random_state`` makes a local generator, global state is untouched). A
-    user's scores are the projection of the history row :math:`x_u` onto the top-k item space, :math:`\hat r_u = x_u Q_k Q_k^\top`, which equals
-    :math:`U_k \Sigma_k Q_k^\top` for training users and folds in any other user.
+    user's scores are the projection of the history row :math:`x_u` onto the top-k item
+    space, :math:`\hat r_u = x_u Q_k Q_k^\top`, which equals :math:`U_k \Sigma_k Q_k^\top` for
+    training users and folds in any other user.
 
     Parameters
     ----------
