@@ -51,6 +51,12 @@ def nonnegative_elastic_net(gram: np.ndarray, targets: np.ndarray, l1: float, l2
     for many columns at once on their gathered sub-Grams (columns batched by working-set
     size), until its own gap is below ``tol * G_jj / 2`` or after ``max_iter`` sweeps.
     Returns the items x targets weights and the number of rounds each column took.
+
+    Cost: one items x items x unfinished-columns GEMM per round (5-11 rounds on MovieLens-1M)
+    plus sweeps over working sets of at most a few hundred items (non-negativity keeps the
+    solutions sparse: at most 228 non-zeros per column on MovieLens-1M even at alpha 1e-3,
+    l1_ratio 1e-5). A batch holds at least one column, so a working set of s items takes
+    8 s^2 bytes however small ``_BATCH_NUMBERS`` is.
     """
     n_items = gram.shape[0]
     diagonal = np.diag(gram).astype(np.float64)
