@@ -20,6 +20,7 @@ resumes it, and several workers given one URL share it (see ``protocols.tuning``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -33,7 +34,8 @@ from datasets.errors import RecAuditError
 from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import make_model
-from protocols.tuning import TuningResult, logger, plain, public_url, search_plan, tune, tuning_settings
+from protocols.tuning import TuningResult, search_plan, tune, tuning_settings
+from protocols.tuning_study import logger, plain, public_url
 
 HELP = "tune a model's hyperparameters on a split's validation part (equal budget; the test part is never read)"
 TUNED_ROOT = Path("tuned")
@@ -72,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
     read_card(split_dir, args.splits_root, key)
     out = args.out or TUNED_ROOT / dataset / split_name / f"{args.model}.yaml"
     storage = args.storage or default_storage_url(out)
-    _log_to_stderr()
     try:
-        result = tune(args.model, split_dir, settings, fixed=entry, split_key=key, storage=storage,
-                      progress=args.progress or sys.stderr.isatty())
+        with _logging_to_stderr():
+            result = tune(args.model, split_dir, settings, fixed=entry, split_key=key, storage=storage,
+                          progress=args.progress or sys.stderr.isatty())
     except UnsupportedProtocolError as refusal:
         result = unsupported_result(args.model, key, entry, settings, storage, refusal)
         write_tuned(result, out)
@@ -162,8 +164,16 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _log_to_stderr() -> None:
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
+@contextlib.contextmanager
+def _logging_to_stderr():
+    """One line per trial on stderr while the command runs (the library itself stays quiet)."""
+    handler, level, propagate = _StderrHandler(), logger.level, logger.propagate
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -16,8 +16,8 @@ The search:
   reproducing a paper may use the paper's target metric).
 - The budget is ``tuning.budgets[tuning.budget].trials`` (or a plain ``tuning.trials``), the
   same for every model; a model with nothing to search runs one trial. The first
-  ``startup_trials`` (default: 30% of the budget, as the TOIS study's 15 random of 50) are
-  drawn at random, the rest by TPE.
+  ``startup_trials`` are drawn at random, the rest by TPE (default: a third of the budget,
+  the rule of the TOIS study's released search code: 16 random of 50 cases).
 - A trial whose model raises a RecAuditError (diverged, invalid value) or runs past
   ``tuning.timeout_per_trial`` seconds is spent, without a value. A model with a
   ``max_seconds`` keyword is asked to stop itself at the limit (interrupted at twice it);
@@ -44,47 +44,36 @@ is exact), then waits for the other workers' running trials, and every worker wr
 same result. Heartbeats fail the trial of a killed worker after ``grace_period`` seconds of
 silence; such a trial is not counted and another trial replaces it. A claim lost to a race
 stays in the storage as a failed trial marked ``surplus`` (Optuna cannot delete trials) and
-is never counted.
+is never counted. The mechanics live in :mod:`protocols.tuning_study`.
 """
 from __future__ import annotations
 
-import contextlib
-import datetime
-import functools
 import hashlib
 import json
-import logging
 import math
 import os
-import signal
 import socket
-import sqlite3
-import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
+from optuna.trial import TrialState
 
 from datasets.errors import RecAuditError, unknown_name_error
 from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric, validation_value
 from protocols.registry import get_model_class, make_model
 from protocols.split_data import TUNING_PARTS, load_split
-
-logger = logging.getLogger("protocols.tuning")
+from protocols.tuning_study import (ERROR, OK, OUTCOME_ATTR, RUNNING, SPENT, SURPLUS, TIMEOUT, SpentFailure,
+                                    SurplusTrial, TrialSeededTPE, TrialTimeout, beat_now, close_storage,
+                                    open_storage, plain, public_url, run_trials, spent_trials, time_limit,
+                                    trial_outcome, trials_table)
 
 DEFAULT_TRIALS = 20
-STARTUP_FRACTION = 0.3
+STARTUP_DIVISOR = 3
 SETTING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials", "timeout_per_trial")
-# Each trial's fate, stored as the user attribute OUTCOME_ATTR (absent: killed or crashed).
-OK, ERROR, TIMEOUT, SURPLUS, RUNNING, INTERRUPTED = "ok", "error", "timeout", "surplus", "running", "interrupted"
-SPENT = frozenset({OK, ERROR, TIMEOUT})
-OUTCOME_ATTR = "outcome"
 
 
 # ----- settings -------------------------------------------------------------------------------
@@ -130,7 +119,7 @@ def tuning_settings(params: dict, trials: int | None = None) -> TuningSettings:
     _require_int("tuning trials", n_trials, 1)
     startup = entry.get("startup_trials", section.get("startup_trials"))
     if startup is None:
-        startup = max(1, math.ceil(STARTUP_FRACTION * n_trials))
+        startup = max(1, int(n_trials) // STARTUP_DIVISOR)
     _require_int("tuning startup_trials", startup, 1)
     timeout = section.get("timeout_per_trial")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
@@ -189,177 +178,6 @@ def study_fingerprint(plan: SearchPlan, settings: TuningSettings, card: dict) ->
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-# ----- Optuna plumbing --------------------------------------------------------------------------
-class TrialSeededTPE(optuna.samplers.BaseSampler):
-    """TPE whose random numbers for trial ``n`` come from ``(seed, n)`` alone.
-
-    One seeded TPESampler per process would make two workers draw the same startup trials
-    and a resumed study differ from an uninterrupted one; seeding per trial number avoids both.
-    """
-
-    def __init__(self, seed: int, n_startup_trials: int):
-        self.seed, self.n_startup_trials = int(seed), int(n_startup_trials)
-        self._samplers: dict[int, optuna.samplers.TPESampler] = {}
-
-    def _sampler(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
-        sampler = self._samplers.get(trial.number)
-        if sampler is None:
-            trial_seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=self.n_startup_trials,
-                                                     constant_liar=True)
-            self._samplers[trial.number] = sampler
-        return sampler
-
-    def infer_relative_search_space(self, study, trial):
-        return self._sampler(trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self._sampler(trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study, trial) -> None:
-        self._sampler(trial).before_trial(study, trial)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self._sampler(trial).after_trial(study, trial, state, values)
-        self._samplers.pop(trial.number, None)
-
-    def reseed_rng(self) -> None:  # the seeds are fixed by design
-        pass
-
-
-def public_url(url: str | None) -> str | None:
-    """The storage URL without its password, fit to be written into result files."""
-    if url is None:
-        return None
-    import sqlalchemy
-
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
-
-
-def open_storage(url: str | None, heartbeat_interval: int = 10, grace_period: int = 30):
-    """An Optuna storage: in memory for ``None``, else an RDB storage with heartbeats."""
-    if url is None:
-        return optuna.storages.InMemoryStorage()
-    import sqlalchemy
-
-    engine_kwargs = {}
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = url.removeprefix("sqlite:///")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"creator": functools.partial(_sqlite_connection, path)}
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            if attempt == 4:  # workers starting together race to create the tables: the loser retries
-                raise
-            time.sleep(0.2 * (attempt + 1))
-        except (sqlalchemy.exc.ArgumentError, ImportError) as error:
-            raise RecAuditError(f"cannot open tuning storage {public_url(url)!r} ({type(error).__name__}: "
-                                f"{str(error).splitlines()[0]}); give an SQLAlchemy URL such as "
-                                "sqlite:///tuned/study.db or postgresql://user@host/db") from None
-
-
-def _sqlite_connection(path: str) -> sqlite3.Connection:
-    """A connection to the study file in WAL mode: readers and the writer of several workers do
-    not block each other, and with synchronous=NORMAL a commit appends to the log instead of
-    waiting for the disk (a power cut may lose the last trials, never the study's consistency).
-    WAL needs a local disk: workers on several machines share a server database instead."""
-    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return connection
-
-
-def close_storage(storage) -> None:
-    """Close the storage's connections; the last one to an SQLite file folds its log back in,
-    so that the ``.db`` file alone holds the study (as DVC caches it)."""
-    engine = getattr(storage, "engine", None)
-    if engine is not None:
-        engine.dispose()
-
-
-def trial_outcome(trial: FrozenTrial) -> str:
-    if trial.state == TrialState.COMPLETE:
-        return OK
-    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
-        return RUNNING
-    outcome = trial.user_attrs.get(OUTCOME_ATTR)
-    return outcome if outcome in (ERROR, TIMEOUT, SURPLUS) else INTERRUPTED
-
-
-def spent_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    return sorted((t for t in trials if trial_outcome(t) in SPENT), key=lambda t: t.number)
-
-
-def fail_stale_trials(study: optuna.Study, orphaned_after: float) -> None:
-    """Fail the running trials of dead workers: those whose heartbeat stopped (Optuna), and
-    those that never started their objective ``orphaned_after`` seconds after being created (a
-    worker killed before its first heartbeat, which Optuna would leave running forever). The
-    objective's first act is to record its ``worker``, after the heartbeat has started."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    now = datetime.datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" not in trial.user_attrs and trial.datetime_start is not None \
-                and (now - trial.datetime_start).total_seconds() > orphaned_after:
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
-                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-
-
-def _beat_now(trial: optuna.Trial) -> None:
-    """Record the trial's first heartbeat before anything else, so that a trial marked with its
-    ``worker`` always has one (Optuna's heartbeat thread may not have written it yet; a worker
-    killed in between would leave a trial that never turns stale). Optuna has no public call
-    for this; without one the orphan rule of :func:`fail_stale_trials` still applies."""
-    storage, trial_id = getattr(trial.study, "_storage", None), getattr(trial, "_trial_id", None)
-    if trial_id is not None and getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
-        storage.record_heartbeat(trial_id)
-
-
-class TrialTimeout(RecAuditError):
-    pass
-
-
-class _SpentFailure(Exception):
-    """A trial that failed for a reason of its parameters: it counts against the budget."""
-
-
-class _Surplus(Exception):
-    """A trial claimed after the budget was filled by other workers."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None):
-    """Raise TrialTimeout in the main thread after ``seconds`` (no limit elsewhere)."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TrialTimeout(f"trial ran past tuning.timeout_per_trial ({seconds:g} s)")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 # ----- the objective ----------------------------------------------------------------------------
 class _Objective:
     def __init__(self, plan: SearchPlan, settings: TuningSettings, budget: int, fit_matrix, task, side):
@@ -374,13 +192,13 @@ class _Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.last_number = trial.number
-        _beat_now(trial)
+        beat_now(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # at call time: forks differ
         earlier = [t for t in trial.study.get_trials(deepcopy=False)
                    if t.number < trial.number and trial_outcome(t) in SPENT | {RUNNING}]
         if len(earlier) >= self.budget:
             trial.set_user_attr(OUTCOME_ATTR, SURPLUS)
-            raise _Surplus
+            raise SurplusTrial
         params = {**self.plan.fixed, **{name: dim.suggest(trial, name) for name, dim in self.plan.space.items()}}
         if self.self_limited:
             params["max_seconds"] = self.settings.timeout_per_trial
@@ -405,7 +223,7 @@ class _Objective:
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         trial.set_user_attr("error", message.splitlines()[0][:500] if message else outcome)
         trial.set_user_attr(OUTCOME_ATTR, outcome)
-        raise _SpentFailure(message)
+        raise SpentFailure(message)
 
 
 # ----- the study --------------------------------------------------------------------------------
@@ -470,53 +288,11 @@ def tune(model: str, split_dir: Path | str, settings: TuningSettings, *, fixed: 
         study = optuna.create_study(storage=opened, study_name=study_name, direction="maximize",
                                     load_if_exists=True, sampler=TrialSeededTPE(settings.seed, settings.startup_trials))
         objective = _Objective(plan, settings, budget, fit_matrix, task, side)
-        _run_trials(study, objective, budget, f"tune {model} on {split_key}", progress, poll_seconds,
-                    grace_period)
+        run_trials(study, objective, budget, f"tune {model} on {split_key}", progress, poll_seconds,
+                   grace_period)
         return _summarise(study, plan, settings, budget, split_key, public_url(storage))
     finally:
         close_storage(opened)
-
-
-def _run_trials(study: optuna.Study, objective: _Objective, budget: int, label: str, progress: bool,
-                poll_seconds: float, grace_period: float) -> None:
-    bar = tqdm(total=budget, desc=label, unit="trial", disable=not progress, leave=False)
-    waiting_logged = False
-    try:
-        while True:
-            fail_stale_trials(study, orphaned_after=2 * grace_period)
-            trials = study.get_trials(deepcopy=False)
-            spent = spent_trials(trials)
-            running = sum(trial_outcome(t) == RUNNING for t in trials)
-            bar.n = min(len(spent), budget)
-            bar.refresh()
-            if len(spent) >= budget:
-                return
-            if len(spent) + running >= budget:
-                if not waiting_logged:
-                    logger.info("%s: waiting for %d trial(s) running in other workers", label, running)
-                    waiting_logged = True
-                time.sleep(poll_seconds)
-                continue
-            study.optimize(objective, n_trials=1, catch=(_SpentFailure, _Surplus), gc_after_trial=False)
-            _log_trial(study, objective.last_number, len(spent) + 1, budget, label, objective.settings.metric, bar)
-    finally:
-        bar.close()
-
-
-def _log_trial(study: optuna.Study, number: int | None, position: int, budget: int, label: str, metric: str,
-               bar) -> None:
-    trials = study.get_trials(deepcopy=False)
-    trial = next((t for t in trials if t.number == number), None)
-    if trial is None or trial_outcome(trial) == SURPLUS:
-        return
-    best = max((t.value for t in spent_trials(trials) if t.state == TrialState.COMPLETE), default=None)
-    shown = f"{metric} = {trial.value:.5f}" if trial.state == TrialState.COMPLETE else \
-        f"{trial_outcome(trial)} ({trial.user_attrs.get('error', 'no message')})"
-    logger.info("%s: trial %d (%d of %d) %s in %.1f s with %s; best %s", label, trial.number, position, budget,
-                shown, trial.user_attrs.get("seconds", float("nan")), json.dumps(plain(trial.params), sort_keys=True),
-                "none" if best is None else f"{best:.5f}")
-    if best is not None:
-        bar.set_postfix({"best": f"{best:.4f}"}, refresh=False)
 
 
 def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, budget: int, split_key: str,
@@ -547,24 +323,3 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
         searched=sorted(plan.space), fixed=plain(plan.fixed), trials=trials_table(trials, used_numbers))
 
 
-def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
-    """One row per trial in the study: number, params (JSON), value, state, seconds, ..."""
-    rows = [{"number": t.number, "params": json.dumps(plain(t.params), sort_keys=True),
-             "value": t.value if t.state == TrialState.COMPLETE else None, "state": trial_outcome(t),
-             "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
-             "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
-    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def plain(value):
-    """``value`` with numpy scalars and tuples turned into plain Python, for YAML and JSON."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -328,7 +328,7 @@ tuning:
   budget: quick
   budgets:
     quick: {trials: 4, startup_trials: 2}
-    paper: {trials: 50, startup_trials: 15}
+    paper: {trials: 50, startup_trials: 16}
   timeout_per_trial: 30
 """
 
@@ -425,7 +425,7 @@ def test_tuning_settings_resolve_named_budgets():
     assert tuning_settings(base) == TuningSettings(metric="ndcg@10", trials=4, budget="quick", startup_trials=2,
                                                    timeout_per_trial=30, seed=42)
     base["tuning"]["budget"] = "paper"
-    assert (tuning_settings(base).trials, tuning_settings(base).startup_trials) == (50, 15)
+    assert (tuning_settings(base).trials, tuning_settings(base).startup_trials) == (50, 16)
     assert (tuning_settings(base, trials=7).trials, tuning_settings(base, trials=7).budget) == (7, "cli")
     plain = tuning_settings({"seed": 1, "tuning": {"trials": 10}})
     assert (plain.trials, plain.budget, plain.startup_trials, plain.metric) == (10, "custom", 3, "ndcg@10")
@@ -456,3 +456,11 @@ def test_load_tuned_refuses_other_files(tmp_path):
         load_tuned(tuned, model="b")
     with pytest.raises(RecAuditError, match="no tuned parameters at"):
         load_tuned(tmp_path / "missing.yaml")
+
+
+def test_progress_bar_shows_the_best_value_only_when_asked(split_dir, capsys):
+    tune(SHIFT, split_dir, settings(trials=3))
+    assert capsys.readouterr().err == ""
+    tune(SHIFT, split_dir, settings(trials=3), progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "best=" in err

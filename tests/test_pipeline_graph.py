@@ -1,0 +1,163 @@
+"""The pipeline's data flow, resolved by DVC itself (foreach and matrix expanded over params.yaml):
+test files are read by evaluate stages only, and tune stages read the validation parts only.
+
+DVC reads copies of dvc.yaml and params.yaml in a scratch repository, so the working tree's
+lock file and git state play no part.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from protocols.split_data import PART_FILES, TEST_PARTS, TUNING_PARTS
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc")
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_FILES = frozenset(PART_FILES[part] for part in TEST_PARTS)  # test, test_input, negatives
+
+# The stage proposed to the lead for dvc.yaml (kept here so that the test checks that exact text).
+PROPOSED_TUNE_STAGE = """
+matrix:
+  split: ${splits}
+  model: ${models}
+cmd: python -m protocols tune --split ${item.split} --model ${item.model} --out tuned/${item.split}/${item.model}.yaml
+deps:
+  - data/splits/${item.split}/card.json
+  - data/splits/${item.split}/train.parquet
+  - data/splits/${item.split}/validation.parquet
+  - data/splits/${item.split}/validation_input.parquet
+  - data/splits/${item.split}/validation_negatives.parquet
+  - protocols/tuning.py
+  - protocols/early_stopping.py
+  - protocols/cli_tune.py
+  - protocols/evaluation.py
+  - protocols/metrics.py
+  - protocols/contract.py
+  - baselines
+  - neural
+params:
+  - seed
+  - tuning
+  - models.${item.model}
+outs:
+  - tuned/${item.split}/${item.model}.yaml
+  - tuned/${item.split}/${item.model}.trials.csv
+  - tuned/${item.split}/${item.model}.db:
+      persist: true
+"""
+
+
+TUNED_FILE = "tuned/${item.split}/${item.model}.yaml"
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    name: str
+    cmd: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.name.split("@")[0]
+
+
+def resolve(dvc_yaml: dict, tmp_path: Path) -> list[ResolvedStage]:
+    """Every stage of ``dvc_yaml`` as DVC expands it against the repository's params.yaml."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    scratch = tmp_path / "pipeline"
+    scratch.mkdir()
+    shutil.copy(ROOT / "params.yaml", scratch / "params.yaml")
+    (scratch / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    Repo.init(str(scratch), no_scm=True).close()
+    with Repo(str(scratch)) as repo:
+        repo.index.graph  # builds the DAG: overlapping outputs or cycles raise here
+        return [ResolvedStage(stage.name, str(stage.cmd),
+                              tuple(str(d.def_path) for d in stage.deps if not isinstance(d, ParamsDependency)),
+                              tuple(str(o.def_path) for o in stage.outs))
+                for stage in repo.index.stages]
+
+
+def split_folders(stages: list[ResolvedStage]) -> list[PurePosixPath]:
+    return [PurePosixPath(out) for stage in stages if stage.kind == "split" for out in stage.outs]
+
+
+def reads_test_data(stage: ResolvedStage, folders: list[PurePosixPath]) -> list[str]:
+    """The deps of ``stage`` that are, or contain, a test file of some split."""
+    test_paths = [folder / name for folder in folders for name in TEST_FILES]
+    return [dep for dep in stage.deps
+            if PurePosixPath(dep).name in TEST_FILES
+            or any(path == PurePosixPath(dep) or path.is_relative_to(PurePosixPath(dep)) for path in test_paths)]
+
+
+def real_dvc_yaml() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def with_tune_stage(stage_text: str) -> dict:
+    """The real pipeline with ``stage_text`` as its tune stage, and evaluate refitting the tuned
+    parameters (the change proposed for the evaluate stage)."""
+    pipeline = real_dvc_yaml()
+    stages = {name: stage for name, stage in pipeline["stages"].items() if not name.startswith("tune")}
+    stages["tune"] = yaml.safe_load(stage_text)
+    evaluate = stages["evaluate"]
+    if TUNED_FILE not in evaluate["cmd"]:
+        evaluate["cmd"] += f" --params {TUNED_FILE}"
+        evaluate["deps"].append(TUNED_FILE)
+    pipeline["stages"] = stages
+    return pipeline
+
+
+def suite() -> tuple[list[str], list[str]]:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return list(params["splits"]), list(params["models"])
+
+
+def test_only_evaluate_stages_read_test_files(tmp_path):
+    stages = resolve(real_dvc_yaml(), tmp_path)
+    folders = split_folders(stages)
+    assert len(folders) == len(suite()[0])
+    readers = {stage.name for stage in stages if reads_test_data(stage, folders)}
+    assert readers and all(name.startswith("evaluate@") for name in readers)  # the detector sees evaluate
+    declared = [name for name in real_dvc_yaml()["stages"] if name.startswith("tune")]
+    tune_stages = [stage for stage in stages if stage.kind.startswith("tune")]
+    if declared:  # a declared tune stage must expand to stages, and those read validation parts only
+        assert tune_stages, f"dvc.yaml declares {declared} but they expand to no stage"
+    for stage in tune_stages:
+        assert "protocols tune" in stage.cmd and not reads_test_data(stage, folders), stage.name
+
+
+def test_the_proposed_tune_stage_reads_only_the_tuning_parts(tmp_path):
+    stages = resolve(with_tune_stage(PROPOSED_TUNE_STAGE), tmp_path)
+    folders = split_folders(stages)
+    tune_stages = [stage for stage in stages if stage.kind == "tune"]
+    splits, models = suite()
+    assert len(tune_stages) == len(splits) * len(models)
+    for stage in tune_stages:
+        assert not reads_test_data(stage, folders), stage.name
+        split_deps = {PurePosixPath(dep).name for dep in stage.deps if dep.startswith("data/splits/")}
+        assert split_deps == {PART_FILES[part] for part in TUNING_PARTS} | {"card.json"}
+    first = next(stage for stage in tune_stages if stage.name == f"tune@{splits[0]}-{models[0]}")
+    assert first.cmd == (f"python -m protocols tune --split {splits[0]} --model {models[0]} "
+                         f"--out tuned/{splits[0]}/{models[0]}.yaml")
+    assert set(first.outs) == {f"tuned/{splits[0]}/{models[0]}{suffix}" for suffix in (".yaml", ".trials.csv", ".db")}
+    evaluate = next(stage for stage in stages if stage.name == f"evaluate@{splits[0]}-{models[0]}")
+    assert f"tuned/{splits[0]}/{models[0]}.yaml" in evaluate.deps  # so DVC runs tune before evaluate
+
+
+@pytest.mark.parametrize("bad_dep", ["data/splits/${item.split}", "data/splits/${item.split}/negatives.parquet",
+                                     "data/splits"])
+def test_a_tune_stage_reading_test_data_is_caught(tmp_path, bad_dep):
+    stage = yaml.safe_load(PROPOSED_TUNE_STAGE)
+    stage["deps"].append(bad_dep)
+    stages = resolve(with_tune_stage(yaml.safe_dump(stage)), tmp_path)
+    folders = split_folders(stages)
+    tune_stages = [s for s in stages if s.kind == "tune"]
+    assert tune_stages and all(reads_test_data(s, folders) for s in tune_stages)
