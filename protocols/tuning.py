@@ -28,8 +28,9 @@ The search:
   refit on train + validation trains exactly that long.
 
 Determinism: trial ``n`` samples with a TPE sampler seeded from ``(seed, n)``, so the same
-seed gives the same trials, and a resumed study the same trials as an uninterrupted one.
-Ties in the best value go to the earlier trial.
+seed gives the same trials, and a study resumed after its last finished trial the same trials
+as an uninterrupted one (an interrupted trial uses up its number; its parameters are not
+retried). Ties in the best value go to the earlier trial.
 
 Persistence and several workers: the study lives in an Optuna RDB storage (by default the
 SQLite file ``tuned/<dataset>/<split>/<model>.db`` beside the output) under the name
@@ -292,7 +293,7 @@ def tune(model: str, split_dir: Path | str, settings: TuningSettings, *, fixed: 
                    grace_period)
         return _summarise(study, plan, settings, budget, split_key, public_url(storage))
     finally:
-        close_storage(opened)
+        close_storage(opened, storage)
 
 
 def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, budget: int, split_key: str,

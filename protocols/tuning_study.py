@@ -106,8 +106,8 @@ def open_storage(url: str | None, heartbeat_interval: int = 10, grace_period: in
     import sqlalchemy
 
     engine_kwargs = {}
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = url.removeprefix("sqlite:///")
+    path = _sqlite_path(url)
+    if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"creator": functools.partial(_sqlite_connection, path)}
     for attempt in range(5):
@@ -137,12 +137,23 @@ def _sqlite_connection(path: str) -> sqlite3.Connection:
     return connection
 
 
-def close_storage(storage) -> None:
-    """Close the storage's connections; the last one to an SQLite file folds its log back in,
-    so that the ``.db`` file alone holds the study (as DVC caches it)."""
-    engine = getattr(storage, "engine", None)
-    if engine is not None:
-        engine.dispose()
+def close_storage(storage, url: str | None) -> None:
+    """Close the storage's connections and fold an SQLite file's write-ahead log back into it,
+    so that the ``.db`` file alone holds the whole study (DVC caches that file only)."""
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return
+    storage.remove_session()
+    storage.engine.dispose()
+    path = _sqlite_path(url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _sqlite_path(url: str | None) -> str | None:
+    if url is None or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    return url.removeprefix("sqlite:///")
 
 
 # ----- trials -------------------------------------------------------------------------------
@@ -267,7 +278,9 @@ def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
              "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
              "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
     columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    table["best_epoch"] = table["best_epoch"].astype("Int64")  # stays an integer column beside missing ones
+    return table
 
 
 def plain(value):

@@ -464,3 +464,15 @@ def test_progress_bar_shows_the_best_value_only_when_asked(split_dir, capsys):
     tune(SHIFT, split_dir, settings(trials=3), progress=True)
     err = capsys.readouterr().err
     assert "3/3" in err and "best=" in err
+
+
+def test_the_study_file_alone_holds_every_trial(split_dir, tmp_path):
+    """DVC caches the .db file only: the write-ahead log must be folded back in at the end."""
+    tune(SHIFT, split_dir, settings(trials=3), storage=f"sqlite:///{tmp_path / 'study.db'}")
+    wal = tmp_path / "study.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    alone = tmp_path / "copy" / "study.db"
+    alone.parent.mkdir()
+    alone.write_bytes((tmp_path / "study.db").read_bytes())
+    with contextlib.closing(sqlite3.connect(alone)) as connection:
+        assert connection.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 3
