@@ -70,6 +70,28 @@ def _mirror_lower_to_upper(matrix: np.ndarray, block: int = 1024) -> None:
         matrix[start:stop, stop:] = matrix[stop:, start:stop].T
 
 
+def dual_item_weights(train: sp.csr_matrix, l2: float, dtype) -> np.ndarray:
+    """EASE's ``B`` through the users x users system, for catalogues larger than the user base.
+
+    By the Woodbury identity, ``(X^T X + l2 I)^-1 = (I - Q) / l2`` with
+    ``Q = X^T (X X^T + l2 I)^-1 X``, so ``B_ij = -P_ij / P_jj = Q_ij / (1 - Q_jj)`` for
+    ``i != j``: the inversion costs users^3 instead of items^3 (CiteULike-a: 5,551 users against
+    16,980 items, about 30 times less work). Only users with interactions enter. The small
+    system and ``diag(Q)`` are computed in float64, since ``1 - Q_jj`` cancels when l2 is small.
+    """
+    active = sp.csr_matrix(train[np.diff(train.indptr) > 0], dtype=np.float64)
+    kernel = (active @ active.T).toarray()
+    kernel.flat[::kernel.shape[0] + 1] += l2
+    symmetric_inverse_in_place(kernel)
+    left = np.asarray(active.T @ kernel)                      # X^T K^-1, items x users
+    diagonal = np.asarray(active.T.multiply(left).sum(axis=1)).ravel()
+    weights = np.ascontiguousarray(left.astype(dtype, copy=False) @ active.astype(dtype), dtype=dtype)
+    del left
+    weights /= (1.0 - diagonal).astype(dtype)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
 @register("ease")
 class EASE(Recommender):
     r"""Embarrassingly Shallow AutoEncoder (Steck, WWW 2019).
@@ -92,7 +114,8 @@ class EASE(Recommender):
     dtype : {"float32", "float64"}
         Precision of the Gram matrix, its inverse and ``B``. The inverse is computed in place
         by Cholesky (LAPACK ``potrf``/``potri``), so one items x items array is held: 20,000
-        items need 1.6 GB in float32.
+        items need 1.6 GB in float32. When fewer users than items have interactions, the
+        same ``B`` is computed through the users x users system (:func:`dual_item_weights`).
     """
 
     family = "baseline"
@@ -108,8 +131,12 @@ class EASE(Recommender):
         if not float(self.l2) > 0:
             raise RecAuditError(f"ease: l2 must be positive, got {self.l2!r}")
         dtype = _DTYPES[self.dtype]
-        weights = item_gram(train, dtype, extra_diagonal=float(self.l2))
+        n_active_users = int(np.count_nonzero(np.diff(train.indptr)))
         try:
+            if n_active_users < train.shape[1]:
+                self.item_weights_ = dual_item_weights(train, float(self.l2), dtype)
+                return
+            weights = item_gram(train, dtype, extra_diagonal=float(self.l2))
             symmetric_inverse_in_place(weights)
         except np.linalg.LinAlgError as error:
             raise RecAuditError(f"ease: the regularised Gram matrix cannot be inverted ({error}); "

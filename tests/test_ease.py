@@ -39,6 +39,17 @@ def test_weights_solve_the_zero_diagonal_least_squares(small, l2):
     assert np.all(np.diag(model.item_weights_) == 0)
 
 
+@pytest.mark.parametrize("l2", [0.5, 30.0])
+def test_wide_catalogue_takes_the_users_system_and_gives_the_same_weights(l2):
+    rng = np.random.default_rng(5)
+    wide = (rng.random((14, 40)) < 0.3).astype(np.float64)
+    wide[3] = 0.0  # a user without interactions must not matter
+    model = EASE(l2=l2, dtype="float64").fit(sp.csr_matrix(wide))
+    np.testing.assert_allclose(model.item_weights_, _kkt_weights(wide, l2), rtol=1e-8, atol=1e-10)
+    single = EASE(l2=l2).fit(sp.csr_matrix(wide))
+    np.testing.assert_allclose(single.item_weights_, model.item_weights_, atol=2e-5)
+
+
 def test_float32_matches_float64(small):
     single = EASE(l2=5.0).fit(small)
     double = EASE(l2=5.0, dtype="float64").fit(small)
