@@ -21,38 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_FILES = frozenset(PART_FILES[part] for part in TEST_PARTS)  # test, test_input, negatives
 
 # The stage proposed to the lead for dvc.yaml (kept here so that the test checks that exact text).
-PROPOSED_TUNE_STAGE = """
-matrix:
-  split: ${splits}
-  model: ${models}
-cmd: python -m protocols tune --split ${item.split} --model ${item.model} --out tuned/${item.split}/${item.model}.yaml
-deps:
-  - data/splits/${item.split}/card.json
-  - data/splits/${item.split}/train.parquet
-  - data/splits/${item.split}/validation.parquet
-  - data/splits/${item.split}/validation_input.parquet
-  - data/splits/${item.split}/validation_negatives.parquet
-  - protocols/tuning.py
-  - protocols/early_stopping.py
-  - protocols/cli_tune.py
-  - protocols/evaluation.py
-  - protocols/metrics.py
-  - protocols/contract.py
-  - baselines
-  - neural
-params:
-  - seed
-  - tuning
-  - models.${item.model}
-outs:
-  - tuned/${item.split}/${item.model}.yaml
-  - tuned/${item.split}/${item.model}.trials.csv
-  - tuned/${item.split}/${item.model}.db:
-      persist: true
-"""
 
 
-TUNED_FILE = "tuned/${item.split}/${item.model}.yaml"
 
 
 @dataclass(frozen=True)
@@ -101,29 +71,19 @@ def real_dvc_yaml() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
-def with_tune_stage(stage_text: str) -> dict:
-    """The real pipeline with ``stage_text`` as its tune stage, and evaluate refitting the tuned
-    parameters (the change proposed for the evaluate stage)."""
-    pipeline = real_dvc_yaml()
-    stages = {name: stage for name, stage in pipeline["stages"].items() if not name.startswith("tune")}
-    stages["tune"] = yaml.safe_load(stage_text)
-    evaluate = stages["evaluate"]
-    if TUNED_FILE not in evaluate["cmd"]:
-        evaluate["cmd"] += f" --params {TUNED_FILE}"
-        evaluate["deps"].append(TUNED_FILE)
-    pipeline["stages"] = stages
-    return pipeline
-
-
 def suite() -> tuple[list[str], list[str]]:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    return list(params["splits"]), list(params["models"])
+    return list(params["suite"]["splits"]), list(params["suite"]["models"])
+
+
+def all_splits() -> list[str]:
+    return list(yaml.safe_load((ROOT / "params.yaml").read_text())["splits"])
 
 
 def test_only_evaluate_stages_read_test_files(tmp_path):
     stages = resolve(real_dvc_yaml(), tmp_path)
     folders = split_folders(stages)
-    assert len(folders) == len(suite()[0])
+    assert len(folders) == len(all_splits())
     readers = {stage.name for stage in stages if reads_test_data(stage, folders)}
     assert readers and all(name.startswith("evaluate@") for name in readers)  # the detector sees evaluate
     declared = [name for name in real_dvc_yaml()["stages"] if name.startswith("tune")]
@@ -134,8 +94,8 @@ def test_only_evaluate_stages_read_test_files(tmp_path):
         assert "protocols tune" in stage.cmd and not reads_test_data(stage, folders), stage.name
 
 
-def test_the_proposed_tune_stage_reads_only_the_tuning_parts(tmp_path):
-    stages = resolve(with_tune_stage(PROPOSED_TUNE_STAGE), tmp_path)
+def test_the_tune_stages_read_only_the_tuning_parts(tmp_path):
+    stages = resolve(real_dvc_yaml(), tmp_path)
     folders = split_folders(stages)
     tune_stages = [stage for stage in stages if stage.kind == "tune"]
     splits, models = suite()
@@ -155,9 +115,9 @@ def test_the_proposed_tune_stage_reads_only_the_tuning_parts(tmp_path):
 @pytest.mark.parametrize("bad_dep", ["data/splits/${item.split}", "data/splits/${item.split}/negatives.parquet",
                                      "data/splits"])
 def test_a_tune_stage_reading_test_data_is_caught(tmp_path, bad_dep):
-    stage = yaml.safe_load(PROPOSED_TUNE_STAGE)
-    stage["deps"].append(bad_dep)
-    stages = resolve(with_tune_stage(yaml.safe_dump(stage)), tmp_path)
+    pipeline = real_dvc_yaml()
+    pipeline["stages"]["tune"]["deps"].append(bad_dep)
+    stages = resolve(pipeline, tmp_path)
     folders = split_folders(stages)
     tune_stages = [s for s in stages if s.kind == "tune"]
     assert tune_stages and all(reads_test_data(s, folders) for s in tune_stages)
