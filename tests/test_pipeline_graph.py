@@ -20,8 +20,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc")
 ROOT = Path(__file__).resolve().parents[1]
 TEST_FILES = frozenset(PART_FILES[part] for part in TEST_PARTS)  # test, test_input, negatives
 
-# The stage proposed to the lead for dvc.yaml (kept here so that the test checks that exact text).
-
 
 
 
