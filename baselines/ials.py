@@ -18,13 +18,13 @@ import scipy.sparse as sp
 from datasets.errors import RecAuditError
 from neural.device import thread_scope
 from protocols.contract import Recommender, ValidationData
+from protocols.early_stopping import validation_value
 from protocols.registry import register
 from protocols.space import Integer, Real
 
 # Numbers per gathered chunk of rows (rows x padded length x factors), bounding memory.
 _CHUNK_NUMBERS = 1 << 22
 _SOLVERS = ("cg", "cholesky")
-_VALIDATION_BATCH = 1024
 # torch threads for fitting and fold-in: the batched kernels are small, and on a shared
 # 2-core machine one thread ran 2-4x faster than two (ML-1M, 5 epochs: 2.6 s vs 5-10 s);
 # one thread also makes the numbers independent of the machine's core count.
@@ -152,34 +152,6 @@ def ials_loss(train: sp.csr_matrix, user_factors: np.ndarray, item_factors: np.n
     return float(total + reg * (np.sum(users**2) + np.sum(items**2)))
 
 
-def _validation_ndcg(model: IALS, validation: ValidationData, cutoff: int = 10) -> float:
-    """Mean NDCG@cutoff over validation users with held-out items; seen items are excluded
-    and, for sampled protocols, only the candidates and the held-out items are ranked.
-    (Stand-in until the shared evaluator is used for early stopping.)"""
-    n_items = model.n_items_
-    cutoff = min(cutoff, n_items)
-    discounts = 1.0 / np.log2(np.arange(2, cutoff + 2))
-    total, counted = 0.0, 0
-    for start in range(0, len(validation.users), _VALIDATION_BATCH):
-        batch = slice(start, start + _VALIDATION_BATCH)
-        history = sp.csr_matrix(validation.history[batch], dtype=np.float32)
-        scores = model._score(np.asarray(validation.users[batch]), history)
-        truth = validation.truth[batch].toarray() > 0
-        if validation.candidates is not None:
-            allowed = truth.copy()
-            np.put_along_axis(allowed, np.asarray(validation.candidates[batch]), True, axis=1)
-            scores[~allowed] = -np.inf
-        scores[history.toarray() > 0] = -np.inf
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :cutoff]
-        gains = np.take_along_axis(truth, top, axis=1) @ discounts
-        relevant = np.minimum(truth.sum(axis=1), cutoff)
-        ideal = np.concatenate([[0.0], np.cumsum(discounts)])[relevant]
-        has_truth = relevant > 0
-        total += float(np.sum(gains[has_truth] / ideal[has_truth]))
-        counted += int(has_truth.sum())
-    return total / counted if counted else 0.0
-
-
 @register("ials")
 class IALS(Recommender):
     r"""Implicit ALS (Hu, Koren and Volinsky, ICDM 2008).
@@ -288,7 +260,7 @@ class IALS(Recommender):
             if validation is None or (epoch % self.validate_every and epoch != self.epochs):
                 continue
             self.item_factors_ = item_factors
-            ndcg = _validation_ndcg(self, validation)
+            ndcg = validation_value(self, validation)
             history.append((epoch, ndcg))
             if ndcg > best[0]:
                 best, since_best = (ndcg, epoch, user_factors, item_factors), 0

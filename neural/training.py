@@ -35,8 +35,8 @@ import scipy.sparse as sp
 from datasets.errors import RecAuditError
 from neural.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from neural.device import check_device_name, deterministic_scope, resolve_device, thread_scope
-from neural.validation import validation_ndcg
 from protocols.contract import Recommender, SideInformation, ValidationData
+from protocols.early_stopping import validation_value
 
 OPTIMIZERS = ("adam", "sgd", "adagrad")
 VALIDATION_METRIC = "ndcg@10"
@@ -205,7 +205,7 @@ class NeuralRecommender(Recommender):
 
     def _validate(self, network, validation: ValidationData, state: dict) -> float:
         network.eval()
-        metric = validation_ndcg(self, validation, k=10)
+        metric = validation_value(self, validation, VALIDATION_METRIC)
         network.train()
         if metric > state["best_metric"]:
             state.update(best_metric=metric, best_epoch=state["epoch"], bad_validations=0,

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, _validation_ndcg, ials_loss
+from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, ials_loss
 from datasets.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 from protocols.contract import ValidationData
@@ -81,29 +81,6 @@ def test_exact_alternation_never_increases_the_loss():
         losses.append(ials_loss(train, model.user_factors_, model.item_factors_, 5.0, 0.5))
     assert np.all(np.diff(losses) <= 1e-5 * np.abs(losses[:-1]))
     assert losses[-1] < 0.9 * losses[0]
-
-
-def test_validation_ndcg_golden_values():
-    class Fixed:
-        n_items_ = 4
-
-        def _score(self, users, history):
-            return np.array([[0.9, 0.8, 0.1, 0.5], [0.2, 0.4, 0.3, 0.1], [0.0, 0.0, 0.0, 0.0]],
-                            dtype=np.float32)[users]
-
-    history = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
-    truth = sp.csr_matrix(np.array([[0, 0, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=np.float32))
-    validation = ValidationData(users=np.arange(3), history=history, truth=truth)
-    # User 0 (item 0 seen): ranking 1, 3, 2 -> hits at ranks 2 and 3; user 1: 1, 2, 0 -> hit at rank 2.
-    # User 2 has no held-out items and is not counted.
-    user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    user1 = 1 / np.log2(3)
-    assert _validation_ndcg(Fixed(), validation, cutoff=3) == pytest.approx((user0 + user1) / 2)
-    assert _validation_ndcg(Fixed(), validation, cutoff=1) == pytest.approx(0.0)
-    # Sampled protocol: user 1 ranks only its candidates {0, 3} and its held-out item 2 -> rank 1.
-    sampled = ValidationData(users=np.arange(3), history=history, truth=truth,
-                             candidates=np.array([[1, 2], [0, 3], [0, 1]]))
-    assert _validation_ndcg(Fixed(), sampled, cutoff=1) == pytest.approx(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_validation_ndcg_on_candidates_ranks_truth_with_candidates_once():
 def test_early_stopping_keeps_the_best_epoch(data, monkeypatch):
     train, test = data
     values = iter([0.1, 0.3, 0.2, 0.25, 0.9])
-    monkeypatch.setattr(neural.training, "validation_ndcg", lambda model, validation, k: next(values))
+    monkeypatch.setattr(neural.training, "validation_value", lambda model, validation, metric: next(values))
     model = gmf(epochs=5, patience=2).fit(train, as_validation(train, test))
     assert model.stopped_early_ and model.epochs_run_ == 4 and model.best_epoch_ == 2
     assert [r["ndcg@10"] for r in model.history_] == [0.1, 0.3, 0.2, 0.25]
