@@ -1,35 +1,37 @@
-"""``python -m protocols <command>``: split, models, evaluate (and more as they arrive).
+"""``python -m protocols <command>``: split, models, evaluate, tune, new-model.
 
 Each command lives in its own ``protocols/cli_<command>.py`` module exposing
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``.
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``. Only the
+module of the command being run is imported, so ``evaluate`` never loads Optuna.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from datasets.errors import run_cli
 
 COMMANDS = {
-    "split": "protocols.cli_split",
-    "models": "protocols.cli_models",
-    "evaluate": "protocols.cli_evaluate",
-    "tune": "protocols.cli_tune",
-    "new-model": "protocols.cli_new_model",
+    "split": ("protocols.cli_split", "compute one split of params.yaml and write it"),
+    "models": ("protocols.cli_models", "list the registered models and their search spaces"),
+    "evaluate": ("protocols.cli_evaluate", "fit a model on a split and evaluate it once on the test part"),
+    "tune": ("protocols.cli_tune", "search a model's hyperparameters on the validation part"),
+    "new-model": ("protocols.cli_new_model", "write a new model file and its test from a template"),
 }
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m protocols", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((word for word in argv if not word.startswith("-")), None)
     modules = {}
-    for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if missing.name != module_name:
-                raise
+    for name, (module_name, summary) in COMMANDS.items():
+        if name != chosen:
+            commands.add_parser(name, help=summary)
             continue
+        module = importlib.import_module(module_name)
         modules[name] = module
         module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.HELP))
     args = parser.parse_args(argv)
