@@ -1,4 +1,4 @@
-"""``python -m reports <command>``: build (the leaderboard), and more as they arrive.
+"""``python -m reports <command>``: build (the leaderboard), audit (the papers' claims), and more as they arrive.
 
 Each command lives in a module exposing ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int | None``.
@@ -12,6 +12,7 @@ from datasets.errors import run_cli
 
 COMMANDS = {
     "build": "reports.leaderboard",
+    "audit": "reports.audit",
 }
 
 

@@ -1,0 +1,334 @@
+"""The claims audit: every number a paper reports (``reports.claims``) against our
+reproduction under the same protocol, and against the best tuned baseline.
+
+Per claim (``metric`` of ``model`` on split ``protocol``, reported value ``r``):
+
+- **Reproduction**: the record ``<results_root>/<protocol>/<model>/metrics.json`` gives our
+  mean ``m`` (for a stochastic model the mean over seeds, with the sd over seeds, ``ddof=1``,
+  from ``metrics_std``); ``per_user.parquet`` gives a 95% BCa bootstrap interval
+  ``[lo, hi]`` of the mean over users (``protocols.bootstrap.bootstrap_mean_ci``, seeded by
+  ``params.yaml``'s ``seed``). Verdict "reproduced" when ``|m - r| <= tolerance * r``
+  (``audit.tolerance``, default 0.05: papers round to three or four digits and tuning budgets
+  differ, so a 5% relative gap is within what a faithful re-run may land on) **or**
+  ``lo <= r <= hi`` (on a small test set our own sampling error can exceed 5%, and a value we
+  cannot tell apart from ours is not refuted); otherwise "not reproduced", whichever side
+  ``m`` falls on.
+- **Progress**: the best baseline on the same split (record ``family == "baseline"``, highest
+  mean on the claim's metric, ties by name, the claim's own model excluded) is the reference
+  of ``protocols.statistics.compare_to_reference`` (two-sided paired Wilcoxon signed-rank
+  test over users). The p-values of one paper's distinct comparisons are Holm-adjusted as one
+  family (``reports.alpha``, default 0.05). "progress confirmed" when the model is
+  significantly better than that baseline, "not confirmed" when not different or worse.
+- **Not run**: a claim without an "ok" result is listed with every reason that applies (the
+  dataset not in the registry, the model not registered, raw files missing from the mirror,
+  the split not in ``params.yaml``, the model refused the split, the metric not evaluated,
+  or simply no result file yet): never dropped.
+
+The report depends only on the claims, the result files, ``params.yaml`` and what the
+registries and the mirror hold (no clock, no absolute path), so the same inputs give the
+same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.atomic import atomic_file
+from datasets.errors import RecAuditError
+from protocols.bootstrap import bootstrap_mean_ci
+from protocols.params import DEFAULT_PARAMS, load_params
+from protocols.results import METRICS_FILE, read_per_user, read_record, short_reason
+from protocols.statistics import apply_holm, compare_to_reference
+from reports.claims import CLAIMS_DIR, Claim, PaperClaims, load_claims
+from reports.leaderboard import report_settings
+
+HELP = "audit the papers' claims (reports/claims) against our results (Markdown)"
+DEFAULT_TOLERANCE = 0.05
+CONFIDENCE = 0.95
+TEST = "wilcoxon"
+REPRODUCED, NOT_REPRODUCED, NOT_RUN, NO_REPORTED_VALUE = "reproduced", "not reproduced", "not run", "no reported value"
+CONFIRMED, NOT_CONFIRMED = "progress confirmed", "not confirmed"
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    tolerance: float = DEFAULT_TOLERANCE
+    alpha: float = 0.05
+    n_resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What RecAudit holds today: registered datasets and models, the split keys of
+    ``params.yaml``, and per registered dataset the raw files missing from the mirror."""
+
+    datasets: frozenset[str]
+    models: frozenset[str]
+    splits: frozenset[str]
+    mirror_missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def current(cls, params: dict, datasets: Iterable[str], mirror: Path | None) -> Availability:
+        """From the registries, ``params`` and the mirror (checked for ``datasets`` only;
+        no mirror, no check)."""
+        from datasets.registry import registered_datasets
+        from protocols.registry import registered_models
+
+        registered = registered_datasets()
+        missing = {}
+        if mirror is not None:
+            for name in sorted(set(datasets) & set(registered)):
+                absent = tuple(f.name for f in registered[name].files if not (mirror / f.mirror).is_file())
+                if absent:
+                    missing[name] = absent
+        splits = params.get("splits") or {}
+        return cls(frozenset(registered), frozenset(registered_models()), frozenset(splits), missing)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    mean: float
+    ci_low: float  # NaN without per-user values
+    ci_high: float
+    std: float | None  # over seeds; None for one seed
+    n_seeds: int
+
+
+@dataclass(frozen=True)
+class ProgressCheck:
+    baseline: str
+    baseline_mean: float
+    mean_difference: float  # model - baseline, over the users both cover
+    p_value: float
+    p_holm: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ClaimAudit:
+    claim: Claim
+    verdict: str
+    reason: str = ""  # why not run
+    reproduction: Reproduction | None = None
+    progress: ProgressCheck | None = None
+    progress_note: str = ""  # why no progress check
+
+
+def reproduction_verdict(reported: float | None, mean: float, ci_low: float, ci_high: float,
+                         tolerance: float) -> str:
+    """"reproduced" when ``|mean - reported| <= tolerance * |reported|`` or the reported value
+    lies in our interval ``[ci_low, ci_high]`` (a NaN interval never contains it)."""
+    if reported is None:
+        return NO_REPORTED_VALUE
+    slack = 1e-12 * max(1.0, abs(reported))  # the boundary case 0.95 * r must not hinge on rounding
+    if abs(mean - reported) <= tolerance * abs(reported) + slack or ci_low <= reported <= ci_high:
+        return REPRODUCED
+    return NOT_REPRODUCED
+
+
+class ResultIndex:
+    """Result records and per-user frames read once each, by (split key, model)."""
+
+    def __init__(self, results_root: Path | str):
+        self.root = Path(results_root)
+        self._records: dict[tuple[str, str], dict | None] = {}
+        self._per_user: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def record(self, protocol: str, model: str) -> dict | None:
+        key = (protocol, model)
+        if key not in self._records:
+            path = self.root / protocol / model / METRICS_FILE
+            self._records[key] = read_record(path) if path.is_file() else None
+        return self._records[key]
+
+    def per_user(self, protocol: str, model: str) -> pd.DataFrame:
+        key = (protocol, model)
+        if key not in self._per_user:
+            self._per_user[key] = read_per_user(self.root / protocol / model)
+        return self._per_user[key]
+
+    def models(self, protocol: str) -> list[str]:
+        folder = self.root / protocol
+        return sorted(path.parent.name for path in folder.glob(f"*/{METRICS_FILE}")
+                      if not path.parent.name.startswith("."))
+
+
+def metric_value(record: dict, label: str) -> float | None:
+    value = (record.get("metrics") or {}).get(label)
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def not_run_reasons(claim: Claim, available: Availability, record: dict | None) -> list[str]:
+    """Why ``claim`` has no usable result (empty: it has one). A result file is the
+    evidence: once it exists, only its own status and metrics matter."""
+    if record is not None:
+        if record["status"] != "ok":
+            why = record.get("reason") or short_reason(str(record.get("detail") or "unsupported"))
+            return [f"{claim.model} refused split {claim.protocol} ({why})"]
+        if metric_value(record, claim.metric) is None:
+            return [f"metric {claim.metric} not in the result of {claim.model} on {claim.protocol}"]
+        return []
+    reasons = []
+    if claim.dataset not in available.datasets:
+        reasons.append(f"dataset {claim.dataset} not in the registry")
+    if claim.model not in available.models:
+        reasons.append(f"model {claim.model} not registered")
+    if claim.dataset in available.datasets:
+        absent = available.mirror_missing.get(claim.dataset, ())
+        if absent:
+            more = f" (and {len(absent) - 1} more files)" if len(absent) > 1 else ""
+            reasons.append(f"{claim.dataset}/{absent[0]} missing from the mirror{more}")
+        if claim.protocol not in available.splits:
+            reasons.append(f"split {claim.protocol} not in params.yaml")
+    return reasons or [f"no result file for split {claim.protocol}, model {claim.model}"]
+
+
+def reproduce(claim: Claim, record: dict, results: ResultIndex, settings: AuditSettings) -> Reproduction:
+    mean = metric_value(record, claim.metric)
+    frame = results.per_user(claim.protocol, claim.model)
+    low = high = float("nan")
+    if claim.metric in frame.columns and len(frame):
+        values = frame[claim.metric].to_numpy(dtype=np.float64, na_value=np.nan)
+        interval = bootstrap_mean_ci(values, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
+                                     seed=settings.seed)
+        low, high = interval.low, interval.high
+    seeds = [s for s in (record.get("seeds") or []) if s is not None]
+    spread = (record.get("metrics_std") or {}).get(claim.metric) if len(seeds) > 1 else None
+    std = float(spread) if spread is not None and math.isfinite(float(spread)) else None
+    return Reproduction(mean, low, high, std, max(len(seeds), 1))
+
+
+def best_baseline(claim: Claim, results: ResultIndex) -> tuple[str, float] | None:
+    """(model, mean) of the best "ok" baseline with per-user values on the claim's split and metric."""
+    candidates = []
+    for model in results.models(claim.protocol):
+        record = results.record(claim.protocol, model)
+        if model == claim.model or record["status"] != "ok" or record.get("family") != "baseline":
+            continue
+        value = metric_value(record, claim.metric)
+        if value is not None and claim.metric in results.per_user(claim.protocol, model).columns:
+            candidates.append((-value, model))
+    if not candidates:
+        return None
+    value, model = min(candidates)
+    return model, -value
+
+
+def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availability,
+                settings: AuditSettings) -> list[ClaimAudit]:
+    """One :class:`ClaimAudit` per claim, in the file's order; the paper's progress checks
+    form one Holm family."""
+    audits: list[ClaimAudit] = []
+    pending: dict[int, tuple[str, str, str, str]] = {}  # audit index -> (protocol, model, baseline, metric)
+    for claim in paper.claims:
+        record = results.record(claim.protocol, claim.model)
+        reasons = not_run_reasons(claim, available, record)
+        if reasons:
+            audits.append(ClaimAudit(claim, NOT_RUN, reason="; ".join(reasons)))
+            continue
+        found = reproduce(claim, record, results, settings)
+        verdict = reproduction_verdict(claim.reported, found.mean, found.ci_low, found.ci_high, settings.tolerance)
+        baseline = best_baseline(claim, results)
+        note = ""
+        if baseline is None:
+            note = f"no baseline result with per-user {claim.metric} on this split"
+        elif claim.metric not in results.per_user(claim.protocol, claim.model).columns:
+            note = f"no per-user {claim.metric} values for {claim.model}"
+        else:
+            pending[len(audits)] = (claim.protocol, claim.model, baseline[0], claim.metric)
+        audits.append(ClaimAudit(claim, verdict, reproduction=found, progress_note=note))
+    checks = progress_checks(sorted(set(pending.values())), results, settings)
+    for index, key in pending.items():
+        check = checks[key]
+        if isinstance(check, str):
+            audits[index] = _replace(audits[index], progress_note=check)
+        else:
+            audits[index] = _replace(audits[index], progress=check)
+    return audits
+
+
+def progress_checks(keys: list[tuple[str, str, str, str]], results: ResultIndex,
+                    settings: AuditSettings) -> dict[tuple, ProgressCheck | str]:
+    """Each distinct (split, model, baseline, metric) compared once; Holm over all of them.
+    A comparison the data refuse (users that differ) yields its one-line reason instead."""
+    rows, keyed, outcome = [], [], {}
+    for key in keys:
+        protocol, model, baseline, metric = key
+        frames = {model: results.per_user(protocol, model), baseline: results.per_user(protocol, baseline)}
+        try:
+            row = compare_to_reference(frames, baseline, metric, alpha=settings.alpha, test=TEST, seed=settings.seed,
+                                       n_resamples=settings.n_resamples, confidence=CONFIDENCE)
+        except RecAuditError as error:
+            outcome[key] = f"cannot compare with {baseline}: {error}"
+            continue
+        rows.append(row)
+        keyed.append(key)
+    if rows:
+        table = apply_holm(pd.concat(rows, ignore_index=True), settings.alpha)
+        for key, row in zip(keyed, table.itertuples()):
+            baseline_mean = metric_value(results.record(key[0], key[2]), key[3])
+            outcome[key] = ProgressCheck(key[2], baseline_mean, float(row.mean_difference), float(row.p_value),
+                                         float(row.p_holm), CONFIRMED if row.verdict == "better" else NOT_CONFIRMED)
+    return outcome
+
+
+def _replace(audit: ClaimAudit, **changes) -> ClaimAudit:
+    return ClaimAudit(**{**audit.__dict__, **changes})
+
+
+# ---------------------------------------------------------------- command line
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paper", nargs="?", default=None,
+                        help="one paper (claims file stem, e.g. ncf); default: every paper")
+    parser.add_argument("--results-root", type=Path, default=Path("results"))
+    parser.add_argument("--out", type=Path, default=Path("reports/audit.md"))
+    parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
+                        help="reads seed, splits, audit.tolerance and reports.{alpha,n_resamples} "
+                             "(default: params.yaml when present)")
+    parser.add_argument("--claims-dir", type=Path, default=CLAIMS_DIR, help="the claims registry folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from datasets.fetch import mirror_root
+    from reports.audit_markdown import render_audit
+
+    params, settings = audit_settings(args.params_yaml)
+    papers = load_claims(args.claims_dir, args.paper)
+    datasets = {claim.dataset for paper in papers for claim in paper.claims}
+    available = Availability.current(params, datasets, mirror_root())
+    results = ResultIndex(args.results_root)
+    audited = [(paper, audit_paper(paper, results, available, settings)) for paper in papers]
+    text = render_audit(audited, settings)
+    with atomic_file(args.out, mode="w") as handle:
+        handle.write(text)
+    n_claims = sum(len(audits) for _, audits in audited)
+    n_run = sum(a.verdict != NOT_RUN for _, audits in audited for a in audits)
+    papers_word = "paper" if len(papers) == 1 else "papers"
+    print(f"wrote {args.out}: {n_claims} claims of {len(papers)} {papers_word}, {n_run} with a result")
+    return 0
+
+
+def audit_settings(params_path: Path | None) -> tuple[dict, AuditSettings]:
+    """(params, settings): ``seed`` and ``reports.{alpha,n_resamples}`` as the leaderboard
+    reads them, ``audit.tolerance`` (default :data:`DEFAULT_TOLERANCE`) in ``[0, 1)``."""
+    if params_path is None and not DEFAULT_PARAMS.exists():
+        return {}, AuditSettings()
+    path = params_path or DEFAULT_PARAMS
+    params = load_params(path)
+    _, statistics = report_settings(path)
+    section = params.get("audit") or {}
+    if not isinstance(section, dict):
+        raise RecAuditError(f"{path}: audit must be a mapping such as {{tolerance: {DEFAULT_TOLERANCE}}}")
+    tolerance = section.get("tolerance", DEFAULT_TOLERANCE)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise RecAuditError(f"{path}: audit.tolerance must be a relative difference in [0, 1), got {tolerance!r}; "
+                            f"use e.g. {DEFAULT_TOLERANCE}")
+    return params, AuditSettings(float(tolerance), statistics.alpha, statistics.n_resamples, statistics.seed)

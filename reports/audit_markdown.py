@@ -1,0 +1,94 @@
+"""The claims audit as Markdown: a legend, a summary per paper, then one table per paper
+with a row per claim (``reports.audit`` computes the rows)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from reports.audit import (CONFIDENCE, CONFIRMED, NO_REPORTED_VALUE, NOT_CONFIRMED, NOT_REPRODUCED, NOT_RUN,
+                           REPRODUCED, AuditSettings, ClaimAudit)
+from reports.claims import PaperClaims
+
+DASH = "–"
+CLAIM_HEADERS = ["split", "model (paper's name)", "metric", "reported", "read in", "ours", "difference",
+                 "reproduction", "best baseline", "p (Holm)", "progress", "notes"]
+SUMMARY_HEADERS = ["paper", "claims", REPRODUCED, NOT_REPRODUCED, NOT_RUN, NO_REPORTED_VALUE, CONFIRMED,
+                   NOT_CONFIRMED]
+
+
+def render_audit(audited: Sequence[tuple[PaperClaims, Sequence[ClaimAudit]]], settings: AuditSettings) -> str:
+    n_claims = sum(len(audits) for _, audits in audited)
+    lines = ["# RecAudit claims audit", "",
+             f"Built by `python -m reports audit` from {n_claims} claims of {len(audited)} "
+             f"{'paper' if len(audited) == 1 else 'papers'} (the claims "
+             "registry, one YAML file per paper in `reports/claims/`) and the result files "
+             "`results/<dataset>/<split>/<model>/`.", "", *legend(settings), "", "## Summary", "",
+             tabulate([summary_row(paper, audits) for paper, audits in audited], headers=SUMMARY_HEADERS,
+                      tablefmt="github", disable_numparse=True), ""]
+    for paper, audits in audited:
+        lines += paper_section(paper, audits)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def legend(settings: AuditSettings) -> list[str]:
+    return [
+        "How to read the tables:",
+        "",
+        "- **reported**: the paper's number; **read in**: where it was read, with its provenance tag "
+        "([paper]: the paper or the authors' own artefact; [reprint]: a later paper reprinting it, the original "
+        "table not seen; [lecture]: the lecture's slide of the table).",
+        f"- **ours**: our mean under the same split, `± sd` over seeds (ddof 1) for a stochastic model run with "
+        f"several seeds, and `[low, high]`, the {CONFIDENCE:.0%} BCa bootstrap interval of the mean over users "
+        f"({settings.n_resamples} resamples, seed {settings.seed}). **difference**: ours - reported (relative "
+        "to reported).",
+        f"- **reproduction**: \"{REPRODUCED}\" when |ours - reported| <= {settings.tolerance:g} x reported "
+        f"(`audit.tolerance`) or the reported value lies in our interval; \"{NOT_REPRODUCED}\" otherwise; "
+        f"\"{NOT_RUN}\" with the reasons in the notes when we have no result for the claim.",
+        "- **best baseline**: the baseline (family \"baseline\") with the highest mean on the claim's metric on "
+        "the same split, the claim's own model excluded. **p (Holm)**: two-sided paired Wilcoxon signed-rank "
+        "test over users, model against that baseline, Holm-adjusted over each paper's distinct comparisons. "
+        f"**progress**: \"{CONFIRMED}\" when the model is significantly better (alpha {settings.alpha:g}), "
+        f"\"{NOT_CONFIRMED}\" when not different or worse.",
+    ]
+
+
+def summary_row(paper: PaperClaims, audits: Sequence[ClaimAudit]) -> list[str]:
+    verdicts = [a.verdict for a in audits]
+    progress = [a.progress.verdict for a in audits if a.progress is not None]
+    return [paper.paper, str(len(audits)), *(str(verdicts.count(v)) for v in SUMMARY_HEADERS[2:6]),
+            str(progress.count(CONFIRMED)), str(progress.count(NOT_CONFIRMED))]
+
+
+def paper_section(paper: PaperClaims, audits: Sequence[ClaimAudit]) -> list[str]:
+    notes = [f"- {note}" for note in paper.notes]
+    table = tabulate([claim_row(a) for a in audits], headers=CLAIM_HEADERS, tablefmt="github",
+                     disable_numparse=True)
+    return [f"## {paper.paper} (`{paper.key}`)", "", paper.citation, "", *notes, *([""] if notes else []),
+            table, ""]
+
+
+def claim_row(audit: ClaimAudit) -> list[str]:
+    claim = audit.claim
+    described = "; ".join(part for part in (claim.paper_model, claim.setting) if part)
+    reported = DASH if claim.reported is None else f"{claim.reported:g}"
+    notes = [text for text in (audit.reason, claim.note, audit.progress_note) if text]
+    ours = difference = baseline = p_value = progress = DASH
+    found = audit.reproduction
+    if found is not None:
+        ours = f"{found.mean:.4f}"
+        if found.std is not None:
+            ours += f" ± {found.std:.4f}"
+        if math.isfinite(found.ci_low):
+            ours += f" [{found.ci_low:.4f}, {found.ci_high:.4f}]"
+        if claim.reported is not None:
+            gap = found.mean - claim.reported
+            difference = f"{gap:+.4f}" + (f" ({gap / claim.reported:+.1%})" if claim.reported else "")
+    if audit.progress is not None:
+        check = audit.progress
+        baseline = f"{check.baseline} {check.baseline_mean:.4f}"
+        p_value = f"{check.p_holm:.3g}"
+        progress = check.verdict
+    return [claim.protocol, f"{claim.model} ({described})", claim.metric, reported, f"{claim.where} {claim.tags}",
+            ours, difference, audit.verdict, baseline, p_value, progress, "; ".join(notes) or DASH]
