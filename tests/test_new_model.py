@@ -42,6 +42,10 @@ def test_generated_model_registers_conforms_and_passes_its_own_test(layout, kind
     assert f'@register("{name}")' in model_file.read_text()
     assert f"class {class_name(module)}(" in model_file.read_text()
 
+    # The registry imports every model file for every command: torch must wait for a fit.
+    imported = run_in_layout(layout, ["-c", f"import sys, {package}.{module}; print('torch' in sys.modules)"])
+    assert imported.stdout.strip() == "False", imported.stderr
+
     # The repository's conformance test, collected in the copy, picks the new model up.
     result = run_in_layout(layout, [
         "-m", "pytest", "-c", "pytest.ini", "-rA",
