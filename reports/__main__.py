@@ -13,6 +13,8 @@ from datasets.errors import run_cli
 COMMANDS = {
     "build": "reports.leaderboard",
     "audit": "reports.audit",
+    "tables": "reports.export",
+    "verdicts": "reports.verdicts",
 }
 
 

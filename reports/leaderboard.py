@@ -99,14 +99,25 @@ def build_leaderboard(entries: list[Entry], metrics: list[str], digest: str | No
     if not metrics:
         raise ValueError("the leaderboard needs at least one metric label")
     settings = settings or StatisticsSettings(0, DEFAULT_ALPHA, DEFAULT_RESAMPLES)
-    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for entry in entries:
-        groups[(entry.record["dataset"], entry.record["protocol"])].append(entry)
+    groups = entries_by_split(entries)
     source = f" (inputs sha256 {digest[:16]})" if digest else ""
     lines = ["# RecAudit leaderboard", "",
              f"Built by `python -m reports build` from {len(entries)} result files{source}. "
              f"Rows: baselines, then neural models, each sorted by {metrics[0]}; the legend under each "
              "table says how its intervals and marks were computed.", ""]
-    for dataset, protocol in sorted(groups):
+    for dataset, protocol in groups:
         lines += split_section(dataset, protocol, groups[(dataset, protocol)], metrics, settings)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def entries_by_split(entries: list[Entry]) -> dict[tuple[str, str], list[Entry]]:
+    """``{(dataset, split name): entries}``, keys in sorted order, entries in their given order."""
+    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[(entry.record["dataset"], entry.record["protocol"])].append(entry)
+    return {key: groups[key] for key in sorted(groups)}
+
+
+def read_entries(results_root: Path) -> list[Entry]:
+    """Every result folder under ``results_root`` (``protocols.results.find_result_files`` order)."""
+    return [read_entry(path) for path in find_result_files(results_root)]

@@ -31,6 +31,10 @@ FAMILY_ORDER = ("baseline", "neural")
 TEST = "wilcoxon"
 CONFIDENCE = 0.95
 BETTER, WORSE, REFERENCE = "▲", "▼", "(ref)"
+LOWER_IS_BETTER = frozenset({"gini"})  # exposure Gini: 0 spreads exposure evenly over the catalogue
+NO_BEST = frozenset({"popularity"})  # average popularity of the lists: descriptive, no better direction
+BOLD_LEGEND = ("Bold: the best value of each metric column at the shown precision (highest; lowest for gini; "
+               "none for popularity).")
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,32 @@ class Entry:
         return str(self.record.get("family") or "unknown")
 
 
-def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
-                  settings: StatisticsSettings) -> list[str]:
-    """Markdown lines of one split: heading, notes, results table, legend, hyperparameters."""
-    sampled = " (sampled)" if any(e.record.get("sampled") for e in entries) else ""
+@dataclass(frozen=True)
+class SplitTable:
+    """What one split's tables show, computed once (every export format renders this):
+    rows in table order, the metrics tested per user, the reference (best baseline on the
+    first metric), the significance marks ``{(model, metric): mark}`` of one Holm family of
+    ``n_comparisons`` tests, and each "ok" model's bootstrap intervals ``{metric: (low, high)}``."""
+
+    dataset: str
+    protocol: str
+    sampled: bool
+    notes: list[str]
+    ordered: list[Entry]
+    tested: list[str]
+    reference: str | None
+    marks: dict[tuple[str, str], str]
+    n_comparisons: int
+    intervals: dict[str, dict[str, tuple[float, float]]]
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} / {self.protocol}{' (sampled)' if self.sampled else ''}"
+
+
+def split_table(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
+                settings: StatisticsSettings) -> SplitTable:
+    """Rows, reference, marks and intervals of one split (the statistics of the module docstring)."""
     ok = [e for e in entries if e.ok]
     notes = sorted({f"{e.record.get('n_users')} test users" for e in ok} |
                    {f"metric version {e.record.get('metric_version')}" for e in ok if e.record.get("metric_version")})
@@ -73,15 +99,65 @@ def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics
     reference = best_baseline(ok, metrics[0]) if metrics[0] in tested else None
     marks, n_comparisons = significance_marks(ok, reference, tested, settings)
     intervals = {e.model: intervals_of(e, metrics, settings) for e in ok}
-    rows = [result_row(e, metrics, intervals.get(e.model, {}), marks, reference) for e in ordered]
+    return SplitTable(dataset, protocol, any(bool(e.record.get("sampled")) for e in entries), notes, ordered,
+                      tested, reference, marks, n_comparisons, intervals)
+
+
+def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
+                  settings: StatisticsSettings, *, bold_best: bool = False) -> list[str]:
+    """Markdown lines of one split: heading, notes, results table, legend, hyperparameters.
+    ``bold_best`` sets each metric column's best value (:func:`best_values`) in bold."""
+    return section_lines(split_table(dataset, protocol, entries, metrics, settings), metrics, settings,
+                         bold_best=bold_best)
+
+
+def section_lines(table: SplitTable, metrics: list[str], settings: StatisticsSettings, *,
+                  bold_best: bool = False) -> list[str]:
+    """The Markdown section of an already computed :class:`SplitTable`."""
+    rows = [result_row(e, metrics, table.intervals.get(e.model, {}), table.marks, table.reference)
+            for e in table.ordered]
+    if bold_best:
+        best = best_values(table.ordered, metrics)
+        for entry, row in zip(table.ordered, rows):
+            for column, label in enumerate(metrics, start=2):
+                if is_best(entry, label, best):
+                    row[column] = bold_value_cell(row[column], "**", "**")
     headers = ["family", "model", *metrics, "trials", "seeds", "fit s", "eval s"]
-    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
-                     colalign=("left", "left", *["right"] * (len(metrics) + 4)))
-    legend = legend_lines(metrics, tested, reference, n_comparisons, settings)
-    hyper = tabulate([hyperparameter_row(e) for e in ordered], tablefmt="github", disable_numparse=True,
+    rendered = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
+                        colalign=("left", "left", *["right"] * (len(metrics) + 4)))
+    legend = legend_lines(metrics, table.tested, table.reference, table.n_comparisons, settings)
+    if bold_best:
+        legend.append(BOLD_LEGEND)
+    hyper = tabulate([hyperparameter_row(e) for e in table.ordered], tablefmt="github", disable_numparse=True,
                      headers=["model", "trials", "best validation", "seeds", "hyperparameters"])
-    return [f"## {dataset} / {protocol}{sampled}", "", *([", ".join(notes) + ".", ""] if notes else []),
-            table, "", *legend, "", f"### Hyperparameters: {dataset} / {protocol}{sampled}", "", hyper, ""]
+    return [f"## {table.title}", "", *([", ".join(table.notes) + ".", ""] if table.notes else []),
+            rendered, "", *legend, "", f"### Hyperparameters: {table.title}", "", hyper, ""]
+
+
+def best_values(entries: Sequence[Entry], metrics: list[str]) -> dict[str, float]:
+    """``{metric: best value}`` over the "ok" entries, at the table's precision (4 decimals,
+    so that ties as shown are all best): the highest, the lowest for :data:`LOWER_IS_BETTER`
+    metrics, none for :data:`NO_BEST` metrics (descriptive, neither direction is better)."""
+    best = {}
+    for label in metrics:
+        family = label.split("@")[0]
+        if family in NO_BEST:
+            continue
+        values = [round(v, 4) for e in entries if e.ok and (v := metric_value(e.record, label)) is not None]
+        if values:
+            best[label] = min(values) if family in LOWER_IS_BETTER else max(values)
+    return best
+
+
+def is_best(entry: Entry, label: str, best: dict[str, float]) -> bool:
+    value = metric_value(entry.record, label) if entry.ok else None
+    return value is not None and label in best and round(value, 4) == best[label]
+
+
+def bold_value_cell(cell: str, opening: str, closing: str) -> str:
+    """Wrap the leading number of a result cell (``0.4372 [0.42, 0.45] ▼``) in bold markers."""
+    head, _, rest = cell.partition(" ")
+    return f"{opening}{head}{closing}{' ' + rest if rest else ''}"
 
 
 def row_order(entry: Entry, first_metric: str) -> tuple:
