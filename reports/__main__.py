@@ -13,6 +13,7 @@ from datasets.errors import run_cli
 COMMANDS = {
     "build": "reports.leaderboard",
     "audit": "reports.audit",
+    "site": "reports.site",
     "tables": "reports.export",
     "verdicts": "reports.verdicts",
 }

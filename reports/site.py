@@ -1,0 +1,243 @@
+"""``python -m reports site``: the leaderboard as one self-contained HTML page.
+
+The page holds what ``python -m reports build`` writes -- per (dataset, split) the results
+table (baselines, then neural models; means with bootstrap intervals, ``± sd`` over seeds,
+significance marks against the best baseline, tuning trials, seeds and seconds), its legend
+and the hyperparameters, computed by the same ``reports.tables`` functions -- plus the
+verdicts file (``reports/verdicts.md``, else ``reports/verdicts.csv``) and every plot under
+``reports/plots`` (PNG, else SVG): a split's figures (``reports.plots`` names them
+``<dataset>__<split>__<figure>``) under its table, the others in a last section.
+
+One file, opened straight from disk: CSS and the sorting script are inline
+(``site_template.html``), plots are ``data:`` URIs, nothing is fetched from elsewhere. A click
+on a column header sorts that table (a metric by its mean; see the template's script), the
+header's ``aria-sort`` says how. Text from result, verdict and plot files is escaped. Like the
+leaderboard the page depends only on its inputs (no clock, no absolute path unless given one,
+sorted file order, seeded bootstrap), so the same inputs give the same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from html import escape
+from importlib import resources
+from pathlib import Path
+
+from datasets.atomic import atomic_file
+from datasets.errors import RecAuditError
+from protocols.results import find_result_files
+from reports.leaderboard import inputs_digest, read_entry, report_settings
+from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, csv_html, find_plots, inferred_table,
+                               markdown_html, plot_figure, sortable_table, text_cell)
+from reports.tables import (BETTER, REFERENCE, WORSE, Entry, StatisticsSettings, best_baseline, has_values,
+                            hyperparameter_row, intervals_of, legend_lines, metric_value, row_order, seconds,
+                            seeds_cell, significance_marks, trials_cell)
+
+HELP = "build the leaderboard as one self-contained HTML page (sortable tables, verdicts, plots)"
+TITLE = "RecAudit leaderboard"
+TEMPLATE = "site_template.html"
+BODY_MARK = "@@BODY@@"
+PLOT_NAME_SEPARATOR = "__"  # reports.plots names a split's figure <dataset>__<split>__<figure>
+VERDICT_FILES = (Path("reports/verdicts.md"), Path("reports/verdicts.csv"))
+MARK_TITLES = {BETTER: "significantly better than the reference", WORSE: "significantly worse than the reference"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-root", type=Path, default=Path("results"))
+    parser.add_argument("--plots-dir", type=Path, default=Path("reports/plots"),
+                        help="PNG/SVG plots to embed (default: reports/plots; none when absent)")
+    parser.add_argument("--verdicts", type=Path, default=None, metavar="FILE",
+                        help="a .md or .csv verdicts file (default: reports/verdicts.md, else reports/verdicts.csv, "
+                             "when present)")
+    parser.add_argument("--out", type=Path, default=Path("reports/site/index.html"))
+    parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
+                        help="reads seed and reports.{metrics,alpha,n_resamples} (default: params.yaml when present)")
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics, settings = report_settings(args.params_yaml)
+    verdicts = verdicts_file(args.verdicts)
+    paths = find_result_files(args.results_root)
+    entries = [read_entry(path) for path in paths]
+    page = build_site(entries, metrics, settings, plots_dir=args.plots_dir, verdicts=verdicts,
+                      digest=inputs_digest(args.results_root, paths))
+    with atomic_file(args.out) as handle:
+        handle.write(page.encode("utf-8"))
+    print(f"wrote {args.out} from {len(entries)} result files")
+    return 0
+
+
+def verdicts_file(named: Path | None) -> Path | None:
+    """The verdicts file to show: the one named (it must exist and be .md or .csv), else the
+    first of :data:`VERDICT_FILES` that exists, else None."""
+    if named is None:
+        return next((path for path in VERDICT_FILES if path.is_file()), None)
+    if named.suffix.lower() not in (".md", ".csv"):
+        raise RecAuditError(f"verdicts file {named} must be Markdown (.md) or CSV (.csv); name such a file")
+    if not named.is_file():
+        raise RecAuditError(f"no verdicts file at {named}; write it first or leave out --verdicts")
+    return named
+
+
+def build_site(entries: Sequence[Entry], metrics: list[str], settings: StatisticsSettings | None = None,
+               plots_dir: Path | None = None, verdicts: Path | None = None, digest: str | None = None) -> str:
+    """The whole page as a string."""
+    if not metrics:
+        raise ValueError("the site needs at least one metric label")
+    settings = settings or StatisticsSettings()
+    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[(entry.record["dataset"], entry.record["protocol"])].append(entry)
+    anchors = unique_anchors([f"split-{dataset}-{protocol}" for dataset, protocol in sorted(groups)])
+    plots = find_plots(plots_dir) if plots_dir is not None else {}
+    sections = [verdicts_section(verdicts, entries)]
+    contents = [("verdicts", "Verdicts")]
+    for anchor, (dataset, protocol) in zip(anchors, sorted(groups)):
+        prefix = f"{dataset}{PLOT_NAME_SEPARATOR}{protocol}{PLOT_NAME_SEPARATOR}"
+        figures = {name[len(prefix):]: plots.pop(name) for name in list(plots) if name.startswith(prefix)}
+        sections.append(split_html(anchor, dataset, protocol, groups[(dataset, protocol)], metrics, settings,
+                                   figures))
+        contents.append((anchor, f"{dataset} / {protocol}"))
+    if not groups:
+        sections.append('<p class="note">No result files yet: run <code>dvc repro</code> or '
+                        "<code>python -m protocols evaluate</code>.</p>")
+    sections.append(plots_section(plots_dir, plots))
+    contents.append(("plots", "Plots"))
+    source = f" (inputs sha256 {escape(digest[:16])})" if digest else ""
+    links = "".join(f'<li><a href="#{escape(anchor)}">{escape(label)}</a></li>' for anchor, label in contents)
+    header = (f"<header>\n<h1>{escape(TITLE)}</h1>\n<p class=\"note\">Built by <code>python -m reports site</code> "
+              f"from {len(entries)} result files{source}. Rows: baselines, then neural models, each sorted by "
+              f"{escape(metrics[0])}; click a column header to sort its table by that column, click again to "
+              f"reverse.</p>\n<nav aria-label=\"Contents\"><ul>{links}</ul></nav>\n</header>")
+    body = header + "\n<main>\n" + "\n".join(sections) + "\n</main>"
+    return fill_template(body)
+
+
+def fill_template(body: str) -> str:
+    template = resources.files("reports").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    before, after = template.split(BODY_MARK)  # exactly one mark; the body is never rescanned
+    return before.replace("@@TITLE@@", escape(TITLE)) + body + after
+
+
+def unique_anchors(names: Sequence[str]) -> list[str]:
+    """HTML ids from free text: lower-case letters, digits and dashes; a repeated id gets
+    ``-2``, ``-3``, ..."""
+    anchors, seen = [], defaultdict(int)
+    for name in names:
+        base = slug(name)
+        seen[base] += 1
+        anchors.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return anchors
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "section"
+
+
+def split_html(anchor: str, dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
+               settings: StatisticsSettings, figures: dict[str, Path] | None = None) -> str:
+    """One split's section: the same statistics as ``reports.tables.split_section``, then the
+    split's ``figures`` (``{caption: file}``)."""
+    sampled = " (sampled)" if any(e.record.get("sampled") for e in entries) else ""
+    ok = [e for e in entries if e.ok]
+    notes = sorted({f"{e.record.get('n_users')} test users" for e in ok} |
+                   {f"metric version {e.record.get('metric_version')}" for e in ok if e.record.get("metric_version")})
+    ordered = sorted(entries, key=lambda e: row_order(e, metrics[0]))
+    tested = [m for m in metrics if ok and all(has_values(e, m) for e in ok)]
+    reference = best_baseline(ok, metrics[0]) if metrics[0] in tested else None
+    marks, n_comparisons = significance_marks(ok, reference, tested, settings)
+    intervals = {e.model: intervals_of(e, metrics, settings) for e in ok}
+    columns = [Column("#", numeric=True), Column("family"), Column("model"),
+               *[Column(m, numeric=True, first=DESCENDING) for m in metrics],
+               Column("trials", numeric=True, first=DESCENDING), Column("seeds", numeric=True, first=DESCENDING),
+               Column("fit s", numeric=True, first=ASCENDING), Column("eval s", numeric=True, first=ASCENDING)]
+    rows = [result_cells(rank, e, metrics, intervals.get(e.model, {}), marks, reference)
+            for rank, e in enumerate(ordered, start=1)]
+    classes = [f"family-{slug(e.family)}" + ("" if e.ok else " unsupported") for e in ordered]
+    title = f"{dataset} / {protocol}{sampled}"
+    table = sortable_table(f"table-{anchor}", columns, rows, classes, sorted_by=0,
+                           caption="Click a column header to sort; # restores the leaderboard's order.")
+    legend = "".join(f"<p>{escape(line)}</p>" for line in
+                     legend_lines(metrics, tested, reference, n_comparisons, settings))
+    hyper = inferred_table(f"hyper-{anchor}", ["model", "trials", "best validation", "seeds", "hyperparameters"],
+                           [hyperparameter_row(e) for e in ordered])
+    note = f'<p class="note">{escape(", ".join(notes))}.</p>\n' if notes else ""
+    shown = "".join(plot_figure(path, caption) for caption, path in (figures or {}).items())
+    return (f'<section class="split" id="{escape(anchor)}">\n<h2>{escape(title)}</h2>\n{note}{table}\n'
+            f'<div class="legend">{legend}</div>\n<details><summary>Hyperparameters: {escape(title)}</summary>\n'
+            f"{hyper}\n</details>\n{shown}</section>")
+
+
+def result_cells(rank: int, entry: Entry, metrics: list[str], intervals: dict, marks: dict,
+                 reference: str | None) -> list[Cell]:
+    """One row of a results table; each metric cell sorts by the record's mean."""
+    record = entry.record
+    model = escape(entry.model) + (f' <span class="ref">{escape(REFERENCE)}</span>' if entry.model == reference else "")
+    trials = record.get("tuning") or {}
+    head = [Cell(str(rank), rank), text_cell(entry.family), Cell(model, entry.model)]
+    trials_sort = float(trials.get("trials_run") or 0)
+    if not entry.ok:
+        reason = record.get("reason") or "unsupported"
+        return [*head, Cell(escape(f"n/a ({reason})")), *[Cell("n/a")] * (len(metrics) - 1),
+                Cell(escape(trials_cell(record)), trials_sort), Cell(""), Cell(""), Cell("")]
+    several = len(record.get("seeds") or []) > 1
+    cells = [metric_cell(entry, label, several, intervals, marks) for label in metrics]
+    seeds = seeds_cell(record, count=True)
+    return [*head, *cells, Cell(escape(trials_cell(record)), trials_sort),
+            Cell(escape(seeds), float(seeds) if seeds.isdigit() else None),
+            *[Cell(escape(seconds(record.get(key))), _number(record.get(key))) for key in ("fit_seconds",
+                                                                                         "eval_seconds")]]
+
+
+def metric_cell(entry: Entry, label: str, several: bool, intervals: dict, marks: dict) -> Cell:
+    value = metric_value(entry.record, label)
+    if value is None:
+        return Cell("-")
+    parts = [f'<span class="mean">{value:.4f}</span>']
+    spread = _number((entry.record.get("metrics_std") or {}).get(label)) if several else None
+    if spread is not None:
+        parts.append(f'<span class="sd">± {spread:.4f}</span>')
+    mark = marks.get((entry.model, label))
+    if mark:
+        kind = "better" if mark == BETTER else "worse"
+        parts.append(f'<span class="mark {kind}" title="{escape(MARK_TITLES[mark])}">{escape(mark)}</span>')
+    if label in intervals:
+        low, high = intervals[label]
+        parts.append(f'<span class="ci">[{low:.4f}, {high:.4f}]</span>')
+    return Cell(" ".join(parts), value)
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def verdicts_section(verdicts: Path | None, entries: Sequence[Entry]) -> str:
+    if verdicts is None:
+        neural = any(e.ok and e.family == "neural" for e in entries)
+        note = ("No verdicts file yet (reports/verdicts.md or reports/verdicts.csv)." if neural else
+                "No neural results yet: the verdicts compare neural models with the baselines once they have run.")
+        content = f'<p class="note">{escape(note)}</p>'
+    else:
+        text = verdicts.read_text(encoding="utf-8")
+        content = (csv_html(text, "verdicts-table") if verdicts.suffix.lower() == ".csv"
+                   else markdown_html(text, "verdicts"))
+        content = f'<p class="note">From <code>{escape(verdicts.as_posix())}</code>.</p>\n{content}'
+    return f'<section id="verdicts">\n<h2>Verdicts</h2>\n{content}\n</section>'
+
+
+def plots_section(plots_dir: Path | None, plots: dict[str, Path]) -> str:
+    """The plots that belong to no split's section (``plots``: ``{name: file}``)."""
+    if plots:
+        content = "\n".join(plot_figure(path, name) for name, path in plots.items())
+    elif plots_dir is not None and plots_dir.is_dir():
+        content = '<p class="note">Every plot is shown in its split\'s section.</p>'
+    else:
+        where = f" in <code>{escape(plots_dir.as_posix())}</code>" if plots_dir is not None else ""
+        content = f'<p class="note">No plots yet{where}: run <code>python -m reports plots</code>.</p>'
+    return f'<section id="plots">\n<h2>Plots</h2>\n{content}\n</section>'

@@ -1,0 +1,204 @@
+"""HTML pieces of the leaderboard page (``reports.site``): sortable tables, a small Markdown
+subset for the verdicts file, CSV tables and embedded plots.
+
+Every text that comes from a file (model names, parameters, verdicts, plot names) passes
+through :func:`html.escape` before it enters the page; nothing is inserted as markup.
+Plots are embedded as ``data:`` URIs inside ``<img>`` (PNG or SVG): an SVG shown through
+``<img>`` runs no script and loads nothing, so the page stays self-contained.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+PLOT_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}  # preferred first when both exist
+ASCENDING, DESCENDING = "ascending", "descending"
+LONG_TEXT = 40  # characters: longer text cells may wrap, shorter ones stay on one line
+LEADING_NUMBER = re.compile(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)")
+TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+LIST_ITEM = re.compile(r"^\s*[-*+]\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table header: numeric columns sort by number, ``first`` is the direction of the
+    first click (a metric shows its largest values first)."""
+
+    label: str
+    numeric: bool = False
+    first: str = ASCENDING
+
+
+@dataclass(frozen=True)
+class Cell:
+    """``html`` is already escaped markup; ``sort`` the key the page sorts by (None: no value,
+    always last)."""
+
+    html: str
+    sort: float | str | None = None
+
+
+def text_cell(text: str, sort: float | str | None = None) -> Cell:
+    return Cell(escape(text), text if sort is None else sort)
+
+
+def sortable_table(table_id: str, columns: Sequence[Column], rows: Sequence[Sequence[Cell]],
+                   row_classes: Sequence[str] | None = None, caption: str = "",
+                   sorted_by: int | None = None) -> str:
+    """A ``<table class="sortable">``: each row carries its original position (``data-order``)
+    so that ties and missing values keep the page's order; ``sorted_by`` marks the column
+    the rows already follow (ascending)."""
+    head = []
+    for index, column in enumerate(columns):
+        state = ASCENDING if index == sorted_by else "none"
+        kind = "number" if column.numeric else "text"
+        head.append(f'<th scope="col" class="{kind}" data-type="{kind}" data-first="{column.first}" '
+                    f'aria-sort="{state}"><button type="button">{escape(column.label)}</button></th>')
+    body = []
+    for order, row in enumerate(rows):
+        css = f' class="{escape(row_classes[order])}"' if row_classes else ""
+        cells = "".join(_cell_html(cell, column) for cell, column in zip(row, columns))
+        body.append(f'<tr data-order="{order}"{css}>{cells}</tr>')
+    caption_html = f"<caption>{escape(caption)}</caption>" if caption else ""
+    return (f'<div class="table-wrap"><table class="sortable" id="{escape(table_id)}">{caption_html}\n'
+            f'<thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody></table></div>")
+
+
+def _cell_html(cell: Cell, column: Column) -> str:
+    if cell.sort is None:
+        key = ""
+    elif isinstance(cell.sort, float):
+        key = repr(cell.sort)  # shortest exact form: same bytes on every run
+    else:
+        key = str(cell.sort)
+    css = ' class="number"' if column.numeric else (' class="long"' if len(key) > LONG_TEXT else "")
+    return f'<td{css} data-sort="{escape(key)}">{cell.html}</td>'
+
+
+def inferred_table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:
+    """A sortable table of plain strings: a column is numeric when every cell that holds
+    something other than ``-`` / ``n/a`` starts with a number (``17/20``, ``0.31 [0.2, 0.4]``),
+    and sorts by that leading number."""
+    width = len(headers)
+    rows = [list(row[:width]) + [""] * (width - len(row)) for row in rows]
+    numeric = [_numeric_column([row[i] for row in rows]) for i in range(width)]
+    columns = [Column(label, is_number, DESCENDING if is_number else ASCENDING)
+               for label, is_number in zip(headers, numeric)]
+    cells = [[Cell(inline_markdown(value), _leading_number(value) if numeric[i] else value)
+              for i, value in enumerate(row)] for row in rows]
+    return sortable_table(table_id, columns, cells, caption=caption)
+
+
+def _numeric_column(values: Sequence[str]) -> bool:
+    filled = [v for v in values if not _placeholder(v)]
+    return bool(filled) and all(_leading_number(v) is not None for v in filled)
+
+
+def _placeholder(value: str) -> bool:
+    text = value.strip().lower()
+    return text in ("", "-", "–", "nan", "none") or text.startswith("n/a")
+
+
+def _leading_number(value: str) -> float | None:
+    found = LEADING_NUMBER.match(value)
+    return float(found.group(1)) if found and not _placeholder(value) else None
+
+
+def inline_markdown(text: str) -> str:
+    """Escaped text with ``code`` spans and **bold**; links and raw HTML stay literal text."""
+    parts = re.split(r"`([^`]+)`", text)
+    out = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            out.append(f"<code>{escape(part)}</code>")
+        else:
+            out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(part)))
+    return "".join(out)
+
+
+def markdown_html(text: str, id_prefix: str, heading_offset: int = 2) -> str:
+    """The Markdown a report writes (headings, paragraphs, ``-`` lists, GitHub tables) as
+    HTML; headings move down ``heading_offset`` levels to sit under the page's section."""
+    blocks: list[str] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip():
+            index += 1
+        elif heading := HEADING.match(line):
+            level = min(len(heading.group(1)) + heading_offset, 6)
+            blocks.append(f"<h{level}>{inline_markdown(heading.group(2))}</h{level}>")
+            index += 1
+        elif line.lstrip().startswith("|"):
+            end = _block_end(lines, index, lambda s: s.lstrip().startswith("|"))
+            blocks.append(_markdown_table(lines[index:end], f"{id_prefix}-table-{len(blocks)}"))
+            index = end
+        elif LIST_ITEM.match(line):
+            end = _block_end(lines, index, lambda s: bool(LIST_ITEM.match(s)))
+            items = "".join(f"<li>{inline_markdown(LIST_ITEM.match(s).group(1))}</li>" for s in lines[index:end])
+            blocks.append(f"<ul>{items}</ul>")
+            index = end
+        else:
+            end = _block_end(lines, index, lambda s: bool(s.strip()) and not HEADING.match(s)
+                             and not s.lstrip().startswith("|") and not LIST_ITEM.match(s))
+            blocks.append(f"<p>{inline_markdown(' '.join(s.strip() for s in lines[index:end]))}</p>")
+            index = end
+    return "\n".join(blocks)
+
+
+def _block_end(lines: Sequence[str], start: int, belongs) -> int:
+    end = start + 1
+    while end < len(lines) and belongs(lines[end]):
+        end += 1
+    return end
+
+
+def _markdown_table(lines: Sequence[str], table_id: str) -> str:
+    rows = [_table_cells(line) for line in lines if not TABLE_SEPARATOR.match(line)]
+    if len(lines) < 2 or not TABLE_SEPARATOR.match(lines[1]):
+        return f"<p>{inline_markdown(' '.join(s.strip() for s in lines))}</p>"
+    return inferred_table(table_id, rows[0], rows[1:])
+
+
+def _table_cells(line: str) -> list[str]:
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
+def csv_html(text: str, table_id: str) -> str:
+    """A CSV file (first row: headers) as a sortable table."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return '<p class="note">The verdicts file is empty.</p>'
+    return inferred_table(table_id, rows[0], rows[1:])
+
+
+def find_plots(plots_dir: Path) -> dict[str, Path]:
+    """``{name: file}`` for the plots under ``plots_dir`` (any depth), the name being the path
+    relative to it without suffix, in name order; a plot written as both PNG and SVG is shown
+    as PNG (smaller in a page of many figures)."""
+    if not plots_dir.is_dir():
+        return {}
+    found = {}
+    for suffix in reversed(PLOT_TYPES):  # the preferred type last, so it wins
+        for path in plots_dir.rglob(f"*{suffix}"):
+            relative = path.relative_to(plots_dir)
+            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+                found[relative.with_suffix("").as_posix()] = path
+    return {name: found[name] for name in sorted(found)}
+
+
+def plot_figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:{PLOT_TYPES[path.suffix]};base64,{data}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")

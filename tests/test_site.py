@@ -1,0 +1,223 @@
+"""The static leaderboard page: the leaderboard's rows and statistics, self-contained (nothing
+fetched), every file-borne text escaped, verdicts and plots embedded, same inputs -> same bytes.
+The sorting script itself runs in a real browser in ``test_site_browser.py``."""
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+
+import numpy as np
+import pytest
+
+from datasets.errors import run_cli
+from protocols.bootstrap import bootstrap_mean_ci
+from reports import site
+from reports.__main__ import COMMANDS
+from reports.site_html import inline_markdown, markdown_html
+from tests.site_results import (BETTER, EVIL, EVIL_PARAM, EVIL_REASON, LEADERBOARD_ORDER, POP, SEED, TABLE_ID,
+                                PageReader, write_params, write_results)
+
+
+def ci(values) -> str:
+    """The interval the page must show: the documented bootstrap, called on its own."""
+    found = bootstrap_mean_ci(values, seed=SEED, n_resamples=1000)
+    return f"[{found.low:.4f}, {found.high:.4f}]"
+
+
+def build(tmp_path, *extra: str, name: str = "index.html") -> str:
+    """Run the command as ``python -m reports site`` would (its parser and run), return the page."""
+    out = tmp_path / "site" / name
+    parser = argparse.ArgumentParser()
+    site.add_arguments(parser)
+    args = parser.parse_args(["--results-root", str(tmp_path / "results"), "--params-yaml",
+                              str(tmp_path / "params.yaml"), "--plots-dir", str(tmp_path / "plots"),
+                              "--out", str(out), *extra])
+    assert site.run(args) == 0
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def results(tmp_path):
+    write_results(tmp_path / "results")
+    write_params(tmp_path / "params.yaml")
+    return tmp_path
+
+
+def test_registered_as_reports_command():
+    assert COMMANDS["site"] == "reports.site"
+
+
+def test_results_table_rows_cells_and_sort_keys(results):
+    table = PageReader(build(results)).tables[TABLE_ID]
+    assert [label for label, _ in table["headers"]] == ["#", "family", "model", "ndcg@10", "coverage@10", "trials",
+                                                        "seeds", "fit s", "eval s"]
+    texts = [[text for text, _ in row["cells"]] for row in table["rows"]]
+    assert texts == [
+        ["1", "baseline", "pop (ref)", f"0.2833 {ci(POP)}", "0.0100", "0 (defaults)", "-", "1.25", "0.04"],
+        ["2", "baseline", "random", f"0.0000 ▼ {ci(np.zeros(30))}", "0.9000", "0 (defaults)", "1", "0.00", "0.05"],
+        ["3", "neural", "mf", f"0.3433 ± 0.0123 ▲ {ci(BETTER)}", "0.2000 ± 0.0100", "17/20", "3", "1.25", "0.04"],
+        ["4", "neural", EVIL, f"0.2833 {ci(POP)}", "0.3000", "0 (defaults)", "-", "1.25", "0.04"],
+        ["5", "neural", "ncf", f"n/a ({EVIL_REASON})", "n/a", "0 (defaults)", "", "", ""],
+    ]
+    # The page sorts a metric by the record's mean at full precision; no value -> empty key.
+    ndcg_keys = [row["cells"][3][1]["data-sort"] for row in table["rows"]]
+    assert ndcg_keys == [repr(float(np.mean(POP))), "0.0", repr(float(np.mean(BETTER))), repr(float(np.mean(POP))),
+                         ""]
+    assert [row["attrs"]["data-order"] for row in table["rows"]] == ["0", "1", "2", "3", "4"]
+    assert [row["attrs"]["class"] for row in table["rows"]] == ["family-baseline", "family-baseline",
+                                                                "family-neural", "family-neural",
+                                                                "family-neural unsupported"]
+    headers = dict(table["headers"])
+    assert headers["#"]["aria-sort"] == "ascending"  # the rows start in the leaderboard's order
+    assert {h["aria-sort"] for label, h in table["headers"] if label != "#"} == {"none"}
+    assert (headers["ndcg@10"]["data-type"], headers["ndcg@10"]["data-first"]) == ("number", "descending")
+    assert (headers["model"]["data-type"], headers["fit s"]["data-first"]) == ("text", "ascending")
+
+
+def test_legend_and_hyperparameters_match_the_leaderboard(results):
+    page = build(results)
+    reader = PageReader(page)
+    assert "two-sided paired Wilcoxon signed-rank test over users, Holm correction over the table&#x27;s 3 " \
+           "comparisons" in page
+    hyper = reader.tables["hyper-split-ml-holdout"]
+    assert [[text for text, _ in row["cells"]] for row in hyper["rows"]] == [
+        ["pop", "0 (defaults)", "-", "-", "-"],
+        ["random", "0 (defaults)", "-", "7", "-"],
+        ["mf", "17/20", "ndcg@10 = 0.2500", "1..3", "factors=64"],
+        [EVIL, "0 (defaults)", "-", "-", f"note={EVIL_PARAM}"],
+        ["ncf", "0 (defaults)", "-", "-", "-"],
+    ]
+
+
+def test_page_is_self_contained(results):
+    plots = results / "plots"
+    plots.mkdir()
+    (plots / "scatter.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    page = build(results)
+    reader = PageReader(page)
+    assert reader.sources and all(src.startswith("data:image/") for src in reader.sources)
+    assert reader.links and all(href.startswith("#") for href in reader.links)
+    assert not re.search(r"\b(src|href|action|poster)\s*=\s*[\"']?\s*(https?:)?//", page, re.IGNORECASE)
+    assert not re.search(r"@import|url\(|<link|<iframe|<object|<embed", page, re.IGNORECASE)
+    assert "http://" not in page and "https://" not in page
+    assert reader.tags.count("script") == 1 and "<script src" not in page  # only the page's own inline script
+    # Every in-page link lands on an element of the page.
+    assert {href[1:] for href in reader.links} <= set(reader.ids)
+    assert len(reader.ids) == len(set(reader.ids))
+
+
+def test_file_borne_text_is_escaped(results):
+    page = build(results)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;amp;" in page
+    assert "<img src=x" not in page and "<b>user" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "needs &lt;b&gt;user&lt;/b&gt; embeddings" in page
+    # The parsed page gives back the original names: nothing was interpreted as markup.
+    model_cells = [row["cells"][2][0] for row in PageReader(page).tables[TABLE_ID]["rows"]]
+    assert model_cells == ["pop (ref)", *LEADERBOARD_ORDER[1:]]
+
+
+def test_same_inputs_same_bytes(results):
+    first = build(results, name="first.html")
+    second = build(results, name="second.html")
+    assert first == second
+
+
+def test_plots_embedded_png_preferred_split_figures_under_their_table(results):
+    plots = results / "plots"
+    (plots / "sub").mkdir(parents=True)
+    (plots / "ml__holdout__per_user.png").write_bytes(b"\x89PNG per user")
+    (plots / "ml__holdout__per_user.svg").write_bytes(b"<svg/>")  # same figure: the PNG is shown
+    (plots / "progress.svg").write_bytes(b"<svg>progress</svg>")
+    (plots / "sub" / "a.png").write_bytes(b"\x89PNG a")
+    (plots / ".hidden.png").write_bytes(b"x")
+    (plots / "notes.txt").write_text("not a plot")
+    page = build(results)
+    reader = PageReader(page)
+    per_user, progress, nested = ("data:image/png;base64," + base64.b64encode(b"\x89PNG per user").decode(),
+                                  "data:image/svg+xml;base64," + base64.b64encode(b"<svg>progress</svg>").decode(),
+                                  "data:image/png;base64," + base64.b64encode(b"\x89PNG a").decode())
+    assert reader.sources == [per_user, progress, nested]
+    split_section = page[page.index('id="split-ml-holdout"'):page.index('id="plots"')]
+    assert f'src="{per_user}" alt="per_user"' in split_section
+    assert '<figcaption>sub/a</figcaption>' in page[page.index('id="plots"'):]
+
+
+def test_without_plots_or_verdicts_the_page_says_so(results):
+    page = build(results)
+    assert "No plots yet in" in page
+    assert "No verdicts file yet" in page  # mf is a neural result, so only the file is missing
+
+
+def test_no_neural_results_note(tmp_path):
+    from tests.site_results import write_model
+    write_model(tmp_path / "results", "pop", "pop", POP, 0.01)
+    write_params(tmp_path / "params.yaml")
+    assert "No neural results yet" in build(tmp_path)
+
+
+def test_markdown_verdicts_rendered_escaped_and_sortable(results):
+    verdicts = results / "verdicts.md"
+    verdicts.write_text("# Verdicts\n\nNeural models **beaten** by `ease`: 2 of <i>3</i>.\n\n"
+                        "| model | p-value | verdict |\n|---|--:|:--|\n| mf | 0.01 | better |\n"
+                        "| <b>x</b> | n/a | not run \\| skipped |\n\n- first\n- second\n")
+    reader = PageReader(page := build(results, "--verdicts", str(verdicts)))
+    assert "<h3>Verdicts</h3>" in page
+    assert "<p>Neural models <strong>beaten</strong> by <code>ease</code>: 2 of &lt;i&gt;3&lt;/i&gt;.</p>" in page
+    assert "<ul><li>first</li><li>second</li></ul>" in page
+    table = reader.tables["verdicts-table-2"]
+    assert [(label, attrs["data-type"]) for label, attrs in table["headers"]] == [
+        ("model", "text"), ("p-value", "number"), ("verdict", "text")]
+    assert [[(text, attrs["data-sort"]) for text, attrs in row["cells"]] for row in table["rows"]] == [
+        [("mf", "mf"), ("0.01", "0.01"), ("better", "better")],
+        [("<b>x</b>", "<b>x</b>"), ("n/a", ""), ("not run | skipped", "not run | skipped")]]
+
+
+def test_csv_verdicts(results):
+    verdicts = results / "verdicts.csv"
+    verdicts.write_text('paper,claims,confirmed\nNCF,12,3\n"Mult-VAE, 2018",7,0\n')
+    table = PageReader(build(results, "--verdicts", str(verdicts))).tables["verdicts-table"]
+    assert [[text for text, _ in row["cells"]] for row in table["rows"]] == [["NCF", "12", "3"],
+                                                                             ["Mult-VAE, 2018", "7", "0"]]
+    assert [attrs["data-type"] for _, attrs in table["headers"]] == ["text", "number", "number"]
+
+
+@pytest.mark.parametrize("name, message", [("missing.md", "no verdicts file at"),
+                                           ("verdicts.txt", "must be Markdown (.md) or CSV (.csv)")])
+def test_bad_verdicts_file_is_a_one_line_error(results, capsys, name, message):
+    (results / "verdicts.txt").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda argv: build(results, "--verdicts", str(results / name)))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (results / "site" / "index.html").exists()
+
+
+def test_empty_results_root(tmp_path):
+    (tmp_path / "results").mkdir()
+    write_params(tmp_path / "params.yaml")
+    page = build(tmp_path)
+    assert "No result files yet" in page and "from 0 result files" in page
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a < b & `x<y>` **c**", "a &lt; b &amp; <code>x&lt;y&gt;</code> <strong>c</strong>"),
+    ("`**not bold**` [link](http://x)", "<code>**not bold**</code> [link](http://x)"),
+])
+def test_inline_markdown(text, expected):
+    assert inline_markdown(text) == expected
+
+
+def test_markdown_table_without_separator_stays_text():
+    assert markdown_html("| a | b |\n| c | d |", "v") == "<p>| a | b | | c | d |</p>"
+
+
+def test_unique_anchors():
+    assert site.unique_anchors(["split-ML/a b", "split-ml-a-b", "???"]) == ["split-ml-a-b", "split-ml-a-b-2",
+                                                                           "section"]
+
+
+def test_needs_a_metric():
+    with pytest.raises(ValueError, match="at least one metric"):
+        site.build_site([], [])
