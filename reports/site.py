@@ -28,12 +28,12 @@ from pathlib import Path
 from datasets.atomic import atomic_file
 from datasets.errors import RecAuditError
 from protocols.results import find_result_files
-from reports.leaderboard import inputs_digest, read_entry, report_settings
+from reports.leaderboard import entries_by_split, inputs_digest, read_entry, report_settings
 from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, csv_html, find_plots, inferred_table,
                                markdown_html, plot_figure, sortable_table, text_cell)
-from reports.tables import (BETTER, REFERENCE, WORSE, Entry, StatisticsSettings, best_baseline, has_values,
-                            hyperparameter_row, intervals_of, legend_lines, metric_value, row_order, seconds,
-                            seeds_cell, significance_marks, trials_cell)
+from reports.tables import (BETTER, BOLD_LEGEND, REFERENCE, WORSE, Entry, SplitTable, StatisticsSettings,
+                            best_values, hyperparameter_row, is_best, legend_lines, metric_value, seconds,
+                            seeds_cell, split_table, trials_cell)
 
 HELP = "build the leaderboard as one self-contained HTML page (sortable tables, verdicts, plots)"
 TITLE = "RecAudit leaderboard"
@@ -87,18 +87,16 @@ def build_site(entries: Sequence[Entry], metrics: list[str], settings: Statistic
     if not metrics:
         raise ValueError("the site needs at least one metric label")
     settings = settings or StatisticsSettings()
-    groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for entry in entries:
-        groups[(entry.record["dataset"], entry.record["protocol"])].append(entry)
-    anchors = unique_anchors([f"split-{dataset}-{protocol}" for dataset, protocol in sorted(groups)])
+    groups = entries_by_split(list(entries))
+    anchors = unique_anchors([f"split-{dataset}-{protocol}" for dataset, protocol in groups])
     plots = find_plots(plots_dir) if plots_dir is not None else {}
     sections = [verdicts_section(verdicts, entries)]
     contents = [("verdicts", "Verdicts")]
-    for anchor, (dataset, protocol) in zip(anchors, sorted(groups)):
+    for anchor, ((dataset, protocol), split_entries) in zip(anchors, groups.items()):
         prefix = f"{dataset}{PLOT_NAME_SEPARATOR}{protocol}{PLOT_NAME_SEPARATOR}"
         figures = {name[len(prefix):]: plots.pop(name) for name in list(plots) if name.startswith(prefix)}
-        sections.append(split_html(anchor, dataset, protocol, groups[(dataset, protocol)], metrics, settings,
-                                   figures))
+        table = split_table(dataset, protocol, split_entries, metrics, settings)
+        sections.append(split_html(anchor, table, metrics, settings, figures))
         contents.append((anchor, f"{dataset} / {protocol}"))
     if not groups:
         sections.append('<p class="note">No result files yet: run <code>dvc repro</code> or '
@@ -136,62 +134,54 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "section"
 
 
-def split_html(anchor: str, dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
-               settings: StatisticsSettings, figures: dict[str, Path] | None = None) -> str:
-    """One split's section: the same statistics as ``reports.tables.split_section``, then the
-    split's ``figures`` (``{caption: file}``)."""
-    sampled = " (sampled)" if any(e.record.get("sampled") for e in entries) else ""
-    ok = [e for e in entries if e.ok]
-    notes = sorted({f"{e.record.get('n_users')} test users" for e in ok} |
-                   {f"metric version {e.record.get('metric_version')}" for e in ok if e.record.get("metric_version")})
-    ordered = sorted(entries, key=lambda e: row_order(e, metrics[0]))
-    tested = [m for m in metrics if ok and all(has_values(e, m) for e in ok)]
-    reference = best_baseline(ok, metrics[0]) if metrics[0] in tested else None
-    marks, n_comparisons = significance_marks(ok, reference, tested, settings)
-    intervals = {e.model: intervals_of(e, metrics, settings) for e in ok}
+def split_html(anchor: str, table: SplitTable, metrics: list[str], settings: StatisticsSettings,
+               figures: dict[str, Path] | None = None) -> str:
+    """One split's section: the statistics of ``reports.tables.split_table`` (those of the
+    leaderboard), each metric's best value in bold, then the split's ``figures``
+    (``{caption: file}``)."""
+    best = best_values(table.ordered, metrics)
     columns = [Column("#", numeric=True), Column("family"), Column("model"),
                *[Column(m, numeric=True, first=DESCENDING) for m in metrics],
                Column("trials", numeric=True, first=DESCENDING), Column("seeds", numeric=True, first=DESCENDING),
                Column("fit s", numeric=True, first=ASCENDING), Column("eval s", numeric=True, first=ASCENDING)]
-    rows = [result_cells(rank, e, metrics, intervals.get(e.model, {}), marks, reference)
-            for rank, e in enumerate(ordered, start=1)]
-    classes = [f"family-{slug(e.family)}" + ("" if e.ok else " unsupported") for e in ordered]
-    title = f"{dataset} / {protocol}{sampled}"
-    table = sortable_table(f"table-{anchor}", columns, rows, classes, sorted_by=0,
-                           caption="Click a column header to sort; # restores the leaderboard's order.")
-    legend = "".join(f"<p>{escape(line)}</p>" for line in
-                     legend_lines(metrics, tested, reference, n_comparisons, settings))
+    rows = [result_cells(rank, e, metrics, table, best) for rank, e in enumerate(table.ordered, start=1)]
+    classes = [f"family-{slug(e.family)}" + ("" if e.ok else " unsupported") for e in table.ordered]
+    results = sortable_table(f"table-{anchor}", columns, rows, classes, sorted_by=0,
+                             caption="Click a column header to sort; # restores the leaderboard's order.")
+    legend = legend_lines(metrics, table.tested, table.reference, table.n_comparisons, settings) + [BOLD_LEGEND]
     hyper = inferred_table(f"hyper-{anchor}", ["model", "trials", "best validation", "seeds", "hyperparameters"],
-                           [hyperparameter_row(e) for e in ordered])
-    note = f'<p class="note">{escape(", ".join(notes))}.</p>\n' if notes else ""
+                           [hyperparameter_row(e) for e in table.ordered])
+    note = f'<p class="note">{escape(", ".join(table.notes))}.</p>\n' if table.notes else ""
     shown = "".join(plot_figure(path, caption) for caption, path in (figures or {}).items())
-    return (f'<section class="split" id="{escape(anchor)}">\n<h2>{escape(title)}</h2>\n{note}{table}\n'
-            f'<div class="legend">{legend}</div>\n<details><summary>Hyperparameters: {escape(title)}</summary>\n'
-            f"{hyper}\n</details>\n{shown}</section>")
+    legend_html = "".join(f"<p>{escape(line)}</p>" for line in legend)
+    return (f'<section class="split" id="{escape(anchor)}">\n<h2>{escape(table.title)}</h2>\n{note}{results}\n'
+            f'<div class="legend">{legend_html}</div>\n<details><summary>Hyperparameters: '
+            f"{escape(table.title)}</summary>\n{hyper}\n</details>\n{shown}</section>")
 
 
-def result_cells(rank: int, entry: Entry, metrics: list[str], intervals: dict, marks: dict,
-                 reference: str | None) -> list[Cell]:
+def result_cells(rank: int, entry: Entry, metrics: list[str], table: SplitTable, best: dict[str, float]) -> list[Cell]:
     """One row of a results table; each metric cell sorts by the record's mean."""
     record = entry.record
-    model = escape(entry.model) + (f' <span class="ref">{escape(REFERENCE)}</span>' if entry.model == reference else "")
-    trials = record.get("tuning") or {}
+    model = escape(entry.model)
+    if entry.model == table.reference:
+        model += f' <span class="ref">{escape(REFERENCE)}</span>'
     head = [Cell(str(rank), rank), text_cell(entry.family), Cell(model, entry.model)]
-    trials_sort = float(trials.get("trials_run") or 0)
+    trials = Cell(escape(trials_cell(record)), float((record.get("tuning") or {}).get("trials_run") or 0))
     if not entry.ok:
         reason = record.get("reason") or "unsupported"
-        return [*head, Cell(escape(f"n/a ({reason})")), *[Cell("n/a")] * (len(metrics) - 1),
-                Cell(escape(trials_cell(record)), trials_sort), Cell(""), Cell(""), Cell("")]
+        return [*head, Cell(escape(f"n/a ({reason})")), *[Cell("n/a")] * (len(metrics) - 1), trials, Cell(""),
+                Cell(""), Cell("")]
     several = len(record.get("seeds") or []) > 1
-    cells = [metric_cell(entry, label, several, intervals, marks) for label in metrics]
+    intervals = table.intervals.get(entry.model, {})
+    cells = [metric_cell(entry, label, several, intervals, table.marks, is_best(entry, label, best))
+             for label in metrics]
     seeds = seeds_cell(record, count=True)
-    return [*head, *cells, Cell(escape(trials_cell(record)), trials_sort),
-            Cell(escape(seeds), float(seeds) if seeds.isdigit() else None),
+    return [*head, *cells, trials, Cell(escape(seeds), float(seeds) if seeds.isdigit() else None),
             *[Cell(escape(seconds(record.get(key))), _number(record.get(key))) for key in ("fit_seconds",
                                                                                          "eval_seconds")]]
 
 
-def metric_cell(entry: Entry, label: str, several: bool, intervals: dict, marks: dict) -> Cell:
+def metric_cell(entry: Entry, label: str, several: bool, intervals: dict, marks: dict, best: bool) -> Cell:
     value = metric_value(entry.record, label)
     if value is None:
         return Cell("-")
@@ -206,7 +196,7 @@ def metric_cell(entry: Entry, label: str, several: bool, intervals: dict, marks:
     if label in intervals:
         low, high = intervals[label]
         parts.append(f'<span class="ci">[{low:.4f}, {high:.4f}]</span>')
-    return Cell(" ".join(parts), value)
+    return Cell(" ".join(parts), value, "best" if best else "")
 
 
 def _number(value) -> float | None:

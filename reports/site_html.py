@@ -39,10 +39,11 @@ class Column:
 @dataclass(frozen=True)
 class Cell:
     """``html`` is already escaped markup; ``sort`` the key the page sorts by (None: no value,
-    always last)."""
+    always last); ``css`` extra classes of the cell."""
 
     html: str
     sort: float | str | None = None
+    css: str = ""
 
 
 def text_cell(text: str, sort: float | str | None = None) -> Cell:
@@ -78,8 +79,10 @@ def _cell_html(cell: Cell, column: Column) -> str:
         key = repr(cell.sort)  # shortest exact form: same bytes on every run
     else:
         key = str(cell.sort)
-    css = ' class="number"' if column.numeric else (' class="long"' if len(key) > LONG_TEXT else "")
-    return f'<td{css} data-sort="{escape(key)}">{cell.html}</td>'
+    kind = "number" if column.numeric else ("long" if len(key) > LONG_TEXT else "")
+    css = " ".join(name for name in (kind, cell.css) if name)
+    attribute = f' class="{escape(css)}"' if css else ""
+    return f'<td{attribute} data-sort="{escape(key)}">{cell.html}</td>'
 
 
 def inferred_table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:

@@ -65,6 +65,10 @@ def test_results_table_rows_cells_and_sort_keys(results):
     assert ndcg_keys == [repr(float(np.mean(POP))), "0.0", repr(float(np.mean(BETTER))), repr(float(np.mean(POP))),
                          ""]
     assert [row["attrs"]["data-order"] for row in table["rows"]] == ["0", "1", "2", "3", "4"]
+    # The best value of each metric column is highlighted: mf on ndcg@10, random on coverage@10.
+    best = [[label for (label, _), (_, attrs) in zip(table["headers"], row["cells"])
+             if "best" in attrs.get("class", "").split()] for row in table["rows"]]
+    assert best == [[], ["coverage@10"], ["ndcg@10"], [], []]
     assert [row["attrs"]["class"] for row in table["rows"]] == ["family-baseline", "family-baseline",
                                                                 "family-neural", "family-neural",
                                                                 "family-neural unsupported"]
@@ -80,6 +84,7 @@ def test_legend_and_hyperparameters_match_the_leaderboard(results):
     reader = PageReader(page)
     assert "two-sided paired Wilcoxon signed-rank test over users, Holm correction over the table&#x27;s 3 " \
            "comparisons" in page
+    assert "Bold: the best value of each metric column" in page
     hyper = reader.tables["hyper-split-ml-holdout"]
     assert [[text for text, _ in row["cells"]] for row in hyper["rows"]] == [
         ["pop", "0 (defaults)", "-", "-", "-"],
