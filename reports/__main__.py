@@ -16,6 +16,7 @@ COMMANDS = {
     "site": "reports.site",
     "tables": "reports.export",
     "verdicts": "reports.verdicts",
+    "plots": "reports.plots",
 }
 
 
