@@ -16,7 +16,7 @@ from reports.__main__ import main
 from reports.export import csv_table, latex_escape, latex_table, markdown_table
 from reports.leaderboard import entries_by_split, read_entries, report_settings
 from reports.tables import BOLD_LEGEND, split_section, split_table
-from tests.report_results import BASE, SEED, STEP, USERS, write_model, write_params, write_unsupported
+from tests.report_results import BASE, SEED, STEP, write_model, write_params, write_unsupported
 
 METRICS = ["ndcg@10", "coverage@10"]
 MF_TUNING = {"trials_run": 17, "trials_budget": 20, "budget": "default", "validation_metric": "ndcg@10",

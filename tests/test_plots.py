@@ -130,3 +130,29 @@ def test_empty_states(tmp_path, monkeypatch):
                             tmp_path / "empty") == 1
     assert "No per-user ndcg@10 values" in texts["empty"]
     assert (tmp_path / "empty.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name, template, x, y", [
+    ("metrics_by_cutoff", "lines_by_model", "cutoff", "value"),
+    ("accuracy_vs_time", "points_by_model", "fit_seconds", "value"),
+    ("progress", "intervals_by_split", "mean_difference", "split_key"),
+])
+def test_dvc_templates_fill_with_the_csv_data(results, tmp_path, name, template, x, y):
+    """What ``dvc plots show`` does with the plots section of dvc.yaml: CSV rows (as strings)
+    filled into our Vega-Lite template, no anchor left."""
+    import csv
+    import json
+    from pathlib import Path
+
+    from dvc_render.vega import VegaRenderer
+
+    root, params, splits = results
+    metrics, settings = report_settings(params)
+    write_plots(entries_by_split(read_entries(root)), metrics[0], settings, splits, tmp_path / "plots", NoFigures())
+    with open(tmp_path / "plots" / f"{name}.csv", newline="") as handle:
+        rows = [dict(row, rev="workspace") for row in csv.DictReader(handle)]
+    assert rows
+    path = Path(__file__).parents[1] / "reports" / "plot_templates" / f"{template}.json"
+    spec = VegaRenderer(rows, name, template=str(path), x=x, y=y, title=name).get_filled_template()
+    assert "<DVC_METRIC" not in json.dumps(spec)
+    assert spec["data"]["values"] == rows and spec["title"] == name
