@@ -45,7 +45,7 @@ def results(tmp_path):
 
 
 def test_registered_as_reports_command():
-    assert COMMANDS["site"] == "reports.site"
+    assert COMMANDS["site"][0] == "reports.site"
 
 
 def test_results_table_rows_cells_and_sort_keys(results):
