@@ -6,10 +6,7 @@ module of the command being run is imported, so ``evaluate`` never loads Optuna.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
-
+from datasets.cli import dispatch
 from datasets.errors import run_cli
 
 COMMANDS = {
@@ -22,20 +19,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int | None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="python -m protocols", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    chosen = next((word for word in argv if not word.startswith("-")), None)
-    modules = {}
-    for name, (module_name, summary) in COMMANDS.items():
-        if name != chosen:
-            commands.add_parser(name, help=summary)
-            continue
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.HELP))
-    args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    return dispatch("python -m protocols", __doc__.splitlines()[0], COMMANDS, argv)
 
 
 if __name__ == "__main__":
