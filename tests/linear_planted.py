@@ -6,7 +6,6 @@ the data and the rest needs the planted topics.
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,35 +52,11 @@ def model_recall(model, train: sp.csr_matrix, heldout: sp.csr_matrix, cutoff: in
     return recall_at(model.fit(train).score(users, train), train, heldout, cutoff)
 
 
-@functools.lru_cache(maxsize=1)
 def movielens_lcfn() -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """(train, test) binary matrices of the mirrored LCFN split of MovieLens-1M (``user item
-    item ...`` lines); skips the calling test when ``RECAUDIT_MIRROR`` is unset."""
-    import os
-    from pathlib import Path
+    """(train, test) of the mirrored LCFN split; skips the calling test when ``RECAUDIT_MIRROR`` is unset."""
+    from mirror_raw import lcfn_matrices, mirror_root
 
-    import pytest
-
-    mirror = os.environ.get("RECAUDIT_MIRROR")
-    if not mirror:
-        pytest.skip("RECAUDIT_MIRROR is unset: the real-data regression needs the data mirror")
-    folder = Path(mirror) / "movielens-1m" / "lcfn-split"
-    parts = []
-    for name in ("train.txt", "test.txt"):
-        users, items = [], []
-        for line in (folder / name).read_text().splitlines():
-            fields = np.array(line.split(), dtype=np.int64)
-            users.append(np.full(len(fields) - 1, fields[0]))
-            items.append(fields[1:])
-        parts.append((np.concatenate(users), np.concatenate(items)))
-    shape = (max(int(u.max()) for u, _ in parts) + 1, max(int(i.max()) for _, i in parts) + 1)
-    matrices = []
-    for users, items in parts:
-        matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=shape)
-        matrix.sum_duplicates()
-        matrix.data[:] = 1.0
-        matrices.append(matrix)
-    return matrices[0], matrices[1]
+    return lcfn_matrices(mirror_root())
 
 
 def lcfn_recall(model, cutoff: int = 20) -> float:

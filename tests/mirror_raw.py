@@ -5,6 +5,7 @@ Files the mirror lacks (ML-1M ratings.dat, NCF ml-1m.train.rating) are simply ab
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -70,3 +71,18 @@ def link_raw(dataset: str, destination: Path) -> Path:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target, target_is_directory=target.is_dir())
     return raw_dir
+
+
+@functools.lru_cache(maxsize=1)
+def lcfn_matrices(mirror: Path) -> tuple:
+    """(train, test) binary CSR matrices of the mirrored LCFN split of MovieLens-1M, read by the
+    project's own parser (ids re-indexed in the order of the original ones). Shared by the
+    regression tests and the benchmark scripts, which pass the mirror folder themselves."""
+    from datasets.prepare import prepare_dataset
+    from datasets.registry import get_dataset
+    from protocols.evaluation import interaction_matrix
+
+    data = prepare_dataset("movielens-1m-lcfn", Path(mirror) / "movielens-1m" / "lcfn-split", None,
+                           get_dataset("movielens-1m-lcfn").default_preprocessing)
+    split = data.given["lcfn"]
+    return tuple(interaction_matrix([split[part]], data.n_users, data.n_items) for part in ("train", "test"))

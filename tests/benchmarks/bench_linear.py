@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,33 +43,19 @@ MODELS = {
 }
 
 
-def read_user_lists(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    users, items = [], []
-    with open(path) as handle:
-        for line in handle:
-            fields = np.array(line.split(), dtype=np.int64)
-            if fields.size > 1:
-                users.append(np.full(fields.size - 1, fields[0]))
-                items.append(fields[1:])
-    return np.concatenate(users), np.concatenate(items)
+def synthetic_binary(users, items, n_users: int, n_items: int) -> sp.csr_matrix:
+    from protocols.evaluation import interaction_matrix
 
-
-def binary(users, items, shape) -> sp.csr_matrix:
-    matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=shape)
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    return interaction_matrix([pd.DataFrame({"user": users, "item": items})], n_users, n_items)
 
 
 def load_movielens() -> tuple[sp.csr_matrix, sp.csr_matrix]:
     mirror = os.environ.get("RECAUDIT_MIRROR")
     if not mirror:
         sys.exit("set RECAUDIT_MIRROR to the data mirror (e.g. ../shared/data)")
-    folder = Path(mirror) / "movielens-1m" / "lcfn-split"
-    train_users, train_items = read_user_lists(folder / "train.txt")
-    test_users, test_items = read_user_lists(folder / "test.txt")
-    shape = (int(max(train_users.max(), test_users.max())) + 1, int(max(train_items.max(), test_items.max())) + 1)
-    return binary(train_users, train_items, shape), binary(test_users, test_items, shape)
+    from tests.mirror_raw import lcfn_matrices
+
+    return lcfn_matrices(Path(mirror))
 
 
 def peak_rss_mb() -> float:
@@ -110,7 +97,7 @@ def run_large_ease(n_items: int) -> dict:
     n_users, n_interactions = 5 * n_items, 40 * n_items
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
     items = rng.choice(n_items, size=n_interactions, p=popularity / popularity.sum())
-    train = binary(rng.integers(n_users, size=n_interactions), items, (n_users, n_items))
+    train = synthetic_binary(rng.integers(n_users, size=n_interactions), items, n_users, n_items)
     rss_data = peak_rss_mb()
     start = time.perf_counter()
     EASE(l2=500.0).fit(train)

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -37,25 +36,6 @@ MODELS = {  # paper settings for the batch and the network sizes
     "bprmf": ("bprmf", {"batch_size": 1024, "factors": 64}, None),
     "cdae": ("cdae", {"batch_size": 256, "hidden": 50, "negatives": 5}, None),
 }
-
-
-def read_user_lines(path: Path) -> sp.csr_matrix:
-    """A ``user item item ...`` file as a binary users x items CSR matrix."""
-    lines = path.read_text().split("\n")
-    lines = [line for line in lines if line.strip()]
-    tokens_per_line = np.fromiter((len(line.split()) for line in lines), dtype=np.int64, count=len(lines))
-    values = np.array(" ".join(lines).split(), dtype=np.int64)
-    first = np.concatenate([[0], np.cumsum(tokens_per_line)[:-1]])
-    users = values[first]
-    is_item = np.ones(len(values), dtype=bool)
-    is_item[first] = False
-    rows = np.repeat(users, tokens_per_line - 1)
-    items = values[is_item]
-    shape = (int(users.max()) + 1, int(items.max()) + 1)
-    matrix = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (rows, items)), shape=shape)
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    train = read_user_lines(Path(mirror) / "movielens-1m" / "lcfn-split" / "train.txt")
+    from tests.mirror_raw import lcfn_matrices
+
+    train, _ = lcfn_matrices(Path(mirror))
     print(f"movielens-1m lcfn train: {train.shape[0]} users x {train.shape[1]} items, {train.nnz} "
           f"interactions (read in {time.perf_counter() - started:.1f} s); torch {torch.__version__}, "
           f"{args.threads} thread(s)")
