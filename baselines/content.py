@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.knn import ItemSimilarityModel
-from baselines.similarity import fixed_similarity_variant, similarity_search_space
+from baselines.similarity import register_similarity_variants, similarity_search_space
 from datasets.errors import RecAuditError
 from protocols.contract import SideInformation, UnsupportedProtocolError
 from protocols.registry import register
@@ -103,24 +103,5 @@ class ItemKNNCFCBF(ItemSimilarityModel):
         return sp.hstack([train.T, content * np.float32(weight)], format="csr", dtype=np.float32)
 
 
-ItemKNNCBFCosine = register("itemknn-cbf-cosine")(
-    fixed_similarity_variant(ItemKNNCBF, "cosine", "ItemKNNCBFCosine", __name__))
-ItemKNNCBFAsymmetric = register("itemknn-cbf-asymmetric")(
-    fixed_similarity_variant(ItemKNNCBF, "asymmetric", "ItemKNNCBFAsymmetric", __name__))
-ItemKNNCBFJaccard = register("itemknn-cbf-jaccard")(
-    fixed_similarity_variant(ItemKNNCBF, "jaccard", "ItemKNNCBFJaccard", __name__))
-ItemKNNCBFDice = register("itemknn-cbf-dice")(
-    fixed_similarity_variant(ItemKNNCBF, "dice", "ItemKNNCBFDice", __name__))
-ItemKNNCBFTversky = register("itemknn-cbf-tversky")(
-    fixed_similarity_variant(ItemKNNCBF, "tversky", "ItemKNNCBFTversky", __name__))
-
-ItemKNNCFCBFCosine = register("itemknn-cfcbf-cosine")(
-    fixed_similarity_variant(ItemKNNCFCBF, "cosine", "ItemKNNCFCBFCosine", __name__))
-ItemKNNCFCBFAsymmetric = register("itemknn-cfcbf-asymmetric")(
-    fixed_similarity_variant(ItemKNNCFCBF, "asymmetric", "ItemKNNCFCBFAsymmetric", __name__))
-ItemKNNCFCBFJaccard = register("itemknn-cfcbf-jaccard")(
-    fixed_similarity_variant(ItemKNNCFCBF, "jaccard", "ItemKNNCFCBFJaccard", __name__))
-ItemKNNCFCBFDice = register("itemknn-cfcbf-dice")(
-    fixed_similarity_variant(ItemKNNCFCBF, "dice", "ItemKNNCFCBFDice", __name__))
-ItemKNNCFCBFTversky = register("itemknn-cfcbf-tversky")(
-    fixed_similarity_variant(ItemKNNCFCBF, "tversky", "ItemKNNCFCBFTversky", __name__))
+register_similarity_variants(ItemKNNCBF, "itemknn-cbf", globals())
+register_similarity_variants(ItemKNNCFCBF, "itemknn-cfcbf", globals())

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from baselines.similarity import (FEATURE_WEIGHTINGS, SET_SIMILARITIES, FeatureWeighting, NeighbourSide,
                                   SimilarityKernel, aggregate_scores, check_choice, check_topk,
-                                  fixed_similarity_variant, similarity_search_space, topk_similarity)
+                                  register_similarity_variants, similarity_search_space, topk_similarity)
 from datasets.errors import RecAuditError
 from protocols.contract import Recommender, SideInformation
 from protocols.registry import register
@@ -169,20 +169,5 @@ class UserKNN(NeighbourhoodParameters, Recommender):
         return aggregate_scores(user_similarity, self.train_, bool(self.normalize_scores), "left")
 
 
-ItemKNNCosine = register("itemknn-cosine")(fixed_similarity_variant(ItemKNN, "cosine", "ItemKNNCosine", __name__))
-ItemKNNAsymmetric = register("itemknn-asymmetric")(
-    fixed_similarity_variant(ItemKNN, "asymmetric", "ItemKNNAsymmetric", __name__))
-ItemKNNJaccard = register("itemknn-jaccard")(
-    fixed_similarity_variant(ItemKNN, "jaccard", "ItemKNNJaccard", __name__))
-ItemKNNDice = register("itemknn-dice")(fixed_similarity_variant(ItemKNN, "dice", "ItemKNNDice", __name__))
-ItemKNNTversky = register("itemknn-tversky")(
-    fixed_similarity_variant(ItemKNN, "tversky", "ItemKNNTversky", __name__))
-
-UserKNNCosine = register("userknn-cosine")(fixed_similarity_variant(UserKNN, "cosine", "UserKNNCosine", __name__))
-UserKNNAsymmetric = register("userknn-asymmetric")(
-    fixed_similarity_variant(UserKNN, "asymmetric", "UserKNNAsymmetric", __name__))
-UserKNNJaccard = register("userknn-jaccard")(
-    fixed_similarity_variant(UserKNN, "jaccard", "UserKNNJaccard", __name__))
-UserKNNDice = register("userknn-dice")(fixed_similarity_variant(UserKNN, "dice", "UserKNNDice", __name__))
-UserKNNTversky = register("userknn-tversky")(
-    fixed_similarity_variant(UserKNN, "tversky", "UserKNNTversky", __name__))
+register_similarity_variants(ItemKNN, "itemknn", globals())
+register_similarity_variants(UserKNN, "userknn", globals())

@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from datasets.errors import RecAuditError
+from protocols.registry import register
 from protocols.space import Categorical, Integer, Real
 
 SIMILARITIES = ("cosine", "asymmetric", "jaccard", "dice", "tversky")
@@ -406,3 +407,15 @@ def fixed_similarity_variant(base: type, similarity: str, class_name: str, modul
         "search_space": {**similarity_search_space(similarity), **extra_space},
     }
     return type(class_name, (base,), namespace)
+
+
+def register_similarity_variants(base: type, model_name: str, namespace: dict) -> None:
+    """Register one fixed-similarity variant of ``base`` per similarity, as ``<model_name>-<similarity>``.
+
+    Each class is also bound in ``namespace`` (the defining module's globals) under
+    ``<BaseName><Similarity>``, so that pickle finds it by name.
+    """
+    for similarity in SIMILARITIES:
+        class_name = f"{base.__name__}{similarity.capitalize()}"
+        variant = fixed_similarity_variant(base, similarity, class_name, namespace["__name__"])
+        namespace[class_name] = register(f"{model_name}-{similarity}")(variant)

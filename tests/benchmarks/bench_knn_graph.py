@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks._common import load_movielens, peak_rss_mb, synthetic_binary  # noqa: E402
 
 CUTOFFS = [5, 10, 20, 50, 100]
 MODELS = {
@@ -38,25 +37,6 @@ MODELS = {
     "rp3beta": {"topk": 100, "alpha": 1.0, "beta": 0.6},
     "itemknn-cfcbf": {"topk": 100, "shrink": 10.0, "content_weight": 1.0},
 }
-
-
-def synthetic_binary(users, items, n_users: int, n_items: int) -> sp.csr_matrix:
-    from protocols.evaluation import interaction_matrix
-
-    return interaction_matrix([pd.DataFrame({"user": users, "item": items})], n_users, n_items)
-
-
-def load_movielens() -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    mirror = os.environ.get("RECAUDIT_MIRROR")
-    if not mirror:
-        sys.exit("set RECAUDIT_MIRROR to the data mirror (e.g. ../shared/data)")
-    from tests.mirror_raw import lcfn_matrices
-
-    return lcfn_matrices(Path(mirror))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_model(name: str, repeat: int) -> dict:

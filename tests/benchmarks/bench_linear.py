@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks._common import load_movielens, peak_rss_mb, synthetic_binary  # noqa: E402
 
 CUTOFFS = [5, 10, 20, 50, 100]
 # (registered name, parameters, target seconds for fit + evaluation on 2 cores)
@@ -41,25 +39,6 @@ MODELS = {
     "slim": ("slim", {"alpha": 0.01, "l1_ratio": 0.1, "topk": 100}, 60.0),
     "slim-near-ridge": ("slim", {"alpha": 0.001, "l1_ratio": 1e-5, "topk": 100}, 60.0),
 }
-
-
-def synthetic_binary(users, items, n_users: int, n_items: int) -> sp.csr_matrix:
-    from protocols.evaluation import interaction_matrix
-
-    return interaction_matrix([pd.DataFrame({"user": users, "item": items})], n_users, n_items)
-
-
-def load_movielens() -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    mirror = os.environ.get("RECAUDIT_MIRROR")
-    if not mirror:
-        sys.exit("set RECAUDIT_MIRROR to the data mirror (e.g. ../shared/data)")
-    from tests.mirror_raw import lcfn_matrices
-
-    return lcfn_matrices(Path(mirror))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_model(label: str, repeat: int) -> dict:
