@@ -125,3 +125,15 @@ def test_a_tune_stage_reading_test_data_is_caught(tmp_path, bad_dep):
     folders = split_folders(stages)
     tune_stages = [s for s in stages if s.kind == "tune"]
     assert tune_stages and all(reads_test_data(s, folders) for s in tune_stages)
+
+
+def test_model_stages_depend_on_their_own_model_sources_only(tmp_path):
+    stages = resolve(real_dvc_yaml(), tmp_path)
+    producer = next(stage for stage in stages if stage.kind == "model-sources")
+    assert producer.outs == ("model_sources",) and "protocols model-sources" in producer.cmd
+    model_stages = [stage for stage in stages if stage.kind in ("tune", "evaluate")]
+    assert model_stages
+    for stage in model_stages:
+        model = stage.cmd.split("--model ")[1].split()[0]
+        assert f"model_sources/{model}.txt" in stage.deps, stage.name
+        assert not {"baselines", "neural", "model_sources"} & set(stage.deps), stage.name
