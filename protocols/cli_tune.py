@@ -3,14 +3,16 @@
 Writes the frozen parameters ``tuned/<dataset>/<split>/<model>.yaml`` (keys: ``model``,
 ``split``, ``status``, ``params`` -- every constructor keyword of the winning trial, fixed
 ones and frozen ``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial``,
-``best_epoch``, ``trials_run``, ``trials_budget``, ``budget``, ``startup_trials``,
+``best_epoch``, ``trials_run``, ``trials_budget``, ``trials_time_capped``, ``budget``, ``startup_trials``,
 ``timeout_per_trial``, ``searched``, ``fixed``, ``study_name``, ``storage``, ``seed``,
 ``seconds``) and beside it ``<model>.trials.csv`` (one row per trial: ``number``, ``params``,
-``value``, ``state``, ``seconds``, ``best_epoch``, ``used``, ``error``). The table is written
+``value``, ``state``, ``seconds``, ``best_epoch``, ``time_capped``, ``used``, ``error``). The table is written
 first, then the YAML, each atomically: a YAML file always describes a finished study.
 
 A model that cannot run under the split's protocol gets ``status: unsupported`` with its
-untuned parameters, so that ``evaluate`` records the refusal; that is not an error.
+untuned parameters, so that ``evaluate`` records the refusal; that is not an error. Neither
+is a study whose every trial ran past ``tuning.timeout_per_trial``: ``status: timed-out``,
+and ``evaluate`` records the model as not run there.
 
 The study persists in ``--storage`` (default ``sqlite:///<out without .yaml>.db``): a rerun
 resumes it, and several workers given one URL share it (see ``protocols.tuning``).
@@ -33,8 +35,9 @@ from datasets.atomic import atomic_file
 from datasets.errors import RecAuditError
 from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
-from protocols.registry import make_model
-from protocols.tuning import TuningResult, search_plan, tune, tuning_settings
+from protocols.registry import get_model_class, make_model
+from protocols.results import TIMED_OUT
+from protocols.tuning import AllTrialsTimedOut, TuningResult, search_plan, tune, tuning_settings
 from protocols.tuning_study import logger, plain, public_url
 
 HELP = "tune a model's hyperparameters on a split's validation part (equal budget; the test part is never read)"
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     dataset, split_name = split_key(args)
     key = f"{dataset}/{split_name}"
     settings_file = load_params(args.params_yaml)
-    settings = tuning_settings(settings_file, trials=args.trials)
+    settings = tuning_settings(settings_file, trials=args.trials, family=get_model_class(args.model).family)
     entry = (settings_file.get("models") or {}).get(args.model)
     split_dir = Path(args.splits_root) / dataset / split_name
     read_card(split_dir, args.splits_root, key)
@@ -82,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
         result = unsupported_result(args.model, key, entry, settings, storage, refusal)
         write_tuned(result, out)
         print(f"{args.model} on {key}: unsupported ({refusal}); wrote {out}")
+        return 0
+    except AllTrialsTimedOut as timed_out:
+        result = unsupported_result(args.model, key, entry, settings, storage, timed_out, status=TIMED_OUT)
+        result.trials_run = result.trials_budget
+        write_tuned(result, out)
+        print(f"{args.model} on {key}: not tuned ({timed_out}); wrote {out}")
         return 0
     write_tuned(result, out)
     print(f"{args.model} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
@@ -110,15 +119,17 @@ def trials_path(out: Path) -> Path:
     return Path(out).with_suffix(".trials.csv")
 
 
-def unsupported_result(model: str, key: str, entry, settings, storage: str, refusal) -> TuningResult:
+def unsupported_result(model: str, key: str, entry, settings, storage: str, refusal,
+                       status: str = "unsupported") -> TuningResult:
     plan = search_plan(model, entry, settings.seed)
     return TuningResult(
         model=model, split=key, params=plain(make_model(model, plan.fixed).get_params()),
         validation_metric=settings.metric, best_value=None, best_trial=None, best_epoch=None, trials_run=0,
-        trials_budget=plan.budget(settings), budget=settings.budget, study_name=None, storage=public_url(storage),
+        trials_budget=plan.budget(settings), trials_time_capped=0, budget=settings.budget, study_name=None,
+        storage=public_url(storage),
         seed=settings.seed, seconds=0.0, timeout_per_trial=settings.timeout_per_trial,
         startup_trials=settings.startup_trials, searched=sorted(plan.space), fixed=plain(plan.fixed),
-        status="unsupported", reason=str(refusal))
+        status=status, reason=str(refusal))
 
 
 def write_tuned(result: TuningResult, out: Path) -> None:

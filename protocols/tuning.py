@@ -20,8 +20,11 @@ The search:
   the rule of the TOIS study's released search code: 16 random of 50 cases).
 - A trial whose model raises a RecAuditError (diverged, invalid value) or runs past
   ``tuning.timeout_per_trial`` seconds is spent, without a value. A model with a
-  ``max_seconds`` keyword is asked to stop itself at the limit (interrupted at twice it);
-  any other is interrupted at the limit (SIGALRM, main thread only).
+  ``max_seconds`` keyword is asked to stop itself at the limit (interrupted at twice it)
+  and keeps the value of its best epoch so far; the trial is marked ``time_capped`` and
+  the result counts such trials (``trials_time_capped``). Any other model is interrupted at
+  the limit (SIGALRM, main thread only). The limit may differ by model family
+  (``timeout_per_trial: {baseline: null, neural: 60}``); the result records the one applied.
 - Iterative models early-stop on the validation data passed to ``fit``
   (``protocols.early_stopping``). The tuner stores each trial's ``best_epoch_`` and freezes
   ``epochs = best_epoch_`` and ``patience = None`` in the winning parameters, so the final
@@ -74,7 +77,13 @@ from protocols.tuning_study import (ERROR, OK, OUTCOME_ATTR, RUNNING, SPENT, SUR
 
 DEFAULT_TRIALS = 20
 STARTUP_DIVISOR = 3
+MODEL_FAMILIES = ("baseline", "neural")
 SETTING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials", "timeout_per_trial")
+
+
+class AllTrialsTimedOut(RecAuditError):
+    """No trial finished within ``tuning.timeout_per_trial``: recorded, not fatal (the
+    leaderboard shows the model as not run on that split, with this reason)."""
 
 
 # ----- settings -------------------------------------------------------------------------------
@@ -90,9 +99,11 @@ class TuningSettings:
     seed: int = 0
 
 
-def tuning_settings(params: dict, trials: int | None = None) -> TuningSettings:
+def tuning_settings(params: dict, trials: int | None = None, family: str | None = None) -> TuningSettings:
     """Resolve ``params['tuning']`` and ``params['seed']``; ``trials`` (``--trials``) overrides
-    the budget, which is then recorded as ``"cli"``."""
+    the budget, which is then recorded as ``"cli"``. ``timeout_per_trial`` is seconds or null
+    for every model, or a mapping from model family to seconds or null, resolved for
+    ``family`` (a family it does not name is not capped)."""
     section = params.get("tuning") or {}
     if not isinstance(section, dict):
         raise RecAuditError("params.yaml tuning must be a mapping (metric, budget, budgets, timeout_per_trial)")
@@ -122,14 +133,31 @@ def tuning_settings(params: dict, trials: int | None = None) -> TuningSettings:
     if startup is None:
         startup = max(1, int(n_trials) // STARTUP_DIVISOR)
     _require_int("tuning startup_trials", startup, 1)
-    timeout = section.get("timeout_per_trial")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
-        raise RecAuditError(f"params.yaml tuning.timeout_per_trial must be a number of seconds > 0 or null, "
-                            f"got {timeout!r}")
+    timeout = _timeout_for(section.get("timeout_per_trial"), family)
     seed = params.get("seed", 0)
     _require_int("seed", seed, 0)
     return TuningSettings(metric=metric_label(name, k), trials=int(n_trials), budget=budget,
                           startup_trials=int(startup), timeout_per_trial=timeout, seed=int(seed))
+
+
+def _timeout_for(timeout, family: str | None) -> float | None:
+    if isinstance(timeout, dict):
+        unknown = sorted(set(timeout) - set(MODEL_FAMILIES))
+        if unknown:
+            raise RecAuditError(f"params.yaml tuning.timeout_per_trial names unknown model famil(ies) "
+                                f"{', '.join(map(str, unknown))}; use {' and '.join(MODEL_FAMILIES)}")
+        for name, seconds in timeout.items():
+            _check_timeout(f"tuning.timeout_per_trial.{name}", seconds)
+        if family is None:
+            raise ValueError("a per-family timeout_per_trial needs the model's family")
+        return timeout.get(family)
+    _check_timeout("tuning.timeout_per_trial", timeout)
+    return timeout
+
+
+def _check_timeout(what: str, seconds) -> None:
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
+        raise RecAuditError(f"params.yaml {what} must be a number of seconds > 0 or null, got {seconds!r}")
 
 
 def _require_int(what: str, value, low: int) -> None:
@@ -216,6 +244,7 @@ class _Objective:
         best_epoch = getattr(model, "best_epoch_", None)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         trial.set_user_attr("best_epoch", None if best_epoch is None else int(best_epoch))
+        trial.set_user_attr("time_capped", bool(getattr(model, "stopped_by_time_", False)))
         trial.set_user_attr(OUTCOME_ATTR, OK)
         return value
 
@@ -242,6 +271,7 @@ class TuningResult:
     trials_run: int
     trials_budget: int
     budget: str
+    trials_time_capped: int
     study_name: str | None
     storage: str | None
     seed: int
@@ -256,7 +286,7 @@ class TuningResult:
 
     def record(self) -> dict:
         keys = ("model", "split", "status", "params", "validation_metric", "best_value", "best_trial", "best_epoch",
-                "trials_run", "trials_budget", "budget", "startup_trials", "timeout_per_trial", "searched",
+                "trials_run", "trials_budget", "trials_time_capped", "budget", "startup_trials", "timeout_per_trial", "searched",
                 "fixed", "study_name", "storage", "seed", "seconds")
         record = {key: plain(getattr(self, key)) for key in keys}
         if self.reason is not None:
@@ -301,6 +331,9 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     used = spent_trials(trials)[:budget]  # a study resumed with a smaller budget uses its first trials only
     completed = [t for t in used if t.state == TrialState.COMPLETE]
+    if used and all(trial_outcome(t) == TIMEOUT for t in used):
+        raise AllTrialsTimedOut(f"every tuning trial of {plan.model} on {split_key} ran past "
+                                f"tuning.timeout_per_trial (every trial over {settings.timeout_per_trial:g} s)")
     if not completed:
         first = used[0].user_attrs.get("error", "no message") if used else "no trial ran"
         raise RecAuditError(f"all {len(used)} tuning trial(s) of {plan.model} on {split_key} failed (first: {first}); "
@@ -318,6 +351,7 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
         model=plan.model, split=split_key, params=plain(make_model(plan.model, params).get_params()),
         validation_metric=settings.metric, best_value=float(best.value), best_trial=best.number,
         best_epoch=best_epoch, trials_run=len(used), trials_budget=budget, budget=settings.budget,
+        trials_time_capped=sum(bool(t.user_attrs.get("time_capped")) for t in used),
         study_name=study.study_name, storage=storage, seed=settings.seed,
         seconds=round(sum(float(t.user_attrs.get("seconds", 0.0)) for t in used), 3),
         timeout_per_trial=settings.timeout_per_trial, startup_trials=settings.startup_trials,

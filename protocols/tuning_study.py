@@ -276,8 +276,9 @@ def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
     rows = [{"number": t.number, "params": json.dumps(plain(t.params), sort_keys=True),
              "value": t.value if t.state == TrialState.COMPLETE else None, "state": trial_outcome(t),
              "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
+             "time_capped": bool(t.user_attrs.get("time_capped", False)),
              "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
-    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
+    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "time_capped", "used", "error"]
     table = pd.DataFrame(rows, columns=columns)
     table["best_epoch"] = table["best_epoch"].astype("Int64")  # stays an integer column beside missing ones
     return table

@@ -146,8 +146,9 @@ def test_tuned_file_gives_params_and_tuning_record(workspace, cyclic_model):
     record = read_metrics(workspace, cyclic_model)
     assert record["params"] == {"seed": 44} and record["seeds"] == [44]
     assert record["metrics"]["recall@1"] == pytest.approx(0.75, abs=1e-12)
-    assert record["tuning"] == {"trials_run": 17, "trials_budget": 20, "budget": "fixed",
-                                "validation_metric": "ndcg@10", "best_value": 0.61}
+    assert record["tuning"] == {"status": "ok", "trials_run": 17, "trials_budget": 20, "trials_time_capped": None,
+                                "timeout_per_trial": None, "budget": "fixed", "validation_metric": "ndcg@10",
+                                "best_value": 0.61}
 
 
 def test_tuned_file_of_a_deterministic_model_ignores_the_study_seed(workspace):

@@ -24,7 +24,7 @@ from protocols.contract import Recommender
 from protocols.early_stopping import EarlyStopping
 from protocols.space import Categorical, Integer, Real
 from protocols.split_data import PART_FILES, TEST_PARTS, TUNING_PARTS, Split, write_split
-from protocols.tuning import TuningSettings, tune, tuning_settings
+from protocols.tuning import AllTrialsTimedOut, TuningSettings, tune, tuning_settings
 
 N_USERS, N_ITEMS = 8, 10
 TRAIN = {u: [(u + 9) % N_ITEMS, (u + 8) % N_ITEMS] for u in range(N_USERS)}
@@ -211,9 +211,50 @@ def test_every_trial_failing_is_a_one_line_error(split_dir):
 
 def test_trials_past_the_timeout_are_interrupted_and_spent(split_dir):
     started = time.perf_counter()
-    with pytest.raises(RecAuditError, match=r"all 2 tuning trial\(s\).*ran past tuning.timeout_per_trial"):
+    with pytest.raises(AllTrialsTimedOut, match=r"every tuning trial .* \(every trial over 0.2 s\)"):
         tune(SHIFT, split_dir, settings(trials=2, timeout_per_trial=0.2), fixed={"sleep_seconds": 30.0})
     assert time.perf_counter() - started < 5
+
+
+class SelfLimitingToy(EpochToy):
+    """Stops itself after ``stop_after`` epochs when given ``max_seconds`` (as the neural loop
+    does at its time limit), keeping the best epoch so far."""
+
+    name = "test-tuning-self-limiting"
+
+    def __init__(self, epochs: int = 10, validate_every: int = 1, patience: int | None = 2, peak: int = 4,
+                 offset: int = 0, stop_after: int = 2, max_seconds: float | None = None):
+        super().__init__(epochs, validate_every, patience, peak, offset)
+        self.stop_after, self.max_seconds = stop_after, max_seconds
+
+    def _fit(self, train, validation, side):
+        self.stopped_by_time_ = self.max_seconds is not None and self.stop_after < self.epochs
+        epochs = self.epochs
+        self.epochs = self.stop_after if self.stopped_by_time_ else epochs
+        try:
+            super()._fit(train, validation, side)
+        finally:
+            self.epochs = epochs
+
+
+def test_a_self_limited_trial_keeps_its_best_epoch_and_is_counted_as_time_capped(split_dir, monkeypatch):
+    monkeypatch.setitem(registry._MODELS, SelfLimitingToy.name, SelfLimitingToy)
+    capped = tune(SelfLimitingToy.name, split_dir, settings(trials=2, startup_trials=2, timeout_per_trial=60))
+    assert capped.trials_time_capped == 2 and capped.trials["time_capped"].all()
+    assert capped.best_epoch == 2 and capped.params["epochs"] == 2 and "max_seconds" not in capped.searched
+    assert capped.params["max_seconds"] is None  # the cap limits trials, never the final refit
+    free = tune(SelfLimitingToy.name, split_dir, settings(trials=2, startup_trials=2))
+    assert free.trials_time_capped == 0 and free.best_epoch == 4
+
+
+def test_timeout_per_trial_may_differ_by_model_family():
+    section = {"tuning": {"trials": 3, "timeout_per_trial": {"baseline": None, "neural": 20}}}
+    assert tuning_settings(section, family="neural").timeout_per_trial == 20
+    assert tuning_settings(section, family="baseline").timeout_per_trial is None
+    with pytest.raises(RecAuditError, match=r"unknown model famil.*deep.*use baseline and neural"):
+        tuning_settings({"tuning": {"timeout_per_trial": {"deep": 3}}}, family="neural")
+    with pytest.raises(RecAuditError, match=r"timeout_per_trial.neural must be a number of seconds > 0"):
+        tuning_settings({"tuning": {"timeout_per_trial": {"neural": 0}}}, family="neural")
 
 
 # ----- early stopping: the winning trial's best epoch is frozen ---------------------------------
@@ -476,3 +517,30 @@ def test_the_study_file_alone_holds_every_trial(split_dir, tmp_path):
     alone.write_bytes((tmp_path / "study.db").read_bytes())
     with contextlib.closing(sqlite3.connect(alone)) as connection:
         assert connection.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 3
+
+
+def test_a_study_whose_every_trial_timed_out_is_recorded_and_the_leaderboard_says_why(workspace, capsys):
+    from reports.leaderboard import read_entries
+    from reports.tables import result_row
+
+    params = yaml.safe_load(PARAMS_YAML)
+    params["models"][SHIFT] = {"sleep_seconds": 30.0}
+    params["tuning"]["timeout_per_trial"] = {"baseline": 0.2}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    started = time.perf_counter()
+    assert run_tune("--dataset", "toy", "--protocol", "holdout", "--model", SHIFT) == 0
+    assert time.perf_counter() - started < 10
+    out = workspace / "tuned" / "toy" / "holdout" / f"{SHIFT}.yaml"
+    record = yaml.safe_load(out.read_text())
+    assert (record["status"], record["timeout_per_trial"], record["trials_run"]) == ("timed-out", 0.2, 4)
+    assert "every trial over 0.2 s" in record["reason"] and "not tuned" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["evaluate", "--split", "toy/holdout", "--model", SHIFT, "--params", str(out)])
+    assert exit_.value.code == 0
+    (entry,) = read_entries(workspace / "results")
+    assert (entry.record["status"], entry.record["reason"], entry.record["fit_seconds"]) == \
+        ("timed-out", "every trial over 0.2 s", None)
+    assert entry.record["tuning"]["timeout_per_trial"] == 0.2
+    row = result_row(entry, ["ndcg@10", "hr@10"], {}, {}, None)
+    assert row[2] == "n/a (every trial over 0.2 s)" and row[4] == "4/4 (cap 0.2 s)"
