@@ -227,6 +227,11 @@ class NeuMF(_NCFBase):
         Weight of GMF in the combined output layer (0.5).
     finetune_optimizer : str
         Optimiser after pre-training ("sgd" per the paper).
+    gmf_epochs, mlp_epochs : int or None
+        Train that pre-training part for exactly this many epochs, without early stopping
+        (None: ``epochs`` with early stopping on the validation data). Tuning freezes them at
+        the parts' best epochs of the winning trial (``frozen_params_``), so the final refit
+        on train + validation pre-trains as long as that trial did.
     negatives, epochs, batch_size, lr, optimizer, seed, device, validate_every, patience,
     checkpoint_dir, progress, max_seconds :
         As for :class:`GMF` (``optimizer`` trains NeuMF without pre-training, and the GMF
@@ -239,7 +244,8 @@ class NeuMF(_NCFBase):
 
     def __init__(self, factors: int = 8, mlp_layers: int = 3, negatives: int = 4, epochs: int = 20,
                  batch_size: int = 256, lr: float = 0.001, optimizer: str = "adam", pretrain: bool = False,
-                 pretrain_alpha: float = 0.5, finetune_optimizer: str = "sgd", seed: int = 0,
+                 pretrain_alpha: float = 0.5, finetune_optimizer: str = "sgd", gmf_epochs: int | None = None,
+                 mlp_epochs: int | None = None, seed: int = 0,
                  device: str = "auto", validate_every: int = 1, patience: int | None = None,
                  checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
         self.factors = factors
@@ -252,6 +258,8 @@ class NeuMF(_NCFBase):
         self.pretrain = pretrain
         self.pretrain_alpha = pretrain_alpha
         self.finetune_optimizer = finetune_optimizer
+        self.gmf_epochs = gmf_epochs
+        self.mlp_epochs = mlp_epochs
         self.seed = seed
         self.device = device
         self.validate_every = validate_every
@@ -271,6 +279,10 @@ class NeuMF(_NCFBase):
                  and 0 <= self.pretrain_alpha <= 1, "a number in [0, 1]")
         _require(self, "finetune_optimizer", self.finetune_optimizer in ("adam", "sgd", "adagrad"),
                  "one of adam, sgd, adagrad")
+        for name in ("gmf_epochs", "mlp_epochs"):
+            value = getattr(self, name)
+            _require(self, name, value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                                   and value >= 1), "None or an integer >= 1")
 
     def _optimizer_settings(self):
         return (self.finetune_optimizer if self.pretrain else self.optimizer), self.lr, 0.0
@@ -284,15 +296,18 @@ class NeuMF(_NCFBase):
         if not self.pretrain:
             return network
         shared = {name: getattr(self, name) for name in (
-            "factors", "negatives", "epochs", "batch_size", "lr", "optimizer", "device",
-            "validate_every", "patience", "progress")}
+            "factors", "negatives", "batch_size", "lr", "optimizer", "device", "validate_every", "progress")}
         parts = {}
         seeds = np.random.default_rng([self.seed, 1]).integers(0, 2**31, size=2)
         for (name, cls, extra), seed in zip((("gmf", GMF, {}), ("mlp", MLP, {"mlp_layers": self.mlp_layers})), seeds):
             left = None if self.max_seconds is None else max(self.max_seconds - (time.perf_counter() - started), 1e-3)
             checkpoint = None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / name)
-            parts[name] = cls(**shared, **extra, seed=int(seed), checkpoint_dir=checkpoint, max_seconds=left)
-            parts[name].fit(train, validation)
+            fixed_epochs = getattr(self, f"{name}_epochs")
+            length = ({"epochs": self.epochs, "patience": self.patience} if fixed_epochs is None
+                      else {"epochs": fixed_epochs, "patience": None})
+            parts[name] = cls(**shared, **extra, **length, seed=int(seed), checkpoint_dir=checkpoint,
+                              max_seconds=left)
+            parts[name].fit(train, validation if fixed_epochs is None else None)
         gmf, mlp = parts["gmf"].network_, parts["mlp"].network_
         alpha = float(self.pretrain_alpha)
         with torch.no_grad():
@@ -303,6 +318,13 @@ class NeuMF(_NCFBase):
         self.pretrain_history_ = {name: part.history_ for name, part in parts.items()}
         self.pretrain_best_epochs_ = {name: part.best_epoch_ for name, part in parts.items()}
         return network
+
+    @property
+    def frozen_params_(self) -> dict:
+        """Keywords that make a refit pre-train as this fit did (read by the tuner)."""
+        if not self.pretrain:
+            return {}
+        return {f"{name}_epochs": int(epochs) for name, epochs in self.pretrain_best_epochs_.items()}
 
     def _training_extras(self) -> dict:
         if not self.pretrain:

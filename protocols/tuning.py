@@ -28,7 +28,8 @@ The search:
 - Iterative models early-stop on the validation data passed to ``fit``
   (``protocols.early_stopping``). The tuner stores each trial's ``best_epoch_`` and freezes
   ``epochs = best_epoch_`` and ``patience = None`` in the winning parameters, so the final
-  refit on train + validation trains exactly that long.
+  refit on train + validation trains exactly that long. A model with inner training runs
+  (NeuMF's pre-training) names their lengths in ``frozen_params_``, frozen the same way.
 
 Determinism: trial ``n`` samples with a TPE sampler seeded from ``(seed, n)``, so the same
 seed gives the same trials, and a study resumed after its last finished trial the same trials
@@ -244,6 +245,7 @@ class _Objective:
         best_epoch = getattr(model, "best_epoch_", None)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         trial.set_user_attr("best_epoch", None if best_epoch is None else int(best_epoch))
+        trial.set_user_attr("frozen", plain(getattr(model, "frozen_params_", None) or {}))
         trial.set_user_attr("time_capped", bool(getattr(model, "stopped_by_time_", False)))
         trial.set_user_attr(OUTCOME_ATTR, OK)
         return value
@@ -342,6 +344,7 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
     params = {**plan.fixed, **best.params}
     best_epoch = best.user_attrs.get("best_epoch")
     names = get_model_class(plan.model).parameter_names()
+    params.update(best.user_attrs.get("frozen") or {})
     if best_epoch is not None and "epochs" in names:
         params["epochs"] = max(1, int(best_epoch))
         if "patience" in names:

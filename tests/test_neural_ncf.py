@@ -125,3 +125,22 @@ def test_pretrained_neumf_resumes_with_its_parts(data, tmp_path, monkeypatch):
     assert resumed.resumed_from_epoch_ == 1 and losses(resumed) == losses(whole)
     users = np.arange(10)
     assert np.array_equal(resumed.score(users, data[users]), whole.score(users, data[users]))
+
+
+def test_a_refit_with_the_frozen_epochs_reproduces_the_early_stopped_pretrained_fit():
+    from neural_synthetic import as_validation
+
+    train, heldout = planted(n_users=60, n_items=40, groups=3, seed=3)[:2]
+    settings = dict(factors=4, mlp_layers=2, negatives=2, batch_size=64, lr=0.05, pretrain=True,
+                    finetune_optimizer="adam", device="cpu", seed=7)
+    stopped = NeuMF(**settings, epochs=12, patience=2).fit(train, validation=as_validation(train, heldout))
+    frozen = stopped.frozen_params_
+    assert set(frozen) == {"gmf_epochs", "mlp_epochs"}
+    assert frozen == {f"{name}_epochs": epochs for name, epochs in stopped.pretrain_best_epochs_.items()}
+    assert any(len(history) > stopped.pretrain_best_epochs_[name]  # early stopping ran past the best epoch
+               for name, history in stopped.pretrain_history_.items())
+    refit = NeuMF(**settings, **frozen, epochs=stopped.best_epoch_, patience=None).fit(train)
+    assert {name: len(h) for name, h in refit.pretrain_history_.items()} == stopped.pretrain_best_epochs_
+    users = np.flatnonzero(np.diff(train.indptr) > 0)
+    assert np.array_equal(refit.score(users, train[users]), stopped.score(users, train[users]))
+    assert NeuMF(pretrain=False).fit(train).frozen_params_ == {}

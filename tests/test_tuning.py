@@ -544,3 +544,25 @@ def test_a_study_whose_every_trial_timed_out_is_recorded_and_the_leaderboard_say
     assert entry.record["tuning"]["timeout_per_trial"] == 0.2
     row = result_row(entry, ["ndcg@10", "hr@10"], {}, {}, None)
     assert row[2] == "n/a (every trial over 0.2 s)" and row[4] == "4/4 (cap 0.2 s)"
+
+
+class InnerRunToy(EpochToy):
+    """Names the length of an inner training run, as NeuMF's pre-training does."""
+
+    name = "test-tuning-inner-run"
+
+    def __init__(self, epochs: int = 10, validate_every: int = 1, patience: int | None = 2, peak: int = 4,
+                 offset: int = 0, inner_epochs: int | None = None):
+        super().__init__(epochs, validate_every, patience, peak, offset)
+        self.inner_epochs = inner_epochs
+
+    @property
+    def frozen_params_(self) -> dict:
+        return {"inner_epochs": 3 + self.offset}
+
+
+def test_inner_run_lengths_of_the_winning_trial_are_frozen(split_dir, monkeypatch):
+    monkeypatch.setitem(registry._MODELS, InnerRunToy.name, InnerRunToy)
+    result = tune(InnerRunToy.name, split_dir, settings(trials=4, startup_trials=4))
+    assert result.params["offset"] == 0 and result.params["inner_epochs"] == 3
+    assert (result.params["epochs"], result.params["patience"]) == (4, None)
