@@ -33,7 +33,7 @@ from protocols.contract import Recommender, UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import get_model_class, make_model
 from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds
-from protocols.results import SEEDS_DIR, TIMED_OUT, TUNING_KEYS, result_dir, short_reason, write_run
+from protocols.results import SEEDS_DIR, TIMED_OUT, TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
 from protocols.split_data import Split, load_split
 
 HELP = "fit a model on a split (train + validation) and evaluate it on the test part (over seeds if stochastic)"
@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
             "family": type(model).family, "params": model.get_params(), "seed": model.get_params().get("seed"),
             "seeds": seeds, "metrics_std": None, "tuning": tuning, "sampled": bool(split.is_sampled),
             "cutoffs": evaluation["cutoffs"]}
-    if tuning is not None and tuning.get("status") == TIMED_OUT:
-        record = {**base, "seeds": [], **not_run_record(TIMED_OUT, tuning_reason(args.params))}
+    if tuning is not None and tuning.get("status") in (TIMED_OUT, UNSUPPORTED):
+        # The tuning already found that the model cannot run here: no refit just to learn it again.
+        record = {**base, "seeds": [], **not_run_record(tuning["status"], tuning_reason(args.params))}
         write_run(out, record, pd.DataFrame({"user": pd.Series([], dtype="int64")}))
         print(f"{args.model} on {dataset}/{split_name}: not run ({record['detail']}); wrote {out}")
         return 0
@@ -283,7 +284,7 @@ def combine_seeds(base: dict, seed_runs: list[tuple[dict, pd.DataFrame]]) -> tup
 
 
 def unsupported_record(refusal: UnsupportedProtocolError) -> dict:
-    return not_run_record("unsupported", str(refusal))
+    return not_run_record(UNSUPPORTED, str(refusal))
 
 
 def not_run_record(status: str, detail: str) -> dict:
@@ -292,7 +293,7 @@ def not_run_record(status: str, detail: str) -> dict:
 
 
 def tuning_reason(params_file: Path) -> str:
-    return read_params_file(params_file).get("reason") or "every tuning trial ran past the time cap"
+    return read_params_file(params_file).get("reason") or "the tuning found it cannot run here"
 
 
 def peak_rss_mb() -> float:

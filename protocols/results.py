@@ -48,8 +48,9 @@ RECORD_KEYS = ("dataset", "protocol", "model", "family", "params", "seed", "seed
                "status")
 TUNING_KEYS = ("status", "trials_run", "trials_budget", "trials_time_capped", "timeout_per_trial", "budget",
                "validation_metric", "best_value")
+UNSUPPORTED = "unsupported"  # the protocol refused the model
 TIMED_OUT = "timed-out"  # every tuning trial ran past tuning.timeout_per_trial
-STATUSES = ("ok", "unsupported", TIMED_OUT)
+STATUSES = ("ok", UNSUPPORTED, TIMED_OUT)
 
 
 def result_dir(results_root: Path | str, dataset: str, protocol: str, model: str) -> Path:

@@ -68,6 +68,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from datasets.errors import RecAuditError, unknown_name_error
+from protocols.contract import UnsupportedProtocolError
 from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric, validation_value
 from protocols.registry import get_model_class, make_model
 from protocols.split_data import TUNING_PARTS, load_split
@@ -238,6 +239,12 @@ class _Objective:
                 model = make_model(self.plan.model, params)
                 model.fit(self.fit_matrix, validation=self.validation, side=self.side)
                 value = validation_value(model, self.task, self.settings.metric)
+        except UnsupportedProtocolError as refusal:
+            # The split itself is refused (e.g. validation users unseen in training under a
+            # temporal split): no other trial can do better, so the whole study stops here.
+            trial.set_user_attr("error", str(refusal).splitlines()[0][:500])
+            trial.set_user_attr(OUTCOME_ATTR, ERROR)
+            raise
         except RecAuditError as error:
             self._fail(trial, TIMEOUT if isinstance(error, TrialTimeout) else ERROR, str(error), started)
         if not math.isfinite(value):
@@ -303,7 +310,8 @@ def tune(model: str, split_dir: Path | str, settings: TuningSettings, *, fixed: 
 
     ``storage`` is an SQLAlchemy URL (``None``: in memory, nothing persists); ``side``
     defaults to the item side information stored with the split. Raises
-    UnsupportedProtocolError before any trial if the model cannot run under the protocol."""
+    UnsupportedProtocolError before any trial if the model cannot run under the protocol, or
+    at the first trial that meets validation users it cannot score."""
     from protocols.evaluation import tuning_data
 
     split_dir = Path(split_dir)

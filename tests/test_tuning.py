@@ -566,3 +566,44 @@ def test_inner_run_lengths_of_the_winning_trial_are_frozen(split_dir, monkeypatc
     result = tune(InnerRunToy.name, split_dir, settings(trials=4, startup_trials=4))
     assert result.params["offset"] == 0 and result.params["inner_epochs"] == 3
     assert (result.params["epochs"], result.params["patience"]) == (4, None)
+
+
+def write_split_with_a_validation_user_unseen_in_training(folder):
+    card = {"protocol": "temporal", "params": {}, "seed": 0, "n_users": N_USERS, "n_items": N_ITEMS}
+    train = {u: items for u, items in TRAIN.items() if u != 0}
+    write_split(Split(train=frame(train), validation=frame(VALIDATION), test=frame(TEST), card=card), folder)
+    return folder
+
+
+SMALL_GMF = {"factors": 2, "epochs": 1, "batch_size": 8, "device": "cpu"}
+
+
+def test_validation_users_a_model_cannot_score_make_the_study_unsupported_at_once(tmp_path):
+    from protocols.contract import UnsupportedProtocolError
+
+    split_dir = write_split_with_a_validation_user_unseen_in_training(tmp_path / "splits" / "toy" / "cold")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(UnsupportedProtocolError, match=r"needs user embeddings"):
+        tune("gmf", split_dir, settings(trials=4), fixed=SMALL_GMF, storage=storage)
+    (study,) = optuna.get_all_study_summaries(storage)
+    assert study.n_trials == 1  # the first refusal ends the study; no trial is retried
+
+
+def test_evaluate_records_a_refusal_found_by_tuning_without_refitting(workspace, capsys, monkeypatch):
+    from neural.ncf import GMF
+    from reports.leaderboard import read_entries
+
+    write_split_with_a_validation_user_unseen_in_training(workspace / "data" / "splits" / "toy" / "cold")
+    params = yaml.safe_load(PARAMS_YAML)
+    params["models"]["gmf"] = SMALL_GMF
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_tune("--split", "toy/cold", "--model", "gmf") == 0
+    out = workspace / "tuned" / "toy" / "cold" / "gmf.yaml"
+    assert yaml.safe_load(out.read_text())["status"] == "unsupported"
+    fits = []
+    monkeypatch.setattr(GMF, "_fit", lambda self, *args: fits.append(1))
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ["evaluate", "--split", "toy/cold", "--model", "gmf", "--params", str(out)])
+    assert exit_.value.code == 0 and fits == []
+    (entry,) = read_entries(workspace / "results")
+    assert (entry.record["status"], entry.record["reason"]) == ("unsupported", "needs user embeddings")
