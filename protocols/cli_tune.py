@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import get_model_class, make_model
 from protocols.results import TIMED_OUT
 from protocols.tuning import AllTrialsTimedOut, TuningResult, search_plan, tune, tuning_settings
-from protocols.tuning_study import logger, plain, public_url
+from protocols.tuning_study import sqlite_path, logger, plain, public_url
 
 HELP = "tune a model's hyperparameters on a split's validation part (equal budget; the test part is never read)"
 TUNED_ROOT = Path("tuned")
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                           progress=args.progress or sys.stderr.isatty())
     except UnsupportedProtocolError as refusal:
         result = unsupported_result(args.model, key, entry, settings, storage, refusal)
+        ensure_sqlite_file(storage)  # refused before any trial: the pipeline still expects the file
         write_tuned(result, out)
         print(f"{args.model} on {key}: unsupported ({refusal}); wrote {out}")
         return 0
@@ -113,6 +115,14 @@ def read_card(split_dir: Path, splits_root: Path, key: str) -> dict:
 
 def default_storage_url(out: Path) -> str:
     return f"sqlite:///{Path(out).with_suffix('.db')}"
+
+
+def ensure_sqlite_file(storage: str) -> None:
+    """Create the (empty) SQLite file of ``storage`` if it is one and does not exist yet."""
+    path = sqlite_path(storage)
+    if path is not None and not Path(path).exists():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
 
 
 def trials_path(out: Path) -> Path:

@@ -106,7 +106,7 @@ def open_storage(url: str | None, heartbeat_interval: int = 10, grace_period: in
     import sqlalchemy
 
     engine_kwargs = {}
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"creator": functools.partial(_sqlite_connection, path)}
@@ -144,13 +144,13 @@ def close_storage(storage, url: str | None) -> None:
         return
     storage.remove_session()
     storage.engine.dispose()
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _sqlite_path(url: str | None) -> str | None:
+def sqlite_path(url: str | None) -> str | None:
     if url is None or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
         return None
     return url.removeprefix("sqlite:///")

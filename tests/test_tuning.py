@@ -433,6 +433,7 @@ def test_unsupported_protocol_is_recorded_not_an_error(workspace, capsys):
     assert run_tune("--split", "toy/strong", "--model", HELD_OUT) == 0
     record = load_tuned(workspace / "tuned" / "toy" / "strong" / f"{HELD_OUT}.yaml")
     assert record["status"] == "unsupported" and record["trials_run"] == 0 and "user embeddings" in record["reason"]
+    assert (workspace / "tuned" / "toy" / "strong" / f"{HELD_OUT}.db").is_file()  # a DVC output of the stage
     assert "unsupported" in capsys.readouterr().out
 
 
