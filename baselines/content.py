@@ -4,6 +4,11 @@ Same similarities, shrink, top-K rule and weightings as :mod:`baselines.knn` (de
 :mod:`baselines.similarity`); only the item vectors differ. Registered names: ``itemknn-cbf``,
 ``itemknn-cfcbf`` and one model per similarity, ``itemknn-cbf-<similarity>`` and
 ``itemknn-cfcbf-<similarity>``.
+
+The item vectors come from a named item feature set (``features``): ``genres``, ``tags``,
+``bow-tfidf``, image features such as ``efficientnet-lite0``, ... The default (None) reads the
+dataset's text-like content, the first of :data:`CONTENT_PREFERENCE` it has. Items without
+content (``present`` False) have an all-zero vector, so they get no similarity.
 """
 from __future__ import annotations
 
@@ -13,29 +18,57 @@ import scipy.sparse as sp
 from baselines.knn import ItemSimilarityModel
 from baselines.similarity import register_similarity_variants, similarity_search_space
 from datasets.errors import RecAuditError
-from protocols.contract import SideInformation, UnsupportedProtocolError
+from protocols.contract import ANY_FEATURES, Requirements, TrainingData, UnsupportedProtocolError
 from protocols.registry import register
 from protocols.space import Real
 
+# The feature set a content model reads when ``features`` is None: the dataset's own content.
+CONTENT_PREFERENCE = ("bow-tfidf", "tags", "genres", "bow")
 
-def item_content(model_name: str, side: SideInformation | None, n_items: int) -> sp.csr_matrix:
-    """The items x features content matrix, or a one-line error saying what is missing."""
-    content = None if side is None else side.item_content
-    if content is None:
+
+def resolve_features(model_name: str, data: TrainingData, name: str | None):
+    """The feature set ``name`` of ``data`` (None: the first of CONTENT_PREFERENCE it has, else
+    its only set); a one-line refusal when there is none."""
+    if name is None:
+        for candidate in CONTENT_PREFERENCE:
+            if data.has_features(candidate):
+                return data.features(candidate)
+        if len(data.item_features) == 1:
+            return next(iter(data.item_features.values()))
         raise UnsupportedProtocolError(
-            f"model {model_name!r} cannot run on a dataset without item features (needs item content); "
-            "pick a dataset with item content or a collaborative model")
-    content = sp.csr_matrix(content, dtype=np.float32)
-    if content.shape[0] != n_items:
-        raise RecAuditError(f"model {model_name!r}: item content has {content.shape[0]} rows but the training "
-                            f"matrix has {n_items} items; rebuild the content matrix on the prepared item ids")
-    if content.data.size and not np.isfinite(content.data).all():
-        raise RecAuditError(f"model {model_name!r}: item content has non-finite values; fix the feature file")
+            f"model {model_name!r} found no item content among {data.feature_names() or 'no feature sets'} "
+            "(needs item features); set `features` to one of them")
+    if not data.has_features(name):
+        raise UnsupportedProtocolError(f"model {model_name!r} reads item feature set {name!r}, which this data "
+                                       f"lacks (needs item features {name}); available: "
+                                       f"{', '.join(data.feature_names()) or 'none'}")
+    return data.features(name)
+
+
+def item_content(model_name: str, data: TrainingData, name: str | None) -> sp.csr_matrix:
+    """The items x features matrix of the chosen feature set, checked against the data."""
+    features = resolve_features(model_name, data, name)
+    content = features.csr()
+    if content.shape[0] != data.n_items:
+        raise RecAuditError(f"model {model_name!r}: feature set {features.key!r} has {content.shape[0]} rows but "
+                            f"the training matrix has {data.n_items} items; rebuild it on the prepared item ids")
     return content
 
 
+class ContentFeaturesMixin:
+    """``features`` keyword, declared requirement, and the resolved key as ``features_key_``."""
+
+    def requirements(self) -> Requirements:
+        return Requirements(user_embeddings=False, item_features=self.features or ANY_FEATURES)
+
+    def _content(self, data: TrainingData) -> sp.csr_matrix:
+        content = item_content(self.name, data, self.features)
+        self.features_key_ = resolve_features(self.name, data, self.features).key
+        return content
+
+
 @register("itemknn-cbf")
-class ItemKNNCBF(ItemSimilarityModel):
+class ItemKNNCBF(ContentFeaturesMixin, ItemSimilarityModel):
     """Content-based item k-nearest-neighbours.
 
     Items are compared by their content vectors ``c_t`` (rows of ``side.item_content``, items
@@ -44,8 +77,9 @@ class ItemKNNCBF(ItemSimilarityModel):
         s(t, n) = similarity(c_t, c_n);  W[n, t] = s(t, n) for the topk neighbours n != t of t
         score(u, t) = sum_n h_un W[n, t]
 
-    Parameters and ``normalize_scores`` as for :class:`baselines.knn.ItemKNN`. Fitting
-    without item content raises :class:`RecAuditError`.
+    Parameters as for :class:`baselines.knn.ItemKNN`, plus ``features``: the name of the item
+    feature set compared (None: the dataset's own content, see the module docstring). A task
+    without that feature set is refused before fitting (``n/a (needs item features)``).
 
     References
     ----------
@@ -53,12 +87,22 @@ class ItemKNNCBF(ItemSimilarityModel):
     Recommender Systems Handbook, 2011. Ferrari Dacrema et al., ACM TOIS 39(2), 2021.
     """
 
-    def _item_vectors(self, train, side) -> sp.csr_matrix:
-        return item_content(self.name, side, train.shape[1])
+    def __init__(self, similarity: str = "cosine", topk: int = 100, shrink: float = 10.0,
+                 normalize: bool = True, asymmetric_alpha: float = 0.5, tversky_alpha: float = 1.0,
+                 tversky_beta: float = 1.0, feature_weighting: str = "none",
+                 normalize_scores: bool = False, features: str | None = None):
+        super().__init__(similarity=similarity, topk=topk, shrink=shrink, normalize=normalize,
+                         asymmetric_alpha=asymmetric_alpha, tversky_alpha=tversky_alpha,
+                         tversky_beta=tversky_beta, feature_weighting=feature_weighting,
+                         normalize_scores=normalize_scores)
+        self.features = features
+
+    def _item_vectors(self, data) -> sp.csr_matrix:
+        return self._content(data)
 
 
 @register("itemknn-cfcbf")
-class ItemKNNCFCBF(ItemSimilarityModel):
+class ItemKNNCFCBF(ContentFeaturesMixin, ItemSimilarityModel):
     """Hybrid item k-nearest-neighbours on interactions and content together.
 
     Each item's vector is its column of the training matrix followed by its content,
@@ -75,6 +119,8 @@ class ItemKNNCFCBF(ItemSimilarityModel):
     ----------
     content_weight : float
         Scale of the content block, > 0 (TOIS range 0.01..100, log-uniform).
+    features : str or None
+        The item feature set stacked under the interactions (None: the dataset's own content).
     others
         As for :class:`baselines.knn.ItemKNN`.
 
@@ -88,19 +134,20 @@ class ItemKNNCFCBF(ItemSimilarityModel):
     def __init__(self, similarity: str = "cosine", topk: int = 100, shrink: float = 10.0,
                  normalize: bool = True, asymmetric_alpha: float = 0.5, tversky_alpha: float = 1.0,
                  tversky_beta: float = 1.0, feature_weighting: str = "none",
-                 normalize_scores: bool = False, content_weight: float = 1.0):
+                 normalize_scores: bool = False, content_weight: float = 1.0, features: str | None = None):
         super().__init__(similarity=similarity, topk=topk, shrink=shrink, normalize=normalize,
                          asymmetric_alpha=asymmetric_alpha, tversky_alpha=tversky_alpha,
                          tversky_beta=tversky_beta, feature_weighting=feature_weighting,
                          normalize_scores=normalize_scores)
         self.content_weight = content_weight
+        self.features = features
 
-    def _item_vectors(self, train, side) -> sp.csr_matrix:
+    def _item_vectors(self, data) -> sp.csr_matrix:
         weight = self.content_weight
         if not (isinstance(weight, (int, float, np.integer, np.floating)) and np.isfinite(weight) and weight > 0):
             raise RecAuditError(f"content_weight must be a finite number > 0, got {weight!r}")
-        content = item_content(self.name, side, train.shape[1])
-        return sp.hstack([train.T, content * np.float32(weight)], format="csr", dtype=np.float32)
+        content = self._content(data)
+        return sp.hstack([data.interactions.T, content * np.float32(weight)], format="csr", dtype=np.float32)
 
 
 register_similarity_variants(ItemKNNCBF, "itemknn-cbf", globals())

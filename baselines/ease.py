@@ -125,7 +125,8 @@ class EASE(Recommender):
         self.l2 = l2
         self.dtype = dtype
 
-    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         if self.dtype not in _DTYPES:
             raise RecAuditError(f"ease: dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
         if not float(self.l2) > 0:

@@ -80,7 +80,8 @@ class P3alpha(Recommender):
     def _popularity_exponent(self) -> float:
         return 0.0
 
-    def _fit(self, train, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         topk = check_topk(self.topk)
         check_nonnegative("alpha", self.alpha)
         beta = self._popularity_exponent()

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 from datasets.errors import RecAuditError
 from neural.device import thread_scope
-from protocols.contract import Recommender, ValidationData
-from protocols.early_stopping import validation_value
+from protocols.contract import Recommender, TrainingData
+from protocols.early_stopping import EarlyStopping
 from protocols.registry import register
 from protocols.space import Integer, Real
 
@@ -170,10 +170,11 @@ class IALS(Recommender):
     factor of the given history row against the learned item factors, so training users
     and held-out users are scored the same way, and :math:`\hat r_u = Y x_u`.
 
-    With ``validation``, NDCG@10 on it is computed every ``validate_every`` epochs (and after
-    the last); training stops after ``patience`` checks without improvement (never if
-    ``None``) and the factors of the best check are kept (``best_epoch_``,
-    ``validation_history_`` as (epoch, NDCG@10) pairs).
+    With validation data, its metric (the tuning metric) is computed every ``validate_every``
+    epochs (and after the last) by the shared :class:`~protocols.early_stopping.EarlyStopping`;
+    training stops after ``patience`` checks without improvement (never if ``None``) and the
+    factors of the best check are kept (``best_epoch_``, ``validation_history_`` as
+    (epoch, value) pairs).
 
     Parameters
     ----------
@@ -236,13 +237,13 @@ class IALS(Recommender):
             raise RecAuditError("ials: interaction values must be non-negative (confidence 1 + alpha * r); "
                                 "binarise or shift the ratings")
 
-    def _fit(self, train: sp.csr_matrix, validation: ValidationData | None, side) -> None:
-        self._check_params(train)
+    def _fit(self, data: TrainingData) -> None:
+        self._check_params(data.interactions)
         with thread_scope(_TORCH_THREADS):
-            self._alternate(train, validation)
+            self._alternate(data)
 
-    def _alternate(self, train: sp.csr_matrix, validation: ValidationData | None) -> None:
-        train = train.copy()
+    def _alternate(self, data: TrainingData) -> None:
+        train = data.interactions.copy()
         train.eliminate_zeros()
         k, alpha, reg = int(self.factors), float(self.alpha), float(self.reg)
         users_plan = _PaddedRows.build(train, alpha, k)
@@ -251,27 +252,18 @@ class IALS(Recommender):
         scale = 0.1 / np.sqrt(k)
         user_factors = (scale * rng.standard_normal((train.shape[0], k))).astype(np.float32)
         item_factors = (scale * rng.standard_normal((train.shape[1], k))).astype(np.float32)
-        history: list[tuple[int, float]] = []
-        best = (-np.inf, 0, user_factors, item_factors)
-        since_best = 0
+        stopper = EarlyStopping(data.validation, validate_every=int(self.validate_every), patience=self.patience)
+        epoch = 0
         for epoch in range(1, int(self.epochs) + 1):
             user_factors = _solve_side(users_plan, item_factors, user_factors, reg, self.solver, self.cg_steps)
             item_factors = _solve_side(items_plan, user_factors, item_factors, reg, self.solver, self.cg_steps)
-            if validation is None or (epoch % self.validate_every and epoch != self.epochs):
-                continue
             self.item_factors_ = item_factors
-            ndcg = validation_value(self, validation)
-            history.append((epoch, ndcg))
-            if ndcg > best[0]:
-                best, since_best = (ndcg, epoch, user_factors, item_factors), 0
-            else:
-                since_best += 1
-                if self.patience is not None and since_best >= self.patience:
-                    break
-        if validation is None:
-            best = (np.nan, int(self.epochs), user_factors, item_factors)
-        _, self.best_epoch_, self.user_factors_, self.item_factors_ = best
-        self.validation_history_ = history
+            current = (user_factors, item_factors)
+            if stopper.after_epoch(epoch, self, snapshot=lambda: current, last=epoch == int(self.epochs)):
+                break
+        self.user_factors_, self.item_factors_ = stopper.best_snapshot or (user_factors, item_factors)
+        self.best_epoch_ = stopper.best_epoch_or(epoch)
+        self.validation_history_ = [(record["epoch"], record[stopper.metric]) for record in stopper.history]
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         with thread_scope(_TORCH_THREADS):

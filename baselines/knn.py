@@ -16,7 +16,7 @@ from baselines.similarity import (FEATURE_WEIGHTINGS, SET_SIMILARITIES, FeatureW
                                   SimilarityKernel, aggregate_scores, check_choice, check_topk,
                                   register_similarity_variants, similarity_search_space, topk_similarity)
 from datasets.errors import RecAuditError
-from protocols.contract import Recommender, SideInformation
+from protocols.contract import Recommender, TrainingData
 from protocols.registry import register
 
 
@@ -62,12 +62,12 @@ class ItemSimilarityModel(NeighbourhoodParameters, Recommender):
 
     search_space = similarity_search_space("cosine")
 
-    def _item_vectors(self, train: sp.csr_matrix, side: SideInformation | None) -> sp.csr_matrix:
+    def _item_vectors(self, data: TrainingData) -> sp.csr_matrix:
         raise NotImplementedError
 
-    def _fit(self, train, validation, side) -> None:
+    def _fit(self, data) -> None:
         kernel = self._kernel()
-        vectors = sp.csr_matrix(self._item_vectors(train, side), dtype=np.float32)
+        vectors = sp.csr_matrix(self._item_vectors(data), dtype=np.float32)
         vectors.eliminate_zeros()
         vectors = FeatureWeighting.fit(vectors, self.feature_weighting).transform(vectors)
         n_items = vectors.shape[0]
@@ -121,8 +121,8 @@ class ItemKNN(ItemSimilarityModel):
     rated datasets. RecSys 2013. Ferrari Dacrema et al., ACM TOIS 39(2), 2021.
     """
 
-    def _item_vectors(self, train, side) -> sp.csr_matrix:
-        return train.T.tocsr()
+    def _item_vectors(self, data) -> sp.csr_matrix:
+        return data.interactions.T.tocsr()
 
 
 @register("userknn")
@@ -151,7 +151,8 @@ class UserKNN(NeighbourhoodParameters, Recommender):
 
     search_space = similarity_search_space("cosine")
 
-    def _fit(self, train, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         kernel = self._kernel()
         train = train.copy()
         train.eliminate_zeros()

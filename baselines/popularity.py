@@ -20,7 +20,8 @@ class Popularity(Recommender):
     def __init__(self):
         pass
 
-    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         # Stored entries, not summed values: ratings or repeat counts must not weigh in.
         self.item_popularity_ = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
 

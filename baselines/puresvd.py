@@ -43,7 +43,8 @@ class PureSVD(Recommender):
         self.factors = factors
         self.seed = seed
 
-    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         if isinstance(self.factors, bool) or not isinstance(self.factors, (int, np.integer)) or self.factors < 1:
             raise RecAuditError(f"puresvd: factors must be a positive integer, got {self.factors!r}")
         rank = min(int(self.factors), *train.shape)  # more is undefined; capped, not refused

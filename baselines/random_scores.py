@@ -43,7 +43,8 @@ class RandomScores(Recommender):
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         self.fitted_seed_ = int(self.seed)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

@@ -269,7 +269,8 @@ class SLIM(Recommender):
         if not float(self.tol) >= 0:
             raise RecAuditError(f"slim: tol must be non-negative, got {self.tol!r}")
 
-    def _fit(self, train: sp.csr_matrix, validation, side) -> None:
+    def _fit(self, data) -> None:
+        train = data.interactions
         self._check_params()
         n_users, n_items = train.shape
         l1 = n_users * float(self.alpha) * float(self.l1_ratio)

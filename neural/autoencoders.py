@@ -36,9 +36,10 @@ class _MultAutoencoder(NeuralRecommender):
     def _dims(self, n_items: int) -> tuple[list[int], list[int]]:
         raise NotImplementedError
 
-    def _build_network(self, train):
+    def _build_network(self, data):
         from neural._networks import MultAutoencoder
 
+        train = data.interactions
         encoder, decoder = self._dims(train.shape[1])
         return MultAutoencoder(encoder, decoder, variational=self.variational)
 
@@ -47,7 +48,8 @@ class _MultAutoencoder(NeuralRecommender):
                  "a number in [0, 1)")
         _require(self, "lam", isinstance(self.lam, int | float) and self.lam >= 0, "a number >= 0")
 
-    def _training_data(self, train):
+    def _training_data(self, data):
+        train = data.interactions
         return train[np.diff(train.indptr) > 0]
 
     def _epoch_batches(self, rows, rng, generator, device):
@@ -102,7 +104,7 @@ class MultVAE(_MultAutoencoder):
     epochs, batch_size, lr, seed :
         200 epochs, 500 users per batch, Adam lr 0.001; the seed drives initialisation,
         shuffling, dropout and the reparameterisation noise.
-    device, validate_every, patience, checkpoint_dir, progress, max_seconds :
+    device, validate_every, patience, checkpoint_dir, progress :
         The shared training loop's settings (:mod:`neural.training`).
     """
 
@@ -120,8 +122,7 @@ class MultVAE(_MultAutoencoder):
     def __init__(self, hidden: int = 600, latent: int = 200, dropout: float = 0.5, beta_cap: float = 0.2,
                  total_anneal_steps: int = 200000, lam: float = 0.0, epochs: int = 200, batch_size: int = 500,
                  lr: float = 0.001, seed: int = 0, device: str = "auto", validate_every: int = 1,
-                 patience: int | None = None, checkpoint_dir: str | None = None, progress: bool = False,
-                 max_seconds: float | None = None):
+                 patience: int | None = None, checkpoint_dir: str | None = None, progress: bool = False):
         self.hidden = hidden
         self.latent = latent
         self.dropout = dropout
@@ -137,7 +138,6 @@ class MultVAE(_MultAutoencoder):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _dims(self, n_items):
         return [n_items, self.hidden, self.latent], [self.latent, self.hidden, n_items]
@@ -192,8 +192,7 @@ class MultDAE(_MultAutoencoder):
         Dropout rate on the normalised input (0.5).
     lam : float
         L2 numerator (0.01); the penalty weight is ``lam / batch_size``.
-    epochs, batch_size, lr, seed, device, validate_every, patience, checkpoint_dir, progress,
-    max_seconds :
+    epochs, batch_size, lr, seed, device, validate_every, patience, checkpoint_dir, progress :
         As for :class:`MultVAE`.
     """
 
@@ -207,7 +206,7 @@ class MultDAE(_MultAutoencoder):
     def __init__(self, hidden: int = 200, dropout: float = 0.5, lam: float = 0.01, epochs: int = 200,
                  batch_size: int = 500, lr: float = 0.001, seed: int = 0, device: str = "auto",
                  validate_every: int = 1, patience: int | None = None, checkpoint_dir: str | None = None,
-                 progress: bool = False, max_seconds: float | None = None):
+                 progress: bool = False):
         self.hidden = hidden
         self.dropout = dropout
         self.lam = lam
@@ -220,7 +219,6 @@ class MultDAE(_MultAutoencoder):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _dims(self, n_items):
         return [n_items, self.hidden], [self.hidden, n_items]

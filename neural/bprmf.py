@@ -49,7 +49,7 @@ class BPRMF(NeuralRecommender):
     epochs, batch_size, lr, seed :
         Training length, triples per batch (1024), learning rate (0.001); the seed drives
         initialisation and sampling.
-    device, validate_every, patience, checkpoint_dir, progress, max_seconds :
+    device, validate_every, patience, checkpoint_dir, progress :
         The shared training loop's settings (:mod:`neural.training`).
     """
 
@@ -65,7 +65,7 @@ class BPRMF(NeuralRecommender):
     def __init__(self, factors: int = 64, l2: float = 1e-4, init_std: float = 0.1, optimizer: str = "adam",
                  epochs: int = 50, batch_size: int = 1024, lr: float = 0.001, seed: int = 0,
                  device: str = "auto", validate_every: int = 1, patience: int | None = None,
-                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+                 checkpoint_dir: str | None = None, progress: bool = False):
         self.factors = factors
         self.l2 = l2
         self.init_std = init_std
@@ -79,19 +79,20 @@ class BPRMF(NeuralRecommender):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _check_params(self) -> None:
         _require(self, "factors", isinstance(self.factors, int) and self.factors >= 1, "an integer >= 1")
         _require(self, "l2", isinstance(self.l2, int | float) and self.l2 >= 0, "a number >= 0")
         _require(self, "init_std", isinstance(self.init_std, int | float) and self.init_std > 0, "a number > 0")
 
-    def _build_network(self, train):
+    def _build_network(self, data):
         from neural._networks import MatrixFactorization
 
+        train = data.interactions
         return MatrixFactorization(train.shape[0], train.shape[1], self.factors, float(self.init_std))
 
-    def _training_data(self, train):
+    def _training_data(self, data):
+        train = data.interactions
         return NegativeSampler(train)
 
     def _epoch_batches(self, sampler: NegativeSampler, rng, generator, device):

@@ -70,7 +70,7 @@ class CDAE(NeuralRecommender):
     epochs, batch_size, lr, seed :
         Training length, users per batch (256), learning rate (0.1); the seed drives
         initialisation, shuffling, negative sampling and corruption.
-    device, validate_every, patience, checkpoint_dir, progress, max_seconds :
+    device, validate_every, patience, checkpoint_dir, progress :
         The shared training loop's settings (:mod:`neural.training`).
     """
 
@@ -89,7 +89,7 @@ class CDAE(NeuralRecommender):
                  loss: str = "log", negatives: int | None = 5, l2: float = 0.01, optimizer: str = "adagrad",
                  epochs: int = 100, batch_size: int = 256, lr: float = 0.1, seed: int = 0,
                  device: str = "auto", validate_every: int = 1, patience: int | None = None,
-                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+                 checkpoint_dir: str | None = None, progress: bool = False):
         self.hidden = hidden
         self.corruption = corruption
         self.hidden_activation = hidden_activation
@@ -106,7 +106,6 @@ class CDAE(NeuralRecommender):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _check_params(self) -> None:
         _require(self, "hidden", isinstance(self.hidden, int) and self.hidden >= 1, "an integer >= 1")
@@ -119,12 +118,14 @@ class CDAE(NeuralRecommender):
                  "None or an integer >= 0")
         _require(self, "l2", isinstance(self.l2, int | float) and self.l2 >= 0, "a number >= 0")
 
-    def _build_network(self, train):
+    def _build_network(self, data):
         from neural._networks import CDAENet
 
+        train = data.interactions
         return CDAENet(train.shape[0], train.shape[1], self.hidden, self.hidden_activation)
 
-    def _training_data(self, train):
+    def _training_data(self, data):
+        train = data.interactions
         return train, NegativeSampler(train)
 
     def _epoch_batches(self, data, rng, generator, device):

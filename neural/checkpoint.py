@@ -22,7 +22,7 @@ from datasets.errors import RecAuditError
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
 # Settings that may differ between an interrupted run and the run that resumes it.
-RUN_SETTINGS = frozenset({"epochs", "checkpoint_dir", "progress", "max_seconds", "device"})
+RUN_SETTINGS = frozenset({"epochs", "checkpoint_dir", "progress", "device"})
 
 
 def _digest_arrays(digest, *arrays) -> None:

@@ -55,9 +55,10 @@ class _NCFBase(NeuralRecommender):
     def _mlp_sizes(self) -> tuple[int, ...]:
         return tuple(self.factors * 2 ** (self.mlp_layers - k) for k in range(self.mlp_layers + 1))
 
-    def _build_network(self, train):
+    def _build_network(self, data):
         from neural._networks import NCFNet
 
+        train = data.interactions
         return NCFNet(self._towers(*train.shape))
 
     def _check_params(self) -> None:
@@ -67,7 +68,8 @@ class _NCFBase(NeuralRecommender):
             _require(self, "mlp_layers", isinstance(self.mlp_layers, int) and self.mlp_layers >= 1,
                      "an integer >= 1")
 
-    def _training_data(self, train):
+    def _training_data(self, data):
+        train = data.interactions
         return NegativeSampler(train)
 
     def _epoch_batches(self, sampler: NegativeSampler, rng, generator, device):
@@ -120,7 +122,7 @@ class GMF(_NCFBase):
         Training length and Adam settings (20 epochs in the authors' README; 256; 0.001).
     seed : int
         Seeds initialisation, sampling and shuffling.
-    device, validate_every, patience, checkpoint_dir, progress, max_seconds :
+    device, validate_every, patience, checkpoint_dir, progress :
         The shared training loop's settings (:mod:`neural.training`).
     """
 
@@ -129,7 +131,7 @@ class GMF(_NCFBase):
     def __init__(self, factors: int = 8, negatives: int = 4, epochs: int = 20, batch_size: int = 256,
                  lr: float = 0.001, optimizer: str = "adam", seed: int = 0, device: str = "auto",
                  validate_every: int = 1, patience: int | None = None, checkpoint_dir: str | None = None,
-                 progress: bool = False, max_seconds: float | None = None):
+                 progress: bool = False):
         self.factors = factors
         self.negatives = negatives
         self.epochs = epochs
@@ -142,7 +144,6 @@ class GMF(_NCFBase):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _towers(self, n_users, n_items):
         from neural._networks import GMFTower
@@ -165,7 +166,7 @@ class MLP(_NCFBase):
     mlp_layers : int
         Number of hidden ReLU layers (3 in the paper's default tower).
     negatives, epochs, batch_size, lr, optimizer, seed, device, validate_every, patience,
-    checkpoint_dir, progress, max_seconds :
+    checkpoint_dir, progress :
         As for :class:`GMF`.
     """
 
@@ -175,7 +176,7 @@ class MLP(_NCFBase):
     def __init__(self, factors: int = 8, mlp_layers: int = 3, negatives: int = 4, epochs: int = 20,
                  batch_size: int = 256, lr: float = 0.001, optimizer: str = "adam", seed: int = 0,
                  device: str = "auto", validate_every: int = 1, patience: int | None = None,
-                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+                 checkpoint_dir: str | None = None, progress: bool = False):
         self.factors = factors
         self.mlp_layers = mlp_layers
         self.negatives = negatives
@@ -189,7 +190,6 @@ class MLP(_NCFBase):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _towers(self, n_users, n_items):
         from neural._networks import MLPTower
@@ -233,7 +233,7 @@ class NeuMF(_NCFBase):
         the parts' best epochs of the winning trial (``frozen_params_``), so the final refit
         on train + validation pre-trains as long as that trial did.
     negatives, epochs, batch_size, lr, optimizer, seed, device, validate_every, patience,
-    checkpoint_dir, progress, max_seconds :
+    checkpoint_dir, progress :
         As for :class:`GMF` (``optimizer`` trains NeuMF without pre-training, and the GMF
         and MLP parts with it).
     """
@@ -247,7 +247,7 @@ class NeuMF(_NCFBase):
                  pretrain_alpha: float = 0.5, finetune_optimizer: str = "sgd", gmf_epochs: int | None = None,
                  mlp_epochs: int | None = None, seed: int = 0,
                  device: str = "auto", validate_every: int = 1, patience: int | None = None,
-                 checkpoint_dir: str | None = None, progress: bool = False, max_seconds: float | None = None):
+                 checkpoint_dir: str | None = None, progress: bool = False):
         self.factors = factors
         self.mlp_layers = mlp_layers
         self.negatives = negatives
@@ -266,7 +266,6 @@ class NeuMF(_NCFBase):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.max_seconds = max_seconds
 
     def _towers(self, n_users, n_items):
         from neural._networks import GMFTower, MLPTower
@@ -287,12 +286,10 @@ class NeuMF(_NCFBase):
     def _optimizer_settings(self):
         return (self.finetune_optimizer if self.pretrain else self.optimizer), self.lr, 0.0
 
-    def _initial_network(self, train, validation, generator, device, started):
-        import time
-
+    def _initial_network(self, data, generator, device):
         import torch
 
-        network = super()._initial_network(train, validation, generator, device, started)
+        network = super()._initial_network(data, generator, device)
         if not self.pretrain:
             return network
         shared = {name: getattr(self, name) for name in (
@@ -300,14 +297,12 @@ class NeuMF(_NCFBase):
         parts = {}
         seeds = np.random.default_rng([self.seed, 1]).integers(0, 2**31, size=2)
         for (name, cls, extra), seed in zip((("gmf", GMF, {}), ("mlp", MLP, {"mlp_layers": self.mlp_layers})), seeds):
-            left = None if self.max_seconds is None else max(self.max_seconds - (time.perf_counter() - started), 1e-3)
             checkpoint = None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / name)
             fixed_epochs = getattr(self, f"{name}_epochs")
             length = ({"epochs": self.epochs, "patience": self.patience} if fixed_epochs is None
                       else {"epochs": fixed_epochs, "patience": None})
-            parts[name] = cls(**shared, **extra, **length, seed=int(seed), checkpoint_dir=checkpoint,
-                              max_seconds=left)
-            parts[name].fit(train, validation if fixed_epochs is None else None)
+            parts[name] = cls(**shared, **extra, **length, seed=int(seed), checkpoint_dir=checkpoint)
+            parts[name].fit(data if fixed_epochs is None else data.with_validation(None))
         gmf, mlp = parts["gmf"].network_, parts["mlp"].network_
         alpha = float(self.pretrain_alpha)
         with torch.no_grad():

@@ -1,14 +1,17 @@
 """The one training loop of every neural recommender, and the helpers the models share.
 
 :class:`NeuralRecommender` implements ``_fit`` once: seeding, device choice, epochs of
-mini-batch updates, validation NDCG@10 with early stopping on the best epoch, per-epoch
-checkpoints with resumption, an optional time cap and an optional progress bar. A model
-supplies its network and its batches through four hooks:
+mini-batch updates, early stopping on the validation data's metric (the tuning metric) with
+the shared :class:`~protocols.early_stopping.EarlyStopping`, per-epoch checkpoints with
+resumption and an optional progress bar. Training length is counted in epochs only, never in
+seconds, so the same parameters give the same model on a fast or a busy machine. A model
+supplies its network and its batches through hooks that receive the whole
+:class:`~datasets.item_data.TrainingData` (interactions, item feature sets, images):
 
-- ``_build_network(train)``: the ``torch.nn.Module`` with uninitialised parameters, on the
+- ``_build_network(data)``: the ``torch.nn.Module`` with uninitialised parameters, on the
   CPU; the loop initialises it with ``network.reset_parameters(generator)`` and moves it;
-- ``_epoch_batches(data, rng, generator, device)``: an iterable of one epoch's batches,
-  where ``data = _training_data(train)`` is computed once per fit (a negative sampler, say);
+- ``_epoch_batches(prepared, rng, generator, device)``: an iterable of one epoch's batches,
+  where ``prepared = _training_data(data)`` is computed once per fit (a negative sampler, say);
 - ``_batch_loss(network, batch, generator, step)``: a scalar loss tensor (``step`` counts
   the updates made before this batch, for schedules such as KL annealing);
 - ``_network_scores(network, users, history, device)``: dense float32 scores (called under
@@ -35,11 +38,10 @@ import scipy.sparse as sp
 from datasets.errors import RecAuditError
 from neural.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from neural.device import check_device_name, deterministic_scope, resolve_device, thread_scope
-from protocols.contract import Recommender, SideInformation, ValidationData
-from protocols.early_stopping import validation_value
+from protocols.contract import Recommender, TrainingData
+from protocols.early_stopping import DEFAULT_METRIC, EarlyStopping
 
 OPTIMIZERS = ("adam", "sgd", "adagrad")
-VALIDATION_METRIC = "ndcg@10"
 
 
 class TrainingDivergedError(RecAuditError):
@@ -51,12 +53,12 @@ class NeuralRecommender(Recommender):
 
     Subclasses declare every hyperparameter in ``__init__``; the shared ones are ``epochs``,
     ``batch_size``, ``lr``, ``seed``, ``device``, ``validate_every``, ``patience``,
-    ``checkpoint_dir``, ``progress`` and ``max_seconds``.
+    ``checkpoint_dir`` and ``progress``.
 
     Attributes set by ``fit``: ``network_`` (the trained module, on ``device_``),
-    ``history_`` (one record per epoch: ``epoch``, ``loss``, ``ndcg@10`` or None,
+    ``history_`` (one record per epoch: ``epoch``, ``loss``, the validation metric or None,
     ``seconds``), ``best_epoch_`` (the epoch whose weights were kept), ``epochs_run_``,
-    ``stopped_early_``, ``stopped_by_time_``, ``resumed_from_epoch_`` and ``fit_seconds_``.
+    ``stopped_early_``, ``resumed_from_epoch_`` and ``fit_seconds_``.
     """
 
     family: ClassVar[str] = "neural"
@@ -65,12 +67,12 @@ class NeuralRecommender(Recommender):
     training_threads: ClassVar[int | None] = None
 
     # ----- hooks ---------------------------------------------------------------------
-    def _build_network(self, train: sp.csr_matrix):
+    def _build_network(self, data: TrainingData):
         raise NotImplementedError
 
-    def _training_data(self, train: sp.csr_matrix):
-        """What ``_epoch_batches`` draws from, prepared once per fit (default: ``train``)."""
-        return train
+    def _training_data(self, data: TrainingData):
+        """What ``_epoch_batches`` draws from, prepared once per fit (default: the interactions)."""
+        return data.interactions
 
     def _epoch_batches(self, data, rng: np.random.Generator, generator, device) -> Iterable:
         raise NotImplementedError
@@ -96,9 +98,9 @@ class NeuralRecommender(Recommender):
     def _check_params(self) -> None:
         """Raise RecAuditError for a model-specific parameter out of range (extend in subclasses)."""
 
-    def _initial_network(self, train, validation, generator, device, started: float):
+    def _initial_network(self, data: TrainingData, generator, device):
         """The network training starts from: freshly initialised (NeuMF may pretrain here)."""
-        return self._fresh_network(train, generator, device)
+        return self._fresh_network(data, generator, device)
 
     def _training_extras(self) -> dict:
         """Attributes set by ``_initial_network`` that a checkpoint must carry (plain values)."""
@@ -108,8 +110,7 @@ class NeuralRecommender(Recommender):
         """Set again what :meth:`_training_extras` returned, when resuming from a checkpoint."""
 
     # ----- the loop ------------------------------------------------------------------
-    def _fit(self, train: sp.csr_matrix, validation: ValidationData | None,
-             side: SideInformation | None) -> None:
+    def _fit(self, data: TrainingData) -> None:
         started = time.perf_counter()
         self._check_shared_params()
         self._check_params()
@@ -117,28 +118,30 @@ class NeuralRecommender(Recommender):
         self.device_ = str(device)
         threads = self.training_threads if device.type == "cpu" else None
         with deterministic_scope(device), thread_scope(threads):
-            self._train(train, validation, device, started)
+            self._train(data, device)
         self.fit_seconds_ = time.perf_counter() - started
         self.network_.eval()
 
-    def _train(self, train, validation, device, started: float) -> None:
+    def _train(self, data: TrainingData, device) -> None:
         import torch
 
+        validation = data.validation
         rng = np.random.default_rng(self.seed)
         init_seed, device_seed = (int(s) for s in rng.integers(0, 2**62, size=2))
         init_generator = torch.Generator().manual_seed(init_seed)
         generator = torch.Generator(device=device).manual_seed(device_seed)
+        stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience,
+                                metric=validation.metric if validation is not None else DEFAULT_METRIC)
 
-        key = fingerprint(self, train, validation, device.type) if self.checkpoint_dir else None
+        key = fingerprint(self, data.interactions, validation, device.type) if self.checkpoint_dir else None
         saved = load_checkpoint(self.checkpoint_dir, key, self.epochs) if key else None
-        state = {"epoch": 0, "step": 0, "history": [], "best_metric": -math.inf, "best_epoch": 0,
-                 "best_network": None, "bad_validations": 0, "stopped_early": False, "extras": {}}
+        state = {"epoch": 0, "step": 0, "extras": {}}
         if saved is None:
-            network = self._initial_network(train, validation, init_generator, device, started)
+            network = self._initial_network(data, init_generator, device)
             state["extras"] = self._training_extras()
             optimizer = self._make_optimizer(network)
         else:
-            network = self._build_network(train)
+            network = self._build_network(data)
             network.load_state_dict(saved["network"])
             network = network.to(device)
             optimizer = self._make_optimizer(network)
@@ -146,20 +149,24 @@ class NeuralRecommender(Recommender):
             rng.bit_generator.state = saved["numpy_rng"]
             generator.set_state(saved["torch_rng"])
             state = {name: saved[name] for name in state}
+            stopper.load_state(saved["stopper"])
             self._restore_training_extras(state["extras"])
         self.network_ = network
         self.resumed_from_epoch_ = state["epoch"]
-        data = self._training_data(train) if state["epoch"] < self.epochs and not state["stopped_early"] else None
-        self.stopped_by_time_ = False
+        batches_from = self._training_data(data) if state["epoch"] < self.epochs and not stopper.stopped_early else None
+        history = list(saved["loss_history"]) if saved is not None else []
+
+        def snapshot():
+            return {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
 
         progress = _progress_bar(self.progress, self.epochs, state["epoch"], self.name)
         try:
-            while state["epoch"] < self.epochs and not state["stopped_early"]:
+            while state["epoch"] < self.epochs and not stopper.stopped_early:
                 epoch_started = time.perf_counter()
                 network.train()
                 loss_sum = torch.zeros((), device=device)
                 n_batches = 0
-                for batch in self._epoch_batches(data, rng, generator, device):
+                for batch in self._epoch_batches(batches_from, rng, generator, device):
                     loss = self._batch_loss(network, batch, generator, state["step"])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -173,49 +180,30 @@ class NeuralRecommender(Recommender):
                     raise TrainingDivergedError(
                         f"model {self.name!r} diverged: training loss is {epoch_loss} at epoch "
                         f"{state['epoch']}; lower lr or raise regularisation")
-                record = {"epoch": state["epoch"], "loss": epoch_loss, VALIDATION_METRIC: None}
-                if validation is not None and (state["epoch"] % self.validate_every == 0
-                                               or state["epoch"] == self.epochs):
-                    record[VALIDATION_METRIC] = self._validate(network, validation, state)
-                record["seconds"] = time.perf_counter() - epoch_started
-                state["history"].append(record)
+                network.eval()
+                stopper.after_epoch(state["epoch"], self, snapshot=snapshot, last=state["epoch"] == self.epochs)
+                validated = stopper.history[-1] if stopper.history and stopper.history[-1]["epoch"] == state["epoch"] \
+                    else None
+                record = {"epoch": state["epoch"], "loss": epoch_loss, stopper.metric: None if validated is None
+                          else validated[stopper.metric], "seconds": time.perf_counter() - epoch_started}
+                history.append(record)
                 if self.checkpoint_dir:
                     save_checkpoint(self.checkpoint_dir, {
-                        "fingerprint": key, **state, "network": network.state_dict(),
-                        "optimizer": optimizer.state_dict(), "numpy_rng": rng.bit_generator.state,
-                        "torch_rng": generator.get_state()})
+                        "fingerprint": key, **state, "stopper": stopper.state(), "loss_history": history,
+                        "network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                        "numpy_rng": rng.bit_generator.state, "torch_rng": generator.get_state()})
                 progress.update(1)
-                progress.set_postfix({k: v for k, v in record.items() if k in ("loss", VALIDATION_METRIC)
+                progress.set_postfix({k: v for k, v in record.items() if k in ("loss", stopper.metric)
                                       and v is not None})
-                if (self.max_seconds is not None and state["epoch"] < self.epochs
-                        and time.perf_counter() - started > self.max_seconds):
-                    self.stopped_by_time_ = True
-                    break
         finally:
             progress.close()
 
-        if state["best_network"] is not None:
-            network.load_state_dict(state["best_network"])
-            self.best_epoch_ = state["best_epoch"]
-        else:
-            self.best_epoch_ = state["epoch"]
-        self.history_ = state["history"]
+        if stopper.best_snapshot is not None:
+            network.load_state_dict(stopper.best_snapshot)
+        self.best_epoch_ = stopper.best_epoch_or(state["epoch"])
+        self.history_ = history
         self.epochs_run_ = state["epoch"]
-        self.stopped_early_ = state["stopped_early"]
-
-    def _validate(self, network, validation: ValidationData, state: dict) -> float:
-        network.eval()
-        metric = validation_value(self, validation, VALIDATION_METRIC)
-        network.train()
-        if metric > state["best_metric"]:
-            state.update(best_metric=metric, best_epoch=state["epoch"], bad_validations=0,
-                         best_network={k: v.detach().to("cpu", copy=True)
-                                       for k, v in network.state_dict().items()})
-        else:
-            state["bad_validations"] += 1
-            if self.patience is not None and state["bad_validations"] >= self.patience:
-                state["stopped_early"] = True
-        return metric
+        self.stopped_early_ = stopper.stopped_early
 
     # ----- scoring -------------------------------------------------------------------
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
@@ -251,10 +239,10 @@ class NeuralRecommender(Recommender):
         return out
 
     # ----- helpers -------------------------------------------------------------------
-    def _fresh_network(self, train, generator, device):
+    def _fresh_network(self, data: TrainingData, generator, device):
         """The network initialised on the CPU from ``generator`` (so that CPU and GPU runs
         start from the same weights), then moved to ``device``."""
-        network = self._build_network(train)  # parameters allocated, not initialised
+        network = self._build_network(data)  # parameters allocated, not initialised
         network.reset_parameters(generator)
         return network.to(device)
 
@@ -282,8 +270,6 @@ class NeuralRecommender(Recommender):
                  "an integer >= 1")
         _require(self, "patience", self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
                  "None or an integer >= 1")
-        _require(self, "max_seconds", self.max_seconds is None or (_is_number(self.max_seconds) and self.max_seconds > 0),
-                 "None or a number > 0")
         if self.checkpoint_dir is not None:
             Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         if getattr(self, "optimizer", "adam") not in OPTIMIZERS:

@@ -1,11 +1,13 @@
 """``python -m protocols evaluate``: the final run of a model on a split's test part.
 
-The model is built from ``--params FILE`` -- a frozen tuning result
-``tuned/<dataset>/<split>/<model>.yaml`` (``python -m protocols tune``: its ``params`` are
-used and its budget is recorded under ``tuning``) or a plain mapping of constructor
-keywords -- or else from ``params.yaml``'s ``models.<model>`` entry (``tuning`` null: untuned
-defaults). It is refitted on what the protocol allows before the test (train + validation,
-see ``protocols.split_data``) and evaluated with ``params.yaml``'s ``evaluation`` settings.
+``--model`` is a label of ``params.yaml``'s ``models:`` (or a registered model name). The model
+is built from ``--params FILE`` -- a frozen tuning result ``tuned/<dataset>/<split>/<model>.yaml``
+(``python -m protocols tune``: its ``params`` are used and its budget is recorded under
+``tuning``) or a plain mapping of constructor keywords -- or else from the ``models:`` entry
+(``tuning`` null: untuned defaults). It is refitted on what the protocol allows before the test
+(train + validation, see ``protocols.split_data``) with the split's item data and the dataset's
+extracted features (``--features-root``), and evaluated with ``params.yaml``'s ``evaluation``
+settings. The work is :mod:`protocols.runner`'s; this module parses and prints.
 
 A stochastic model (one with a ``seed`` parameter) is fitted and evaluated
 ``evaluation.seeds`` times (default 1), with seeds ``s, s+1, ..., s+S-1`` from the first seed
@@ -19,26 +21,22 @@ missing; that is not an error (exit status 0).
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from datasets.errors import RecAuditError
-from protocols.contract import Recommender, UnsupportedProtocolError
+from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import get_model_class, make_model
-from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds
-from protocols.results import SEEDS_DIR, TIMED_OUT, TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
+from protocols.results import SEEDS_DIR, TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
+from protocols.runner import (DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, check_task, combine_seeds, evaluate_seeds,
+                              is_tuned_record, model_entry, peak_rss_mb, run_seeds, training_inputs)
 from protocols.split_data import Split, load_split
 
 HELP = "fit a model on a split (train + validation) and evaluate it on the test part (over seeds if stochastic)"
 DEFAULT_CUTOFFS = (10, 20)
-TUNED_FILE_KEYS = ("params", "trials_run")  # what tells a tuning result from plain constructor keywords
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--split", metavar="DATASET/NAME", help="split key, as in params.yaml's splits")
     where.add_argument("--dataset", help="dataset name (with --protocol)")
     parser.add_argument("--protocol", metavar="NAME", help="split name under the dataset (with --dataset)")
-    parser.add_argument("--model", required=True, help="registered model name (`python -m protocols models`)")
+    parser.add_argument("--model", required=True, help="a label of params.yaml's models, or a registered model name")
     parser.add_argument("--params", type=Path, metavar="FILE",
                         help="tuned file tuned/D/P/M.yaml, or a YAML/JSON mapping of constructor keywords; "
                              "default: params.yaml models.<model>")
     parser.add_argument("--params-yaml", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
                         help="experiment parameters (default: params.yaml)")
     parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
+    parser.add_argument("--features-root", type=Path, default=DEFAULT_FEATURES_ROOT,
+                        help="extracted item features, <root>/<dataset>/<extractor>/ (default: %(default)s)")
+    parser.add_argument("--raw-root", type=Path, default=DEFAULT_RAW_ROOT,
+                        help="raw datasets, where item image paths point (default: %(default)s)")
     parser.add_argument("--results-root", type=Path, default=Path("results"))
     parser.add_argument("--seed", type=int, help="first seed of a stochastic model (default: params.yaml seed)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar while scoring")
@@ -61,29 +63,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     dataset, split_name = split_key(args)
     settings = load_params(args.params_yaml)
-    params, tuning = model_params(args.model, settings, args.params, args.seed)
-    model = make_model(args.model, params)
+    entry = model_entry(settings, args.model)
+    params, tuning = model_params(entry, settings, args.params, args.seed)
+    model = make_model(entry.model, params)
     evaluation = evaluation_settings(settings)
     seeds = run_seeds(model, evaluation["seeds"])
     split = find_split(args.splits_root, dataset, split_name)
-    out = result_dir(args.results_root, dataset, split_name, args.model)
-    base = {"dataset": dataset, "protocol": split_name, "split_protocol": split.protocol, "model": args.model,
-            "family": type(model).family, "params": model.get_params(), "seed": model.get_params().get("seed"),
-            "seeds": seeds, "metrics_std": None, "tuning": tuning, "sampled": bool(split.is_sampled),
-            "cutoffs": evaluation["cutoffs"]}
-    if tuning is not None and tuning.get("status") in (TIMED_OUT, UNSUPPORTED):
+    out = result_dir(args.results_root, dataset, split_name, entry.label)
+    base = {"dataset": dataset, "protocol": split_name, "split_protocol": split.protocol, "model": entry.label,
+            "model_class": entry.model, "family": type(model).family, "params": model.get_params(),
+            "seed": model.get_params().get("seed"), "seeds": seeds, "metrics_std": None, "tuning": tuning,
+            "sampled": bool(split.is_sampled), "cutoffs": evaluation["cutoffs"]}
+    if tuning is not None and tuning.get("status") == UNSUPPORTED:
         # The tuning already found that the model cannot run here: no refit just to learn it again.
         record = {**base, "seeds": [], **not_run_record(tuning["status"], tuning_reason(args.params))}
         write_run(out, record, pd.DataFrame({"user": pd.Series([], dtype="int64")}))
-        print(f"{args.model} on {dataset}/{split_name}: not run ({record['detail']}); wrote {out}")
+        print(f"{entry.label} on {dataset}/{split_name}: not run ({record['detail']}); wrote {out}")
         return 0
+    data, task = training_inputs(split, "final", "ndcg@10", args.features_root, args.raw_root)
     try:
-        model.check_protocol(split.is_strong)
-        runs = evaluate_seeds(args.model, params, seeds, split, evaluation, args.progress)
+        check_task(model, data, task, f"the test part of {dataset}/{split_name}")
+        runs = evaluate_seeds(entry.model, params, seeds, data, task, evaluation, args.progress)
     except UnsupportedProtocolError as refusal:
         record = {**base, "seeds": [], **unsupported_record(refusal)}
         write_run(out, record, pd.DataFrame({"user": pd.Series([], dtype="int64")}))
-        print(f"{args.model} on {dataset}/{split_name}: unsupported ({record['reason']}); wrote {out}")
+        print(f"{entry.label} on {dataset}/{split_name}: unsupported ({record['reason']}); wrote {out}")
         return 0
     seed_runs = [({**base, **record, "params": run_params, "seed": seed, "seeds": [seed]}, per_user)
                  for seed, run_params, record, per_user in runs]
@@ -127,16 +131,10 @@ def read_params_file(path: Path) -> dict:
     return params
 
 
-def is_tuned_file(content: dict) -> bool:
-    return all(key in content for key in TUNED_FILE_KEYS)
-
-
-def tuned_params(content: dict, path: Path, name: str) -> tuple[dict, dict]:
+def tuned_params(content: dict, path: Path, label: str) -> tuple[dict, dict]:
     """(constructor keywords, ``tuning`` record) of a tuning result read from ``path``."""
-    if not isinstance(content["params"], dict):
-        raise RecAuditError(f"{path}: 'params' must be a mapping of constructor keywords; rerun the tuning")
-    if content.get("model", name) != name:
-        raise RecAuditError(f"{path} holds tuned parameters of model {content['model']!r}, not {name!r}; "
+    if content.get("model", label) != label:
+        raise RecAuditError(f"{path} holds tuned parameters of model {content['model']!r}, not {label!r}; "
                             "pass the file of the right model")
     tuning = {key: content.get(key) for key in TUNING_KEYS}
     for key in ("trials_run", "trials_budget"):
@@ -149,23 +147,19 @@ def tuned_params(content: dict, path: Path, name: str) -> tuple[dict, dict]:
     return params, tuning
 
 
-def model_params(name: str, settings: dict, params_file: Path | None,
-                 seed: int | None) -> tuple[dict, dict | None]:
+def model_params(entry, settings: dict, params_file: Path | None, seed: int | None) -> tuple[dict, dict | None]:
     """(constructor keywords, ``tuning`` record or None). Keywords come from ``params_file``
-    (a tuning result's ``params``, or the file itself) or ``settings['models'][name]``; the
-    seed of a stochastic model comes from ``seed``, else from those keywords (else a tuned
-    file's ``seed``), else from ``settings['seed']``."""
-    cls = get_model_class(name)
+    (a tuning result's ``params``, or the file itself) or the ``models:`` entry; the seed of a
+    stochastic model comes from ``seed``, else from those keywords (else a tuned file's
+    ``seed``), else from ``settings['seed']``."""
+    cls = get_model_class(entry.model)
     tuning = None
     if params_file is not None:
         params = read_params_file(params_file)
-        if is_tuned_file(params):
-            params, tuning = tuned_params(params, params_file, name)
+        if is_tuned_record(params):
+            params, tuning = tuned_params(params, params_file, entry.label)
     else:
-        entry = (settings.get("models") or {}).get(name) or {}
-        if not isinstance(entry, dict):
-            raise RecAuditError(f"params.yaml models.{name} must be a mapping of constructor keywords")
-        params = dict(entry)
+        params = dict(entry.fixed)
     if "seed" in cls.parameter_names():
         if seed is not None:
             params["seed"] = seed
@@ -174,22 +168,6 @@ def model_params(name: str, settings: dict, params_file: Path | None,
     elif tuning is not None:
         params.pop("seed", None)
     return params, tuning
-
-
-def build_model(name: str, settings: dict, params_file: Path | None, seed: int | None) -> Recommender:
-    """The model :func:`model_params` describes."""
-    return make_model(name, model_params(name, settings, params_file, seed)[0])
-
-
-def run_seeds(model: Recommender, n_seeds: int) -> list[int | None]:
-    """``[s, ..., s + n_seeds - 1]`` for a stochastic model seeded ``s``; ``[None]`` otherwise."""
-    if not model.is_stochastic:
-        return [None]
-    first = model.get_params()["seed"]
-    if isinstance(first, bool) or not isinstance(first, (int, np.integer)):
-        raise RecAuditError(f"model {model.name!r} is stochastic but its seed is {first!r}; set an integer "
-                            "seed (params.yaml seed, the model's params or --seed)")
-    return [int(first) + offset for offset in range(n_seeds)]
 
 
 def evaluation_settings(settings: dict) -> dict:
@@ -222,67 +200,6 @@ def find_split(splits_root: Path, dataset: str, split_name: str) -> Split:
     return load_split(folder)
 
 
-def evaluate_seeds(name: str, params: dict, seeds: list[int | None], split: Split, evaluation: dict,
-                   progress: bool) -> list[tuple[int | None, dict, dict, pd.DataFrame]]:
-    """Fit and evaluate a fresh model per seed: ``(seed, params, record, per_user)`` each."""
-    from protocols.evaluation import final_data  # the metrics stack loads only when needed
-
-    side = split.side_information()
-    fit_matrix, task = final_data(split)
-    runs = []
-    for seed in seeds:
-        model = make_model(name, params if seed is None else {**params, "seed": seed})
-        record, per_user = fit_and_evaluate(model, fit_matrix, task, side, evaluation, progress)
-        runs.append((seed, model.get_params(), record, per_user))
-        del model  # a large model's memory is free before the next seed's fit
-    return runs
-
-
-def fit_and_evaluate(model: Recommender, fit_matrix, task, side, evaluation: dict,
-                     progress: bool = False) -> tuple[dict, pd.DataFrame]:
-    from protocols.evaluation import evaluate
-
-    started = time.perf_counter()
-    model.fit(fit_matrix, side=side)
-    fit_seconds = time.perf_counter() - started
-    item_popularity = np.asarray(fit_matrix.getnnz(axis=0)).ravel()
-    started = time.perf_counter()
-    result = evaluate(model, task, evaluation["cutoffs"], metrics=evaluation["metrics"],
-                      batch_size=evaluation["batch_size"], item_popularity=item_popularity,
-                      progress=progress)
-    eval_seconds = time.perf_counter() - started
-    record = {
-        "sampled": bool(result.sampled),
-        "metric_version": result.metric_version,
-        "metric_versions": dict(result.metric_versions),
-        "n_dropped_users": int(result.n_dropped_users),
-        "metrics": {str(label).lower(): float(value) for label, value in result.summary.items()},
-        "n_users": int(result.n_users),
-        "fit_seconds": round(fit_seconds, 3),
-        "eval_seconds": round(eval_seconds, 3),
-        "peak_rss_mb": peak_rss_mb(),
-        "status": "ok",
-    }
-    return record, result.per_user
-
-
-def combine_seeds(base: dict, seed_runs: list[tuple[dict, pd.DataFrame]]) -> tuple[dict, pd.DataFrame]:
-    """The aggregate record and per-user frame of a stochastic model's seed runs: metric means
-    and standard deviations over seeds (``ddof=1``, null for one seed), per-user means, and the
-    mean fit and evaluation seconds per seed."""
-    records = [record for record, _ in seed_runs]
-    summary = aggregate_seeds(records)
-    first = records[0]
-    record = {**base, **{key: first[key] for key in ("sampled", "metric_version", "metric_versions",
-                                                    "n_dropped_users", "n_users", "status")},
-              "params": first["params"], "seed": summary["seeds"][0], "seeds": summary["seeds"],
-              "metrics": summary["mean"], "metrics_std": summary["std"] if len(records) > 1 else None,
-              "fit_seconds": round(float(np.mean([r["fit_seconds"] for r in records])), 3),
-              "eval_seconds": round(float(np.mean([r["eval_seconds"] for r in records])), 3),
-              "peak_rss_mb": max(r["peak_rss_mb"] for r in records)}
-    return record, mean_per_user_over_seeds([per_user for _, per_user in seed_runs])
-
-
 def unsupported_record(refusal: UnsupportedProtocolError) -> dict:
     return not_run_record(UNSUPPORTED, str(refusal))
 
@@ -294,12 +211,6 @@ def not_run_record(status: str, detail: str) -> dict:
 
 def tuning_reason(params_file: Path) -> str:
     return read_params_file(params_file).get("reason") or "the tuning found it cannot run here"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10), 1)
 
 
 def summary_line(record: dict, out: Path) -> str:

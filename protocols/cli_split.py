@@ -4,8 +4,9 @@ KEY is a key of the ``splits`` mapping, e.g. ``movielens-100k/holdout``, whose e
 ``{dataset: NAME, protocol: NAME, [seed: INT], <protocol params>}``; without its own seed the
 entry uses the top-level ``seed``. The prepared dataset is read from
 ``<prepared-root>/<dataset>`` and the split written atomically to ``data/splits/KEY``, with the
-dataset's item side information; a dataset with images records ``<raw-root>/<dataset>`` (the
-folder its image paths are relative to) as the card's ``image_root``.
+dataset's item side information (item table, image table, content feature sets; see
+:mod:`protocols.split_data`). Image paths stay relative to the dataset's raw folder; no
+machine path enters the card.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from protocols.splits import make_split
 HELP = "compute the split KEY of params.yaml's splits mapping and write it to data/splits/KEY"
 DEFAULT_PREPARED_ROOT = Path("data/prepared")
 DEFAULT_SPLITS_ROOT = Path("data/splits")
-DEFAULT_RAW_ROOT = Path("data/raw")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
     parser.add_argument("--prepared-root", type=Path, default=DEFAULT_PREPARED_ROOT,
                         help="folder of prepared datasets (default: %(default)s)")
-    parser.add_argument("--raw-root", type=Path, default=DEFAULT_RAW_ROOT,
-                        help="folder of raw datasets, where image paths point (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: data/splits/KEY)")
 
 
@@ -46,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
                             "or a 'seed' in its entry")
     data = load_prepared(args.prepared_root / dataset)
     split = make_split(data, protocol, seed, entry)
-    if split.item_images is not None:
-        split.card["image_root"] = str(args.raw_root / dataset)
     out = args.out if args.out is not None else DEFAULT_SPLITS_ROOT / args.key
     write_split(split, out)
     print(f"{summary_line(split.card, args.key)} -> {out}")

@@ -1,18 +1,18 @@
 """``python -m protocols tune``: equal-budget hyperparameter search on a split's validation part.
 
-Writes the frozen parameters ``tuned/<dataset>/<split>/<model>.yaml`` (keys: ``model``,
-``split``, ``status``, ``params`` -- every constructor keyword of the winning trial, fixed
-ones and frozen ``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial``,
-``best_epoch``, ``trials_run``, ``trials_budget``, ``trials_time_capped``, ``budget``, ``startup_trials``,
-``timeout_per_trial``, ``searched``, ``fixed``, ``study_name``, ``storage``, ``seed``,
-``seconds``) and beside it ``<model>.trials.csv`` (one row per trial: ``number``, ``params``,
-``value``, ``state``, ``seconds``, ``best_epoch``, ``time_capped``, ``used``, ``error``). The table is written
-first, then the YAML, each atomically: a YAML file always describes a finished study.
+``--model`` is a label of params.yaml's ``models:`` (or a registered model name). Writes the
+frozen parameters ``tuned/<dataset>/<split>/<model>.yaml`` (keys: ``model``, ``split``,
+``status``, ``params`` -- every constructor keyword of the winning trial, fixed ones and frozen
+``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial``, ``best_epoch``,
+``trials_run``, ``trials_budget``, ``budget``, ``startup_trials``, ``searched``, ``fixed``,
+``study_name``, ``storage``, ``seed``, ``seconds``) and beside it ``<model>.trials.csv`` (one
+row per trial: ``number``, ``params``, ``value``, ``state``, ``seconds``, ``best_epoch``,
+``used``, ``error``). The table is written first, then the YAML, each atomically: a YAML file
+always describes a finished study.
 
-A model that cannot run under the split's protocol gets ``status: unsupported`` with its
-untuned parameters, so that ``evaluate`` records the refusal; that is not an error. Neither
-is a study whose every trial ran past ``tuning.timeout_per_trial``: ``status: timed-out``,
-and ``evaluate`` records the model as not run there.
+A model whose declared requirements the split does not meet gets ``status: unsupported`` with
+its untuned parameters and the reason, so that ``evaluate`` records the refusal; that is not an
+error. The work is :mod:`protocols.tuning`'s and :mod:`protocols.runner`'s.
 
 The study persists in ``--storage`` (default ``sqlite:///<out without .yaml>.db``): a rerun
 resumes it, and several workers given one URL share it (see ``protocols.tuning``).
@@ -36,14 +36,13 @@ from datasets.atomic import atomic_file
 from datasets.errors import RecAuditError
 from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
-from protocols.registry import get_model_class, make_model
-from protocols.results import TIMED_OUT
-from protocols.tuning import AllTrialsTimedOut, TuningResult, search_plan, tune, tuning_settings
+from protocols.registry import make_model
+from protocols.runner import DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, model_entry, read_tuned
+from protocols.tuning import TuningResult, search_plan, tune, tuning_settings
 from protocols.tuning_study import sqlite_path, logger, plain, public_url
 
 HELP = "tune a model's hyperparameters on a split's validation part (equal budget; the test part is never read)"
 TUNED_ROOT = Path("tuned")
-RECORD_KEYS = ("model", "split", "status", "params")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,10 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--split", metavar="DATASET/NAME", help="split key, as in params.yaml's splits")
     where.add_argument("--dataset", help="dataset name (with --protocol)")
     parser.add_argument("--protocol", metavar="NAME", help="split name under the dataset (with --dataset)")
-    parser.add_argument("--model", required=True, help="registered model name (`python -m protocols models`)")
+    parser.add_argument("--model", required=True, help="a label of params.yaml's models, or a registered model name")
     parser.add_argument("--params-yaml", type=Path, default=DEFAULT_PARAMS, metavar="FILE",
                         help="experiment parameters: seed, tuning, models.<model> (default: params.yaml)")
     parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
+    parser.add_argument("--features-root", type=Path, default=DEFAULT_FEATURES_ROOT,
+                        help="extracted item features, <root>/<dataset>/<extractor>/ (default: %(default)s)")
+    parser.add_argument("--raw-root", type=Path, default=DEFAULT_RAW_ROOT,
+                        help="raw datasets, where item image paths point (default: %(default)s)")
     parser.add_argument("--out", type=Path, metavar="FILE",
                         help="frozen params file (default: tuned/<dataset>/<split>/<model>.yaml)")
     parser.add_argument("--storage", metavar="URL",
@@ -72,30 +75,25 @@ def run(args: argparse.Namespace) -> int:
     dataset, split_name = split_key(args)
     key = f"{dataset}/{split_name}"
     settings_file = load_params(args.params_yaml)
-    settings = tuning_settings(settings_file, trials=args.trials, family=get_model_class(args.model).family)
-    entry = (settings_file.get("models") or {}).get(args.model)
+    settings = tuning_settings(settings_file, trials=args.trials)
+    entry = model_entry(settings_file, args.model)
     split_dir = Path(args.splits_root) / dataset / split_name
     read_card(split_dir, args.splits_root, key)
-    out = args.out or TUNED_ROOT / dataset / split_name / f"{args.model}.yaml"
+    out = args.out or TUNED_ROOT / dataset / split_name / f"{entry.label}.yaml"
     storage = args.storage or default_storage_url(out)
     try:
         with _logging_to_stderr():
-            result = tune(args.model, split_dir, settings, fixed=entry, split_key=key, storage=storage,
+            result = tune(entry.model, split_dir, settings, fixed=entry.fixed, split_key=key, storage=storage,
+                          label=entry.label, features_root=args.features_root, raw_root=args.raw_root,
                           progress=args.progress or sys.stderr.isatty())
     except UnsupportedProtocolError as refusal:
-        result = unsupported_result(args.model, key, entry, settings, storage, refusal)
+        result = unsupported_result(entry, key, settings, storage, refusal)
         ensure_sqlite_file(storage)  # refused before any trial: the pipeline still expects the file
         write_tuned(result, out)
-        print(f"{args.model} on {key}: unsupported ({refusal}); wrote {out}")
-        return 0
-    except AllTrialsTimedOut as timed_out:
-        result = unsupported_result(args.model, key, entry, settings, storage, timed_out, status=TIMED_OUT)
-        result.trials_run = result.trials_budget
-        write_tuned(result, out)
-        print(f"{args.model} on {key}: not tuned ({timed_out}); wrote {out}")
+        print(f"{entry.label} on {key}: unsupported ({refusal}); wrote {out}")
         return 0
     write_tuned(result, out)
-    print(f"{args.model} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
+    print(f"{entry.label} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
           f"(trial {result.best_trial}, {result.trials_run} of {result.trials_budget} trials, "
           f"{result.seconds:.1f} s); wrote {out}")
     return 0
@@ -129,17 +127,15 @@ def trials_path(out: Path) -> Path:
     return Path(out).with_suffix(".trials.csv")
 
 
-def unsupported_result(model: str, key: str, entry, settings, storage: str, refusal,
-                       status: str = "unsupported") -> TuningResult:
-    plan = search_plan(model, entry, settings.seed)
+def unsupported_result(entry, key: str, settings, storage: str, refusal) -> TuningResult:
+    plan = search_plan(entry.model, entry.fixed, settings.seed)
     return TuningResult(
-        model=model, split=key, params=plain(make_model(model, plan.fixed).get_params()),
+        model=entry.label, split=key, params=plain(make_model(entry.model, plan.fixed).get_params()),
         validation_metric=settings.metric, best_value=None, best_trial=None, best_epoch=None, trials_run=0,
-        trials_budget=plan.budget(settings), trials_time_capped=0, budget=settings.budget, study_name=None,
-        storage=public_url(storage),
-        seed=settings.seed, seconds=0.0, timeout_per_trial=settings.timeout_per_trial,
+        trials_budget=plan.budget(settings), budget=settings.budget, study_name=None,
+        storage=public_url(storage), seed=settings.seed, seconds=0.0,
         startup_trials=settings.startup_trials, searched=sorted(plan.space), fixed=plain(plan.fixed),
-        status=status, reason=str(refusal))
+        status="unsupported", reason=str(refusal))
 
 
 def write_tuned(result: TuningResult, out: Path) -> None:
@@ -150,29 +146,9 @@ def write_tuned(result: TuningResult, out: Path) -> None:
         handle.write(yaml.safe_dump(result.record(), sort_keys=False, allow_unicode=True))
 
 
-def is_tuned_record(content) -> bool:
-    """Whether a loaded params file is a tuning result rather than plain constructor keywords."""
-    return isinstance(content, dict) and all(key in content for key in RECORD_KEYS) \
-        and isinstance(content.get("params"), dict)
-
-
 def load_tuned(path: Path | str, model: str | None = None, split: str | None = None) -> dict:
-    """Read a frozen params file; check it belongs to ``model`` and ``split`` when given."""
-    path = Path(path)
-    if not path.exists():
-        raise RecAuditError(f"no tuned parameters at {path}; run `python -m protocols tune` first")
-    try:
-        record = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise RecAuditError(f"{path} is not valid YAML ({str(error).splitlines()[0]}); rerun the tuning") from None
-    if not is_tuned_record(record):
-        raise RecAuditError(f"{path} is not a tuning result (needs keys {', '.join(RECORD_KEYS)}); "
-                            "rerun `python -m protocols tune`")
-    for what, expected in (("model", model), ("split", split)):
-        if expected is not None and record[what] != expected:
-            raise RecAuditError(f"{path} holds tuned parameters of {what} {record[what]!r}, not {expected!r}; "
-                                "pass the file of the right model and split")
-    return record
+    """Read a frozen params file (:func:`protocols.runner.read_tuned`, the one reader)."""
+    return read_tuned(path, model, split)
 
 
 class _StderrHandler(logging.Handler):

@@ -3,7 +3,9 @@
 In the spirit of scikit-learn's ``check_estimator``: each check is a function
 ``check(model_factory, data) -> None`` that raises ``AssertionError`` with a message naming
 the broken rule. ``model_factory()`` returns a fresh, unfitted model; ``data`` is a
-:class:`ConformanceData`, a tiny seeded dataset with planted structure and item content.
+:class:`ConformanceData`, a tiny seeded dataset with planted structure and item data: a sparse
+content feature set (``tags``), a dense one (``image-features``) and tiny synthetic images,
+all carrying the planted groups.
 
 A model may declare ``conformance_params: ClassVar[dict]`` (few epochs, few factors) so the
 checks stay fast; :func:`conformance_factory` builds the model from them. Run every check on
@@ -12,15 +14,22 @@ registered model.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import pickle
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from protocols.contract import (NotFittedError, Recommender, SideInformation, UnsupportedProtocolError,
-                                ValidationData)
+from datasets.item_data import ItemImages, TrainingData, ValidationData, make_feature_set
+from protocols.contract import (NotFittedError, Recommender, TaskProfile, UnsupportedProtocolError,
+                                check_requirements)
 from protocols.registry import make_model
 
 ModelFactory = Callable[[], Recommender]
@@ -39,10 +48,16 @@ class ConformanceData:
 
     train: sp.csr_matrix
     other_train: sp.csr_matrix
-    side: SideInformation
+    side: TrainingData  # the item data (feature sets, images, item table), interactions = train
     validation: ValidationData
     strong_train: sp.csr_matrix
     heldout_users: np.ndarray
+
+    def training(self, train: sp.csr_matrix | None = None, validation: ValidationData | None = None) -> TrainingData:
+        """``train`` (default: the planted matrix) with every item data of the dataset."""
+        interactions = self.train if train is None else train
+        return TrainingData(interactions=interactions, validation=validation, item_features=self.side.item_features,
+                            images=self.side.images, items=self.side.items)
 
     @property
     def n_users(self) -> int:
@@ -87,6 +102,14 @@ def make_conformance_data(n_users: int = 60, n_items: int = 40, n_groups: int = 
     noise = sp.random(n_items, n_words, density=0.15, random_state=rng, dtype=np.float32)
     noise.data[:] = 1.0
     content = sp.hstack([group_features, noise], format="csr")
+    # Dense "image features": the group as a direction plus noise; the last item has no image.
+    dense = np.eye(n_groups, 16, dtype=np.float32)[item_group] + 0.1 * rng.standard_normal((n_items, 16)).astype(np.float32)
+    present = np.ones(n_items, dtype=bool)
+    present[-1] = False
+    features = {"tags": make_feature_set("tags", content),
+                "image-features@000000000000": make_feature_set("image-features@000000000000", dense, present)}
+    items = pd.DataFrame({"item": np.arange(n_items, dtype=np.int32), "original_id": np.arange(n_items).astype(str),
+                          "title": [f"item {i}" for i in range(n_items)]})
 
     # Validation: one held-out item per user, drawn from the items the user has not seen.
     validation_items = _unseen_item_per_user(train, rng)
@@ -99,8 +122,33 @@ def make_conformance_data(n_users: int = 60, n_items: int = 40, n_groups: int = 
     keep[heldout] = 0.0
     strong_train = sp.csr_matrix(sp.diags(keep) @ train)
     strong_train.eliminate_zeros()
-    return ConformanceData(train=train, other_train=other_train, side=SideInformation(item_content=content),
+    images = conformance_images(n_items, n_groups, seed)
+    side = TrainingData(interactions=train, item_features=features, images=images, items=items)
+    return ConformanceData(train=train, other_train=other_train, side=side,
                            validation=validation, strong_train=strong_train, heldout_users=heldout)
+
+
+@cache
+def conformance_images(n_items: int, n_groups: int, seed: int) -> ItemImages:
+    """Tiny 16 x 16 PNG images, one colour per planted group plus noise (the last item has
+    none), written once per process to a temporary folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng([seed, 7])
+    root = Path(tempfile.mkdtemp(prefix="recaudit-conformance-images-"))
+    palette = rng.integers(0, 256, size=(n_groups, 3))
+    paths, hashes = [], []
+    for item in range(n_items):
+        if item == n_items - 1:
+            paths.append(None)
+            hashes.append(None)
+            continue
+        pixels = np.clip(palette[item % n_groups] + rng.integers(-20, 21, size=(16, 16, 3)), 0, 255).astype(np.uint8)
+        name = f"{item}.png"
+        Image.fromarray(pixels).save(root / name)
+        paths.append(name)
+        hashes.append(hashlib.sha256((root / name).read_bytes()).hexdigest())
+    return ItemImages(root=root, paths=tuple(paths), sha256=tuple(hashes))
 
 
 def _unseen_item_per_user(matrix: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
@@ -119,7 +167,7 @@ def conformance_factory(name: str) -> ModelFactory:
 # ----- the checks ------------------------------------------------------------------------
 
 def _fit(model: Recommender, data: ConformanceData, train: sp.csr_matrix | None = None) -> Recommender:
-    return model.fit(data.train if train is None else train, side=data.side)
+    return model.fit(data.training(train))
 
 
 def _score_all(model: Recommender, data: ConformanceData) -> np.ndarray:
@@ -165,7 +213,7 @@ def check_fit_returns_self(factory: ModelFactory, data: ConformanceData) -> None
 
 def check_fit_accepts_validation(factory: ModelFactory, data: ConformanceData) -> None:
     """fit with validation data (early stopping) still gives valid scores."""
-    model = factory().fit(data.train, validation=data.validation, side=data.side)
+    model = factory().fit(data.training(validation=data.validation))
     _assert_valid_scores(model, _score_all(model, data), (data.n_users, data.n_items))
 
 
@@ -228,13 +276,15 @@ def check_heldout_users(factory: ModelFactory, data: ConformanceData) -> None:
     """Users without training rows (strong generalisation) are folded in or clearly refused."""
     model = factory()
     name = type(model).__name__
-    model.fit(data.strong_train, side=data.side)
+    training = data.training(data.strong_train)
+    model.fit(training)
     users, history = data.heldout_users, data.train[data.heldout_users]
-    if model.folds_in_users:
-        model.check_protocol(True)
+    profile = TaskProfile.of(training, users, "the held-out users")
+    if not model.requirements().user_embeddings:
+        check_requirements(model, profile)
         _assert_valid_scores(model, model.score(users, history), (len(users), data.n_items))
         return
-    for attempt, action in (("check_protocol(True)", lambda: model.check_protocol(True)),
+    for attempt, action in (("check_requirements", lambda: check_requirements(model, profile)),
                             ("score of held-out users", lambda: model.score(users, history))):
         try:
             action()
@@ -243,7 +293,7 @@ def check_heldout_users(factory: ModelFactory, data: ConformanceData) -> None:
             assert message and "\n" not in message, f"{name}: {attempt} must refuse with a one-line message"
             assert model.name in message, f"{name}: the refusal of {attempt} must name the model: {message!r}"
             continue
-        raise AssertionError(f"{name} has folds_in_users = False, so {attempt} must raise "
+        raise AssertionError(f"{name} declares it needs user embeddings, so {attempt} must raise "
                              "UnsupportedProtocolError")
 
 
@@ -252,6 +302,72 @@ def check_pickle_round_trip(factory: ModelFactory, data: ConformanceData) -> Non
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(_score_all(restored, data), _score_all(model, data),
                                   err_msg="a pickled and restored model must give the same scores")
+
+
+def check_fit_leaves_params_unchanged(factory: ModelFactory, data: ConformanceData) -> None:
+    """fit must not change a constructor parameter (scikit-learn's check_estimators_overwrite_params)."""
+    model = factory()
+    before = copy.deepcopy(model.get_params())
+    _fit(model, data)
+    after = model.get_params()
+    changed = sorted(key for key in before if repr(before[key]) != repr(after[key]))
+    assert not changed, f"{type(model).__name__}.fit changed constructor parameters {changed}; keep learned state " \
+                        "in attributes ending with '_'"
+
+
+def check_score_leaves_history_unchanged(factory: ModelFactory, data: ConformanceData) -> None:
+    model = _fit(factory(), data)
+    history = data.train[:10].copy()
+    snapshot = (history.data.copy(), history.indices.copy(), history.indptr.copy())
+    model.score(data.users[:10], history)
+    for before, after, part in zip(snapshot, (history.data, history.indices, history.indptr),
+                                   ("data", "indices", "indptr")):
+        assert np.array_equal(before, after), f"{type(model).__name__}.score modified history.{part}; score " \
+                                              "must not write into its input"
+
+
+def check_works_without_side_data(factory: ModelFactory, data: ConformanceData) -> None:
+    """A model that declares no item data runs on a bare interaction matrix."""
+    model = factory()
+    needs = model.requirements()
+    if needs.item_features is not None or needs.item_images:
+        return
+    model.fit(data.train)
+    _assert_valid_scores(model, _score_all(model, data), (data.n_users, data.n_items))
+
+
+def check_refuses_without_requirements(factory: ModelFactory, data: ConformanceData) -> None:
+    """A model that declares item data refuses a task without it, cleanly and before fitting."""
+    model = factory()
+    needs = model.requirements()
+    if needs.item_features is None and not needs.item_images:
+        return
+    name = type(model).__name__
+    for what, attempt in (("check_requirements", lambda: check_requirements(model, TaskProfile.of(
+            TrainingData(data.train), data.users))), ("fit without item data", lambda: model.fit(data.train))):
+        try:
+            attempt()
+        except UnsupportedProtocolError as error:
+            message = str(error)
+            assert message and "\n" not in message and "(needs " in message, \
+                f"{name}: the refusal of {what} must be one line saying '(needs ...)': {message!r}"
+            continue
+        raise AssertionError(f"{name} declares {needs}, so {what} must raise UnsupportedProtocolError")
+
+
+def check_global_random_state_untouched(factory: ModelFactory, data: ConformanceData) -> None:
+    """fit and score draw only from generators made from ``seed``: the global NumPy and torch
+    generators are neither read nor advanced."""
+    import torch
+
+    numpy_before = np.random.get_state()[1].copy()
+    torch_before = torch.get_rng_state().clone()
+    model = _fit(factory(), data)
+    _score_all(model, data)
+    assert np.array_equal(np.random.get_state()[1], numpy_before), \
+        f"{type(model).__name__} used the global NumPy random state; draw from np.random.default_rng(seed)"
+    assert torch.equal(torch.get_rng_state(), torch_before), \
+        f"{type(model).__name__} used the global torch random state; draw from a torch.Generator seeded in fit"
 
 
 CHECKS: dict[str, Callable[[ModelFactory, ConformanceData], None]] = {
@@ -268,6 +384,11 @@ CHECKS: dict[str, Callable[[ModelFactory, ConformanceData], None]] = {
         check_refit_leaks_no_state,
         check_heldout_users,
         check_pickle_round_trip,
+        check_fit_leaves_params_unchanged,
+        check_score_leaves_history_unchanged,
+        check_works_without_side_data,
+        check_refuses_without_requirements,
+        check_global_random_state_untouched,
     )
 }
 

@@ -2,8 +2,10 @@
 
 - Hyperparameters are keyword arguments of ``__init__``, stored unmodified under the same
   names; ``__init__`` validates and computes nothing.
-- ``fit(train, validation=None, side=None)`` learns from a users x items CSR matrix and
-  returns ``self``; a second call replaces the first. Learned state ends in ``_``.
+- ``fit(data)`` learns from a :class:`~datasets.item_data.TrainingData` (interactions, the
+  validation data to stop on, named item feature sets, item images, the item table) and
+  returns ``self``; a second call replaces the first. Learned state ends in ``_``. A bare
+  users x items matrix is accepted as data without validation or item side data.
 - ``score(users, history)`` returns dense float32 scores, one row per user, one column per
   item. ``history`` holds the rows of the input matrix for those users (their training
   interactions, or the fold-in items of held-out users), so item-based models and
@@ -12,6 +14,11 @@
   protocols); by default it gathers from ``score``.
 - Randomness comes only from a ``seed`` constructor argument, turned into generators in
   ``fit``; a model with a ``seed`` parameter is stochastic and is run over several seeds.
+- ``requirements()`` declares what the model needs from a task (user embeddings, a named
+  item feature set, item images). :func:`check_requirements` compares it with the task
+  *before* any fit; a refusal is an :class:`UnsupportedProtocolError` whose message says
+  ``(needs ...)``, shown on the leaderboard as ``n/a (needs ...)``. This is the one place
+  where "cannot run here" is decided.
 
 Subclasses implement ``_fit`` and ``_score`` (and may override ``_score_candidates``).
 """
@@ -19,14 +26,18 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from datasets.errors import RecAuditError
+from datasets.item_data import FeatureSet, TrainingData, ValidationData
 from protocols.space import Dimension
+
+__all__ = ["Recommender", "Requirements", "TaskProfile", "TrainingData", "ValidationData", "FeatureSet",
+           "UnsupportedProtocolError", "NotFittedError", "ANY_FEATURES", "as_interaction_matrix", "check_requirements",
+           "as_training_data"]
 
 
 class UnsupportedProtocolError(RecAuditError):
@@ -37,27 +48,88 @@ class NotFittedError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class ValidationData:
-    """Held-out data a model may use for early stopping, never for fitting.
+ANY_FEATURES = "*"  # Requirements.item_features: any item feature set will do
 
-    ``history`` has one row per entry of ``users``; ``truth`` has the held-out items in the
-    same row order; ``candidates`` is set for sampled protocols (one row of item ids per user).
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a model needs from a task, declared by :meth:`Recommender.requirements`.
+
+    ``user_embeddings``: every user it scores must have training interactions (no fold-in);
+    ``item_features``: the name of an item feature set it reads (None: none; ``ANY_FEATURES``:
+    whichever the data has), with
+    ``feature_kind`` ``"any"``, ``"dense"`` or ``"sparse"``; ``item_images``: it reads pixels.
     """
 
-    users: np.ndarray
-    history: sp.csr_matrix
-    truth: sp.csr_matrix
-    candidates: np.ndarray | None = None
+    user_embeddings: bool = False
+    item_features: str | None = None
+    feature_kind: str = "any"
+    item_images: bool = False
 
 
 @dataclass(frozen=True)
-class SideInformation:
-    """Item side information: a content matrix (items x features) and/or image paths."""
+class TaskProfile:
+    """What a task offers, for :func:`check_requirements`: how many scored users have no
+    training interaction, the item feature sets (name -> "dense"/"sparse") and whether the
+    items have images."""
 
-    item_content: sp.csr_matrix | None = None
-    item_images: list[str | None] | None = None
-    image_root: Path | None = None
+    users_without_training: int = 0
+    feature_kinds: tuple = ()
+    has_images: bool = False
+    where: str = "this split"
+
+    @classmethod
+    def of(cls, data: TrainingData, scored_users: np.ndarray, where: str = "this split") -> TaskProfile:
+        trained = np.diff(sp.csr_matrix(data.interactions).indptr) > 0
+        users = np.asarray(scored_users, dtype=np.int64)
+        inside = users < len(trained)
+        missing = int((~inside).sum() + (~trained[users[inside]]).sum())
+        kinds = tuple(sorted({(features.name, "sparse" if features.is_sparse else "dense")
+                              for features in data.item_features.values()}))
+        return cls(users_without_training=missing, feature_kinds=kinds,
+                   has_images=data.images is not None and bool(data.images.present.any()), where=where)
+
+
+def check_requirements(model: Recommender, profile: TaskProfile) -> None:
+    """Raise :class:`UnsupportedProtocolError` (one line, ``(needs ...)``) if ``model``'s
+    requirements are not met by the task described by ``profile``."""
+    needs = model.requirements()
+    name = model.name or type(model).__name__
+    if needs.user_embeddings and profile.users_without_training:
+        raise UnsupportedProtocolError(
+            f"model {name!r} cannot score {profile.users_without_training} users of {profile.where} who have no "
+            "training interaction (needs user embeddings); use a weak-generalisation protocol such as holdout")
+    if needs.item_features is not None:
+        kinds = dict(profile.feature_kinds)
+        if needs.item_features == ANY_FEATURES:
+            if not kinds:
+                raise UnsupportedProtocolError(f"model {name!r} reads item content, which {profile.where} lacks "
+                                               "(needs item features); pick a dataset with item content")
+            return _check_images(needs, profile, name)
+        if needs.item_features not in kinds:
+            available = ", ".join(sorted(kinds)) or "none"
+            raise UnsupportedProtocolError(
+                f"model {name!r} reads item feature set {needs.item_features!r}, which {profile.where} lacks "
+                f"(needs item features {needs.item_features}); available feature sets: {available}")
+        if needs.feature_kind != "any" and kinds[needs.item_features] != needs.feature_kind:
+            raise UnsupportedProtocolError(
+                f"model {name!r} reads {needs.feature_kind} features but {needs.item_features!r} is "
+                f"{kinds[needs.item_features]} (needs {needs.feature_kind} item features); choose another set")
+    _check_images(needs, profile, name)
+
+
+def _check_images(needs: Requirements, profile: TaskProfile, name: str) -> None:
+    if needs.item_images and not profile.has_images:
+        raise UnsupportedProtocolError(f"model {name!r} reads item pixels but {profile.where} has none "
+                                       "(needs item images); pick a dataset with images")
+
+
+def as_training_data(data) -> TrainingData:
+    """``data`` itself, or a bare interaction matrix wrapped as data without side information."""
+    if isinstance(data, TrainingData):
+        return TrainingData(interactions=as_interaction_matrix(data.interactions), validation=data.validation,
+                            item_features=data.item_features, images=data.images, items=data.items)
+    return TrainingData(interactions=as_interaction_matrix(data))
 
 
 def as_interaction_matrix(matrix) -> sp.csr_matrix:
@@ -111,12 +183,13 @@ class Recommender:
         return f"{type(self).__name__}({args})"
 
     # ----- template methods ----------------------------------------------------------
-    def fit(self, train, validation: ValidationData | None = None,
-            side: SideInformation | None = None) -> Recommender:
-        train = as_interaction_matrix(train)
+    def fit(self, data: TrainingData | sp.spmatrix) -> Recommender:
+        data = as_training_data(data)
+        train = data.interactions
         self.n_users_, self.n_items_ = train.shape
         self.trained_users_ = np.diff(train.indptr) > 0
-        self._fit(train, validation, side)
+        check_requirements(self, TaskProfile.of(data, np.flatnonzero(self.trained_users_), "the training data"))
+        self._fit(data)
         return self
 
     def score(self, users, history) -> np.ndarray:
@@ -138,16 +211,14 @@ class Recommender:
                                  f"expected {candidates.shape}")
         return scores
 
-    def check_protocol(self, strong_generalisation: bool) -> None:
-        """Raise UnsupportedProtocolError before any work if the protocol needs fold-in."""
-        if strong_generalisation and not self.folds_in_users:
-            raise UnsupportedProtocolError(
-                f"model {self.name!r} cannot score held-out users (needs user embeddings); "
-                "use a weak-generalisation protocol such as holdout or leave-one-out")
+    def requirements(self) -> Requirements:
+        """What this model needs from a task (see :class:`Requirements`). The default says
+        only whether users need embeddings (``folds_in_users``); models reading item
+        features or images extend it from their parameters (e.g. ``features``)."""
+        return Requirements(user_embeddings=not self.folds_in_users)
 
     # ----- to implement --------------------------------------------------------------
-    def _fit(self, train: sp.csr_matrix, validation: ValidationData | None,
-             side: SideInformation | None) -> None:
+    def _fit(self, data: TrainingData) -> None:
         raise NotImplementedError
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

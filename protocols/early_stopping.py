@@ -1,9 +1,10 @@
 """Early stopping for iterative models: validate every few epochs, keep the best epoch.
 
 An iterative model (iALS, the neural models) trains for at most ``epochs`` epochs. Given the
-:class:`~protocols.contract.ValidationData` passed to its ``fit``, :class:`EarlyStopping`
+:class:`~datasets.item_data.ValidationData` of its ``fit`` data, :class:`EarlyStopping`
 ranks the validation users with the shared evaluator (:func:`protocols.evaluation.evaluate`,
-so early stopping, tuning and the leaderboard compute one and the same NDCG@10) after every
+so early stopping, tuning and the leaderboard compute one and the same metric: the
+validation data's ``metric``, which the runner sets to ``tuning.metric``) after every
 ``validate_every``-th epoch and after the last one. It keeps a snapshot of the model at the
 best value so far and asks the model to stop once ``patience`` validations in a row have not
 improved on the best. A value improves when ``value > best + min_delta``; NaN never improves.
@@ -17,7 +18,7 @@ Ferrari Dacrema et al., TOIS 2021, for their iterative baselines).
 
 Use inside a model's ``_fit``::
 
-    stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience)
+    stopper = EarlyStopping(data.validation, validate_every=self.validate_every, patience=self.patience)
     for epoch in range(1, self.epochs + 1):
         self._one_epoch()
         if stopper.after_epoch(epoch, self, snapshot=self._copy_state, last=epoch == self.epochs):
@@ -38,9 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datasets.errors import RecAuditError, unknown_name_error
-from protocols.contract import ValidationData
+from datasets.item_data import DEFAULT_STOP_METRIC, ValidationData
 
-DEFAULT_METRIC = "ndcg@10"
+DEFAULT_METRIC = DEFAULT_STOP_METRIC
 # Accuracy metrics only: each is a per-user mean where higher is better. The list metrics
 # (coverage, gini, popularity) describe a recommender but are no objective to maximise.
 TUNABLE_METRICS = ("precision", "recall", "recall_mv", "ndcg", "hr", "mrr", "map", "auc")
@@ -100,7 +101,7 @@ class EarlyStopping:
     validation: ValidationData | None
     validate_every: int = 1
     patience: int | None = None
-    metric: str = DEFAULT_METRIC
+    metric: str | None = None  # None: the validation data's own metric
     min_delta: float = 0.0
     best_epoch: int | None = field(default=None, init=False)
     best_value: float | None = field(default=None, init=False)
@@ -119,6 +120,8 @@ class EarlyStopping:
                                 "integer >= 1")
         if not (isinstance(self.min_delta, int | float) and self.min_delta >= 0):
             raise RecAuditError(f"min_delta={self.min_delta!r} is invalid; use a number >= 0")
+        if self.metric is None:
+            self.metric = self.validation.metric if self.validation is not None else DEFAULT_METRIC
         parse_metric(self.metric)
 
     @property
@@ -149,6 +152,17 @@ class EarlyStopping:
         if self.patience is not None and self._bad_validations >= self.patience:
             self.stopped_early = True
         return self.stopped_early
+
+    def state(self) -> dict:
+        """Plain bookkeeping (best snapshot included) for a checkpoint; see :meth:`load_state`."""
+        return {"best_epoch": self.best_epoch, "best_value": self.best_value, "best_snapshot": self.best_snapshot,
+                "history": list(self.history), "stopped_early": self.stopped_early,
+                "bad_validations": self._bad_validations}
+
+    def load_state(self, state: dict) -> None:
+        self.best_epoch, self.best_value = state["best_epoch"], state["best_value"]
+        self.best_snapshot, self.history = state["best_snapshot"], list(state["history"])
+        self.stopped_early, self._bad_validations = state["stopped_early"], state["bad_validations"]
 
     def best_epoch_or(self, epochs_run: int) -> int:
         """The epoch to report as ``best_epoch_``: the best validated one, else the last run."""

@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from datasets.errors import RecAuditError
 from protocols import metrics as M
-from protocols.contract import ValidationData
+from datasets.item_data import DEFAULT_STOP_METRIC, ValidationData
 from protocols.split_data import Split
 
 DEFAULT_MAX_BATCH_ENTRIES = 2**25
@@ -80,10 +80,10 @@ class RankingTask:
     def n_items(self) -> int:
         return int(self.truth.shape[1])
 
-    def validation_data(self) -> ValidationData:
-        """The task as early-stopping data for ``Recommender.fit``."""
+    def validation_data(self, metric: str = DEFAULT_STOP_METRIC) -> ValidationData:
+        """The task as early-stopping data for ``Recommender.fit``, stopping on ``metric``."""
         return ValidationData(users=self.users, history=self.history, truth=self.truth,
-                              candidates=self.candidates)
+                              candidates=self.candidates, metric=metric)
 
 
 # ----- tasks from a split -----------------------------------------------------------------

@@ -5,12 +5,12 @@ One folder per (dataset, split, model), ``<results_root>/<dataset>/<split name>/
 - ``metrics.json``: the record (keys in :data:`RECORD_KEYS`; ``metrics`` maps lower-case
   labels such as ``ndcg@10`` to means over the evaluated users). ``status`` is ``"ok"``;
   ``"unsupported"`` with a short ``reason`` (shown by the leaderboard) and the full
-  ``detail`` when the model cannot run under the protocol; or ``"timed-out"`` when every
-  tuning trial ran past the time cap. ``family`` is the model class's ("baseline" or
-  "neural"); ``tuning`` is null for untuned defaults, else the tuning study's ``status``,
-  ``trials_run``, ``trials_budget``, ``trials_time_capped`` (trials stopped by the cap at
-  their best epoch so far), ``timeout_per_trial`` (the cap in seconds, null for none),
-  ``budget``, ``validation_metric`` and ``best_value``;
+  ``detail`` when the model cannot run on that split (its declared requirements are not
+  met). ``model`` is the params label, ``model_class`` the registered model it runs,
+  ``features`` the key of the item feature set it read (content models); ``family`` is the
+  model class's ("baseline" or "neural"); ``tuning`` is null for untuned defaults, else the
+  tuning study's ``status``, ``trials_run``, ``trials_budget``, ``budget``,
+  ``validation_metric`` and ``best_value``;
 - ``per_user.parquet``: one row per evaluated user (empty when unsupported), for the
   significance tests;
 - ``seeds/<seed>/{metrics.json,per_user.parquet}``: one complete run per seed of a
@@ -46,11 +46,10 @@ SEEDS_DIR = "seeds"
 RECORD_KEYS = ("dataset", "protocol", "model", "family", "params", "seed", "seeds", "sampled", "metric_version",
                "metrics", "metrics_std", "tuning", "n_users", "fit_seconds", "eval_seconds", "peak_rss_mb",
                "status")
-TUNING_KEYS = ("status", "trials_run", "trials_budget", "trials_time_capped", "timeout_per_trial", "budget",
+TUNING_KEYS = ("status", "trials_run", "trials_budget", "budget",
                "validation_metric", "best_value")
 UNSUPPORTED = "unsupported"  # the protocol refused the model
-TIMED_OUT = "timed-out"  # every tuning trial ran past tuning.timeout_per_trial
-STATUSES = ("ok", UNSUPPORTED, TIMED_OUT)
+STATUSES = ("ok", UNSUPPORTED)
 
 
 def result_dir(results_root: Path | str, dataset: str, protocol: str, model: str) -> Path:

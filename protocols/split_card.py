@@ -19,6 +19,12 @@ holds, per part, its rows, users, items and a content hash, and sanity figures:
 Part hashes are sha256 over a canonical byte form of the frame exactly as written (for each
 column: ``name:dtype:rows`` then the little-endian values), so they do not depend on the
 parquet writer's version.
+
+``side`` lists what the split carries besides interactions, by hash: the item table
+(``items_sha256``), the image manifest (``images``: its sha256 over every item's path and file
+sha256, and the item counts) and each content feature set (``feature_sets``: key -> sha256).
+Two splits that differ only in item content therefore have different cards. No machine path is
+recorded anywhere in a card.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ HASH_METHOD = "sha256 over 'column:dtype:rows' + little-endian values per column
 
 def make_card(parts: Mapping[str, pd.DataFrame], protocol: str, params: Mapping, seed: int,
               dataset_meta: Mapping, excluded: Mapping | None = None, rules: Mapping | None = None,
-              positives: pd.DataFrame | None = None) -> dict:
+              positives: pd.DataFrame | None = None, side: Mapping | None = None) -> dict:
     """Build the card of a split whose parts are given in their written form.
 
     ``dataset_meta`` needs ``name``, ``n_users`` and ``n_items`` (``n_interactions`` optional);
@@ -63,6 +69,7 @@ def make_card(parts: Mapping[str, pd.DataFrame], protocol: str, params: Mapping,
                   for part, frame in frames.items()},
         "excluded": {key: dict(value) for key, value in (excluded or {}).items()},
         "rules": dict(rules or {}),
+        "side": dict(side or {"items_sha256": None, "images": None, "feature_sets": {}}),
     }
     sanity = {"duplicate_pairs_across_parts": _check_disjoint(frames, n_items, where)}
     sanity.update(_unseen_items(frames, n_items))
@@ -71,6 +78,29 @@ def make_card(parts: Mapping[str, pd.DataFrame], protocol: str, params: Mapping,
     sanity["negatives"] = _negatives(frames, positives, n_items, strict=protocol != "given", where=where)
     card["sanity"] = sanity
     return card
+
+
+def side_description(items: pd.DataFrame | None, images: pd.DataFrame | None, feature_sets: Mapping) -> dict:
+    """The card's ``side`` section (see the module docstring)."""
+    from datasets.item_data import image_manifest_sha256
+
+    described = {"items_sha256": None if items is None else table_sha256(items), "images": None,
+                 "feature_sets": {key: features.sha256 for key, features in sorted(feature_sets.items())}}
+    if images is not None:
+        paths = [None if pd.isna(path) else str(path) for path in images["image_path"]]
+        hashes = list(images["sha256"]) if "sha256" in images.columns else [None] * len(paths)
+        ordered = np.argsort(images["item"].to_numpy(), kind="stable")
+        paths, hashes = [paths[i] for i in ordered], [None if pd.isna(hashes[i]) else hashes[i] for i in ordered]
+        described["images"] = {"manifest_sha256": image_manifest_sha256(paths, hashes),
+                               "items_with_image": int(sum(path is not None for path in paths))}
+    return described
+
+
+def table_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of a table of any column types: column names, then pandas' per-row hashes."""
+    digest = hashlib.sha256(("\t".join(map(str, frame.columns)) + "\n").encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().astype("<u8").tobytes())
+    return digest.hexdigest()
 
 
 def gini(counts) -> float | None:

@@ -13,9 +13,19 @@ empty where the protocol has no use for it, so that DVC stages can depend on sin
 ``validation_negatives.parquet``  fixed sampled candidates per validation user (sampled protocols)
 ``negatives.parquet``             fixed sampled candidates per test user (sampled protocols)
 ``card.json``                     protocol, params, seed, hashes, counts and sanity figures
-``item_content.npz``              optional: the dataset's item side information, copied so that
-``item_images.parquet``           a split folder holds everything a model may read
+``items.parquet``                 optional: the item table (titles, ...), copied from the dataset
+``item_images.parquet``           optional: ``item``, ``image_path`` (relative to the dataset's
+                                  raw folder), ``sha256`` of each image file
+``features/<key>/``               the dataset's content feature sets (``genres``, ``tags``,
+                                  ``bow-tfidf``, ...), as :func:`datasets.item_data.write_feature_set`
 ================================  ===========================================================
+
+The card's ``side`` section holds the hash of every side file the split carries (the item
+table, the image manifest, each feature set), so a change of item content changes the card,
+and with it every stage and tuning study that depends on the split. Loading checks each
+carried feature set against the card (and its own meta). Features computed outside the
+dataset (image features of an extractor, ``data/features/<dataset>/<extractor>/``) are not
+carried: a model reads them through the runner, which hashes them into that model's inputs.
 
 How the parts are used (the evaluator implements this):
 
@@ -38,12 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import scipy.sparse as sp
 
 from datasets.atomic import atomic_directory
 from datasets.canonical import normalise_interactions
 from datasets.errors import RecAuditError
-from protocols.contract import SideInformation
+from datasets.item_data import FeatureSet, read_feature_set, write_feature_set
 
 PART_FILES = {
     "train": "train.parquet",
@@ -54,6 +63,9 @@ PART_FILES = {
     "validation_negatives": "validation_negatives.parquet",
     "test_negatives": "negatives.parquet",
 }
+ITEMS_FILE = "items.parquet"
+IMAGES_FILE = "item_images.parquet"
+FEATURES_DIR = "features"
 TUNING_PARTS = ("train", "validation", "validation_input", "validation_negatives")
 TEST_PARTS = ("test", "test_input", "test_negatives")
 STRONG_PROTOCOLS = frozenset({"strong"})
@@ -79,8 +91,9 @@ class Split:
     validation_negatives: pd.DataFrame = field(default_factory=empty_part)
     test_negatives: pd.DataFrame = field(default_factory=empty_part)
     card: dict = field(default_factory=dict)
-    item_content: sp.csr_matrix | None = None
+    item_features: dict[str, FeatureSet] = field(default_factory=dict)
     item_images: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -102,23 +115,6 @@ class Split:
     def is_sampled(self) -> bool:
         return len(self.validation_negatives) > 0 or len(self.test_negatives) > 0
 
-    def side_information(self) -> SideInformation | None:
-        """Item content and image paths for ``fit``; None when the dataset has neither."""
-        if self.item_content is None and self.item_images is None:
-            return None
-        if self.item_content is not None and self.item_content.shape[0] != self.n_items:
-            raise RecAuditError(f"the split's item content has {self.item_content.shape[0]} rows for "
-                                f"{self.n_items} items; rebuild the split from its prepared dataset")
-        images = None
-        if self.item_images is not None:
-            images = [None] * self.n_items
-            for item, path in zip(self.item_images["item"].to_numpy(), self.item_images["image_path"]):
-                images[int(item)] = None if pd.isna(path) else str(path)
-        image_root = self.card.get("image_root")
-        return SideInformation(item_content=self.item_content, item_images=images,
-                               image_root=Path(image_root) if image_root else None)
-
-
 def write_split(split: Split, destination: Path | str) -> None:
     """Write every part and the card atomically."""
     with atomic_directory(destination) as out:
@@ -128,10 +124,12 @@ def write_split(split: Split, destination: Path | str) -> None:
             frame = normalise_interactions(frame if columns is None else frame[columns])
             frame.to_parquet(out / filename, index=False)
         (out / "card.json").write_text(json.dumps(split.card, indent=2, sort_keys=True) + "\n")
-        if split.item_content is not None:
-            sp.save_npz(out / "item_content.npz", sp.csr_matrix(split.item_content))
+        if split.items is not None:
+            split.items.to_parquet(out / ITEMS_FILE, index=False)
         if split.item_images is not None:
-            split.item_images.to_parquet(out / "item_images.parquet", index=False)
+            split.item_images.to_parquet(out / IMAGES_FILE, index=False)
+        for key, features in split.item_features.items():
+            write_feature_set(features, out / FEATURES_DIR / key)
 
 
 def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Split:
@@ -147,7 +145,16 @@ def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Spli
         raise ValueError(f"unknown split parts {sorted(unknown)}")
     frames = {part: pd.read_parquet(source / PART_FILES[part]) if part in wanted else empty_part()
               for part in PART_FILES}
-    content_path, images_path = source / "item_content.npz", source / "item_images.parquet"
-    return Split(**frames, card=json.loads(card_path.read_text()),
-                 item_content=sp.load_npz(content_path).tocsr() if content_path.exists() else None,
-                 item_images=pd.read_parquet(images_path) if images_path.exists() else None)
+    card = json.loads(card_path.read_text())
+    carried = (card.get("side") or {}).get("feature_sets") or {}
+    features = {}
+    for key, expected in sorted(carried.items()):
+        loaded = read_feature_set(source / FEATURES_DIR / key)
+        if loaded.sha256 != expected:
+            raise RecAuditError(f"feature set {key} of the split at {source} does not match the split card "
+                                f"(sha256 {loaded.sha256[:12]} != {expected[:12]}); rebuild the split")
+        features[key] = loaded
+    items_path, images_path = source / ITEMS_FILE, source / IMAGES_FILE
+    return Split(**frames, card=card, item_features=features,
+                 item_images=pd.read_parquet(images_path) if images_path.exists() else None,
+                 items=pd.read_parquet(items_path) if items_path.exists() else None)

@@ -18,14 +18,13 @@ The search:
   same for every model; a model with nothing to search runs one trial. The first
   ``startup_trials`` are drawn at random, the rest by TPE (default: a third of the budget,
   the rule of the TOIS study's released search code: 16 random of 50 cases).
-- A trial whose model raises a RecAuditError (diverged, invalid value) or runs past
-  ``tuning.timeout_per_trial`` seconds is spent, without a value. A model with a
-  ``max_seconds`` keyword is asked to stop itself at the limit (interrupted at twice it)
-  and keeps the value of its best epoch so far; the trial is marked ``time_capped`` and
-  the result counts such trials (``trials_time_capped``). Any other model is interrupted at
-  the limit (SIGALRM, main thread only). The limit may differ by model family
-  (``timeout_per_trial: {baseline: null, neural: 60}``); the result records the one applied.
-- Iterative models early-stop on the validation data passed to ``fit``
+- A trial whose model raises a RecAuditError (diverged, invalid value) is spent, without a
+  value. Budgets are deterministic: trials, and each model's epochs (its ``models:`` entry);
+  never seconds, so the same params and seed give the same study on a fast or a busy machine.
+- The model's declared requirements are checked against the validation task before the first
+  trial (:func:`protocols.runner.check_task`): a refused model spends no trial.
+- Iterative models early-stop on the validation data passed to ``fit`` (its ``metric`` is
+  ``tuning.metric``)
   (``protocols.early_stopping``). The tuner stores each trial's ``best_epoch_`` and freezes
   ``epochs = best_epoch_`` and ``patience = None`` in the winning parameters, so the final
   refit on train + validation trains exactly that long. A model with inner training runs
@@ -39,8 +38,8 @@ retried). Ties in the best value go to the earlier trial.
 Persistence and several workers: the study lives in an Optuna RDB storage (by default the
 SQLite file ``tuned/<dataset>/<split>/<model>.db`` beside the output) under the name
 ``<dataset>/<split>/<model>#<fingerprint>``. The fingerprint hashes what makes trials
-comparable (model, fixed keywords, search space, metric, seed, startup trials, timeout and
-the split's card), so a changed setting starts a fresh study and an unchanged one resumes:
+comparable (model, fixed keywords, search space, metric, seed, startup trials, the split's
+card and the hashes of the item data the model reads), so a changed setting starts a fresh study and an unchanged one resumes:
 a rerun counts the trials already spent and runs only the remainder. Any SQLAlchemy URL
 Optuna accepts works, e.g. ``--storage postgresql://user@host/recaudit``: start the same
 command on several machines and they share one study. A worker claims a trial only while
@@ -71,21 +70,15 @@ from datasets.errors import RecAuditError, unknown_name_error
 from protocols.contract import UnsupportedProtocolError
 from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric, validation_value
 from protocols.registry import get_model_class, make_model
+from protocols.runner import DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, check_task, inputs_read, training_inputs
 from protocols.split_data import TUNING_PARTS, load_split
-from protocols.tuning_study import (ERROR, OK, OUTCOME_ATTR, RUNNING, SPENT, SURPLUS, TIMEOUT, SpentFailure,
-                                    SurplusTrial, TrialSeededTPE, TrialTimeout, beat_now, close_storage,
-                                    open_storage, plain, public_url, run_trials, spent_trials, time_limit,
-                                    trial_outcome, trials_table)
+from protocols.tuning_study import (ERROR, OK, OUTCOME_ATTR, RUNNING, SPENT, SURPLUS, SpentFailure, SurplusTrial,
+                                    TrialSeededTPE, beat_now, close_storage, open_storage, plain, public_url,
+                                    run_trials, spent_trials, trial_outcome, trials_table)
 
 DEFAULT_TRIALS = 20
 STARTUP_DIVISOR = 3
-MODEL_FAMILIES = ("baseline", "neural")
-SETTING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials", "timeout_per_trial")
-
-
-class AllTrialsTimedOut(RecAuditError):
-    """No trial finished within ``tuning.timeout_per_trial``: recorded, not fatal (the
-    leaderboard shows the model as not run on that split, with this reason)."""
+SETTING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials")
 
 
 # ----- settings -------------------------------------------------------------------------------
@@ -97,18 +90,15 @@ class TuningSettings:
     trials: int = DEFAULT_TRIALS
     budget: str = "default"
     startup_trials: int = 6
-    timeout_per_trial: float | None = None
     seed: int = 0
 
 
-def tuning_settings(params: dict, trials: int | None = None, family: str | None = None) -> TuningSettings:
+def tuning_settings(params: dict, trials: int | None = None) -> TuningSettings:
     """Resolve ``params['tuning']`` and ``params['seed']``; ``trials`` (``--trials``) overrides
-    the budget, which is then recorded as ``"cli"``. ``timeout_per_trial`` is seconds or null
-    for every model, or a mapping from model family to seconds or null, resolved for
-    ``family`` (a family it does not name is not capped)."""
+    the budget, which is then recorded as ``"cli"``."""
     section = params.get("tuning") or {}
     if not isinstance(section, dict):
-        raise RecAuditError("params.yaml tuning must be a mapping (metric, budget, budgets, timeout_per_trial)")
+        raise RecAuditError("params.yaml tuning must be a mapping (metric, budget, budgets)")
     unknown = sorted(set(section) - set(SETTING_KEYS))
     if unknown:
         raise RecAuditError(f"params.yaml tuning has unknown key(s) {', '.join(unknown)}; "
@@ -135,31 +125,10 @@ def tuning_settings(params: dict, trials: int | None = None, family: str | None 
     if startup is None:
         startup = max(1, int(n_trials) // STARTUP_DIVISOR)
     _require_int("tuning startup_trials", startup, 1)
-    timeout = _timeout_for(section.get("timeout_per_trial"), family)
     seed = params.get("seed", 0)
     _require_int("seed", seed, 0)
     return TuningSettings(metric=metric_label(name, k), trials=int(n_trials), budget=budget,
-                          startup_trials=int(startup), timeout_per_trial=timeout, seed=int(seed))
-
-
-def _timeout_for(timeout, family: str | None) -> float | None:
-    if isinstance(timeout, dict):
-        unknown = sorted(set(timeout) - set(MODEL_FAMILIES))
-        if unknown:
-            raise RecAuditError(f"params.yaml tuning.timeout_per_trial names unknown model famil(ies) "
-                                f"{', '.join(map(str, unknown))}; use {' and '.join(MODEL_FAMILIES)}")
-        for name, seconds in timeout.items():
-            _check_timeout(f"tuning.timeout_per_trial.{name}", seconds)
-        if family is None:
-            raise ValueError("a per-family timeout_per_trial needs the model's family")
-        return timeout.get(family)
-    _check_timeout("tuning.timeout_per_trial", timeout)
-    return timeout
-
-
-def _check_timeout(what: str, seconds) -> None:
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
-        raise RecAuditError(f"params.yaml {what} must be a number of seconds > 0 or null, got {seconds!r}")
+                          startup_trials=int(startup), seed=int(seed))
 
 
 def _require_int(what: str, value, low: int) -> None:
@@ -200,26 +169,22 @@ def search_plan(model: str, fixed: dict | None, seed: int) -> SearchPlan:
     return SearchPlan(model=model, fixed=fixed, space=space)
 
 
-def study_fingerprint(plan: SearchPlan, settings: TuningSettings, card: dict) -> str:
-    """Hash of everything that makes two trials comparable (not the budget: raising it resumes)."""
+def study_fingerprint(plan: SearchPlan, settings: TuningSettings, card: dict, inputs: dict | None = None) -> str:
+    """Hash of everything that makes two trials comparable (not the budget: raising it resumes):
+    ``inputs`` are the hashes of the item data the model reads (:func:`protocols.runner.inputs_read`)."""
     payload = {"model": plan.model, "fixed": plan.fixed, "space": {n: repr(d) for n, d in plan.space.items()},
                "metric": settings.metric, "seed": settings.seed, "startup_trials": settings.startup_trials,
-               "timeout_per_trial": settings.timeout_per_trial, "split_card": card}
+               "split_card": card, "inputs": dict(inputs or {})}
     text = json.dumps(payload, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ----- the objective ----------------------------------------------------------------------------
 class _Objective:
-    def __init__(self, plan: SearchPlan, settings: TuningSettings, budget: int, fit_matrix, task, side):
+    def __init__(self, plan: SearchPlan, settings: TuningSettings, budget: int, data, task):
         self.plan, self.settings, self.budget = plan, settings, budget
-        self.fit_matrix, self.task, self.side = fit_matrix, task, side
-        self.validation = task.validation_data()
+        self.data, self.task = data, task
         self.last_number: int | None = None
-        names = get_model_class(plan.model).parameter_names()
-        timeout = settings.timeout_per_trial
-        self.self_limited = timeout is not None and "max_seconds" in names and "max_seconds" not in plan.fixed
-        self.hard_limit = None if timeout is None else (2 * timeout if self.self_limited else timeout)
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.last_number = trial.number
@@ -231,29 +196,25 @@ class _Objective:
             trial.set_user_attr(OUTCOME_ATTR, SURPLUS)
             raise SurplusTrial
         params = {**self.plan.fixed, **{name: dim.suggest(trial, name) for name, dim in self.plan.space.items()}}
-        if self.self_limited:
-            params["max_seconds"] = self.settings.timeout_per_trial
         started = time.perf_counter()
         try:
-            with time_limit(self.hard_limit):
-                model = make_model(self.plan.model, params)
-                model.fit(self.fit_matrix, validation=self.validation, side=self.side)
-                value = validation_value(model, self.task, self.settings.metric)
+            model = make_model(self.plan.model, params)
+            model.fit(self.data)
+            value = validation_value(model, self.task, self.settings.metric)
         except UnsupportedProtocolError as refusal:
-            # The split itself is refused (e.g. validation users unseen in training under a
-            # temporal split): no other trial can do better, so the whole study stops here.
+            # A searched parameter refused the task (e.g. a feature set the split lacks): no
+            # other trial can do better, so the whole study stops here.
             trial.set_user_attr("error", str(refusal).splitlines()[0][:500])
             trial.set_user_attr(OUTCOME_ATTR, ERROR)
             raise
         except RecAuditError as error:
-            self._fail(trial, TIMEOUT if isinstance(error, TrialTimeout) else ERROR, str(error), started)
+            self._fail(trial, ERROR, str(error), started)
         if not math.isfinite(value):
             self._fail(trial, ERROR, f"validation {self.settings.metric} is {value}", started)
         best_epoch = getattr(model, "best_epoch_", None)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         trial.set_user_attr("best_epoch", None if best_epoch is None else int(best_epoch))
         trial.set_user_attr("frozen", plain(getattr(model, "frozen_params_", None) or {}))
-        trial.set_user_attr("time_capped", bool(getattr(model, "stopped_by_time_", False)))
         trial.set_user_attr(OUTCOME_ATTR, OK)
         return value
 
@@ -280,12 +241,10 @@ class TuningResult:
     trials_run: int
     trials_budget: int
     budget: str
-    trials_time_capped: int
     study_name: str | None
     storage: str | None
     seed: int
     seconds: float
-    timeout_per_trial: float | None
     startup_trials: int
     searched: list[str]
     fixed: dict
@@ -295,7 +254,7 @@ class TuningResult:
 
     def record(self) -> dict:
         keys = ("model", "split", "status", "params", "validation_metric", "best_value", "best_trial", "best_epoch",
-                "trials_run", "trials_budget", "trials_time_capped", "budget", "startup_trials", "timeout_per_trial", "searched",
+                "trials_run", "trials_budget", "budget", "startup_trials", "searched",
                 "fixed", "study_name", "storage", "seed", "seconds")
         record = {key: plain(getattr(self, key)) for key in keys}
         if self.reason is not None:
@@ -304,50 +263,49 @@ class TuningResult:
 
 
 def tune(model: str, split_dir: Path | str, settings: TuningSettings, *, fixed: dict | None = None,
-         split_key: str | None = None, storage: str | None = None, side=None, progress: bool = False,
-         heartbeat_interval: int = 10, grace_period: int = 30, poll_seconds: float = 2.0) -> TuningResult:
-    """Tune ``model`` on the split in ``split_dir`` (see the module docstring).
+         split_key: str | None = None, storage: str | None = None, label: str | None = None,
+         features_root: Path | str | None = DEFAULT_FEATURES_ROOT, raw_root: Path | str | None = DEFAULT_RAW_ROOT,
+         progress: bool = False, heartbeat_interval: int = 10, grace_period: int = 30,
+         poll_seconds: float = 2.0) -> TuningResult:
+    """Tune the registered ``model`` (shown as ``label``) on the split in ``split_dir`` (see
+    the module docstring).
 
-    ``storage`` is an SQLAlchemy URL (``None``: in memory, nothing persists); ``side``
-    defaults to the item side information stored with the split. Raises
-    UnsupportedProtocolError before any trial if the model cannot run under the protocol, or
-    at the first trial that meets validation users it cannot score."""
-    from protocols.evaluation import tuning_data
-
+    ``storage`` is an SQLAlchemy URL (``None``: in memory, nothing persists). Raises
+    UnsupportedProtocolError before any trial if the model's requirements are not met by
+    the validation task (held-out users without embeddings, a missing feature set, ...)."""
     split_dir = Path(split_dir)
     split_key = split_key or f"{split_dir.parent.name}/{split_dir.name}"
+    label = label or model
     split = load_split(split_dir, parts=TUNING_PARTS)
     plan = search_plan(model, fixed, settings.seed)
-    make_model(model, plan.fixed).check_protocol(split.is_strong)
-    fit_matrix, task = tuning_data(split)
-    side = split.side_information() if side is None else side
+    data, task = training_inputs(split, "tuning", settings.metric, features_root, raw_root)
+    default_model = make_model(model, plan.fixed)
+    check_task(default_model, data, task, f"the validation part of {split_key}")
     budget = plan.budget(settings)
-    study_name = f"{split_key}/{model}#{study_fingerprint(plan, settings, split.card)}"
+    inputs = inputs_read(default_model, data, tuple(plan.space))
+    study_name = f"{split_key}/{label}#{study_fingerprint(plan, settings, split.card, inputs)}"
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = open_storage(storage, heartbeat_interval, grace_period)
     try:
         study = optuna.create_study(storage=opened, study_name=study_name, direction="maximize",
                                     load_if_exists=True, sampler=TrialSeededTPE(settings.seed, settings.startup_trials))
-        objective = _Objective(plan, settings, budget, fit_matrix, task, side)
-        run_trials(study, objective, budget, f"tune {model} on {split_key}", progress, poll_seconds,
+        objective = _Objective(plan, settings, budget, data, task)
+        run_trials(study, objective, budget, f"tune {label} on {split_key}", progress, poll_seconds,
                    grace_period)
-        return _summarise(study, plan, settings, budget, split_key, public_url(storage))
+        return _summarise(study, plan, settings, budget, split_key, public_url(storage), label)
     finally:
         close_storage(opened, storage)
 
 
 def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, budget: int, split_key: str,
-               storage: str | None) -> TuningResult:
+               storage: str | None, label: str) -> TuningResult:
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     used = spent_trials(trials)[:budget]  # a study resumed with a smaller budget uses its first trials only
     completed = [t for t in used if t.state == TrialState.COMPLETE]
-    if used and all(trial_outcome(t) == TIMEOUT for t in used):
-        raise AllTrialsTimedOut(f"every tuning trial of {plan.model} on {split_key} ran past "
-                                f"tuning.timeout_per_trial (every trial over {settings.timeout_per_trial:g} s)")
     if not completed:
         first = used[0].user_attrs.get("error", "no message") if used else "no trial ran"
-        raise RecAuditError(f"all {len(used)} tuning trial(s) of {plan.model} on {split_key} failed (first: {first}); "
-                            "fix the model's params.yaml entry or raise tuning.timeout_per_trial")
+        raise RecAuditError(f"all {len(used)} tuning trial(s) of {label} on {split_key} failed (first: {first}); "
+                            "fix the model's params.yaml entry")
     best = max(completed, key=lambda t: (t.value, -t.number))
     params = {**plan.fixed, **best.params}
     best_epoch = best.user_attrs.get("best_epoch")
@@ -359,13 +317,12 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
             params["patience"] = None
     used_numbers = {t.number for t in used}
     return TuningResult(
-        model=plan.model, split=split_key, params=plain(make_model(plan.model, params).get_params()),
+        model=label, split=split_key, params=plain(make_model(plan.model, params).get_params()),
         validation_metric=settings.metric, best_value=float(best.value), best_trial=best.number,
         best_epoch=best_epoch, trials_run=len(used), trials_budget=budget, budget=settings.budget,
-        trials_time_capped=sum(bool(t.user_attrs.get("time_capped")) for t in used),
         study_name=study.study_name, storage=storage, seed=settings.seed,
         seconds=round(sum(float(t.user_attrs.get("seconds", 0.0)) for t in used), 3),
-        timeout_per_trial=settings.timeout_per_trial, startup_trials=settings.startup_trials,
+        startup_trials=settings.startup_trials,
         searched=sorted(plan.space), fixed=plain(plan.fixed), trials=trials_table(trials, used_numbers))
 
 

@@ -2,7 +2,7 @@
 budget bookkeeping of shared studies and the trial loop.
 
 Each trial's fate is the user attribute ``outcome``: ``ok``, ``error`` (the model raised a
-RecAuditError), ``timeout`` -- these three are *spent* and count against the budget --, or
+RecAuditError) -- these two are *spent* and count against the budget --, or
 ``surplus`` (claimed after the budget was filled by other workers; never counted). A failed
 trial without an outcome was killed or crashed (``interrupted``) and is not counted either.
 
@@ -20,9 +20,7 @@ import datetime
 import functools
 import json
 import logging
-import signal
 import sqlite3
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -38,8 +36,8 @@ from datasets.errors import RecAuditError
 logger = logging.getLogger("protocols.tuning")
 
 # Each trial's fate, stored as the user attribute OUTCOME_ATTR (absent: killed or crashed).
-OK, ERROR, TIMEOUT, SURPLUS, RUNNING, INTERRUPTED = "ok", "error", "timeout", "surplus", "running", "interrupted"
-SPENT = frozenset({OK, ERROR, TIMEOUT})
+OK, ERROR, SURPLUS, RUNNING, INTERRUPTED = "ok", "error", "surplus", "running", "interrupted"
+SPENT = frozenset({OK, ERROR})
 OUTCOME_ATTR = "outcome"
 
 
@@ -163,7 +161,7 @@ def trial_outcome(trial: FrozenTrial) -> str:
     if trial.state in (TrialState.RUNNING, TrialState.WAITING):
         return RUNNING
     outcome = trial.user_attrs.get(OUTCOME_ATTR)
-    return outcome if outcome in (ERROR, TIMEOUT, SURPLUS) else INTERRUPTED
+    return outcome if outcome in (ERROR, SURPLUS) else INTERRUPTED
 
 
 def spent_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -196,35 +194,12 @@ def beat_now(trial: optuna.Trial) -> None:
         storage.record_heartbeat(trial_id)
 
 
-class TrialTimeout(RecAuditError):
-    pass
-
-
 class SpentFailure(Exception):
     """A trial that failed for a reason of its parameters: it counts against the budget."""
 
 
 class SurplusTrial(Exception):
     """A trial claimed after the budget was filled by other workers."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float | None):
-    """Raise TrialTimeout in the main thread after ``seconds`` (no limit elsewhere)."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise TrialTimeout(f"trial ran past tuning.timeout_per_trial ({seconds:g} s)")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ----- the loop -------------------------------------------------------------------------------
@@ -276,9 +251,8 @@ def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
     rows = [{"number": t.number, "params": json.dumps(plain(t.params), sort_keys=True),
              "value": t.value if t.state == TrialState.COMPLETE else None, "state": trial_outcome(t),
              "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
-             "time_capped": bool(t.user_attrs.get("time_capped", False)),
              "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
-    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "time_capped", "used", "error"]
+    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
     table = pd.DataFrame(rows, columns=columns)
     table["best_epoch"] = table["best_epoch"].astype("Int64")  # stays an integer column beside missing ones
     return table

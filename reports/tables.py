@@ -254,9 +254,9 @@ def legend_lines(metrics: list[str], tested: list[str], reference: str | None, n
              "per-user values for some model." if untested else "")
     lines.append(f"[low, high]: {level} BCa bootstrap interval of the mean over users ({settings.n_resamples} "
                  f"resamples, seed {settings.seed}); ± sd over seeds (ddof 1) for stochastic models run with "
-                 f"several seeds.{plain} Trials: tuning trials run / budget, 0 (defaults) for untuned "
-                 "parameters; cap: tuning.timeout_per_trial in seconds, hit: trials it stopped at their best "
-                 "epoch so far. Times: seconds per run (mean over seeds).")
+                 f"several seeds.{plain} Trials: tuning trials run / budget (every model of a suite gets the same "
+                 "number; training lengths are epochs, never seconds), 0 (defaults) for untuned parameters. "
+                 "Times: seconds per run (mean over seeds).")
     return lines
 
 
@@ -274,11 +274,7 @@ def trials_cell(record: dict) -> str:
     tuning = record.get("tuning")
     if not tuning:
         return "0 (defaults)"
-    cell = f"{tuning.get('trials_run')}/{tuning.get('trials_budget')}"
-    cap, hit = tuning.get("timeout_per_trial"), tuning.get("trials_time_capped") or 0
-    if cap is not None:
-        cell += f" (cap {float(cap):g} s, {hit} hit)" if hit else f" (cap {float(cap):g} s)"
-    return cell
+    return f"{tuning.get('trials_run')}/{tuning.get('trials_budget')}"
 
 
 def seeds_cell(record: dict, count: bool) -> str:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from datasets.canonical import PreparedData, normalise_interactions
 from datasets.errors import RecAuditError
-from protocols.split_card import make_card
+from protocols.split_card import make_card, side_description
 from protocols.split_data import PART_FILES, Split, empty_part
 from protocols.splitting.keys import pair_keys, sorted_unique
 
@@ -134,9 +134,12 @@ def finish_split(name: str, data: PreparedData, params: dict, seed: int, outcome
     dataset_meta = {"name": data.name, "n_users": data.n_users, "n_items": data.n_items,
                     "n_interactions": int(len(data.interactions))}
     positives = data.interactions if outcome.positives is None else outcome.positives
+    features = dict(getattr(data, "item_features", None) or {})
+    items = data.items if data.items is not None and len(data.items.columns) > 1 else None
+    side = side_description(items, data.item_images, features)
     card = make_card(parts, protocol=name, params=params, seed=seed, dataset_meta=dataset_meta,
-                     excluded=outcome.excluded, rules=outcome.rules, positives=positives)
-    return Split(**parts, card=card, item_content=data.item_content, item_images=data.item_images)
+                     excluded=outcome.excluded, rules=outcome.rules, positives=positives, side=side)
+    return Split(**parts, card=card, item_features=features, item_images=data.item_images, items=items)
 
 
 def canonical_part(frame: pd.DataFrame | None, negatives: bool = False) -> pd.DataFrame:
