@@ -12,8 +12,12 @@ import scipy.sparse as sp
 from datasets.errors import RecAuditError, run_cli
 from protocols import registry
 from protocols.__main__ import main
-from protocols.cli_evaluate import build_model
+from datasets.item_data import make_feature_set
+from protocols.cli_evaluate import model_params
 from protocols.contract import Recommender
+from protocols.registry import make_model
+from protocols.runner import model_entry, training_inputs
+from protocols.split_card import side_description
 from protocols.split_data import Split, load_split, write_split
 
 # Training + validation (the final fit matrix) of 4 users over 6 items:
@@ -50,6 +54,13 @@ def workspace(tmp_path):
     return tmp_path
 
 
+def build_model(label: str, settings: dict, params_file, seed):
+    """What ``evaluate`` builds for ``--model label`` (params.yaml ``settings``, ``--params``, ``--seed``)."""
+    entry = model_entry(settings, label)
+    params, _ = model_params(entry, settings, params_file, seed)
+    return make_model(entry.model, params)
+
+
 def run_evaluate(workspace, *extra: str) -> int:
     argv = ["evaluate", "--params-yaml", str(workspace / "params.yaml"),
             "--splits-root", str(workspace / "splits"), "--results-root", str(workspace / "results"),
@@ -68,10 +79,11 @@ def test_pop_on_hand_built_split(workspace, capsys):
     record = read_metrics(workspace, "pop")
     expected_keys = {"dataset", "protocol", "model", "family", "params", "seed", "seeds", "sampled",
                      "metric_version", "metrics", "metrics_std", "tuning", "n_users", "fit_seconds",
-                     "eval_seconds", "peak_rss_mb", "status"}
+                     "eval_seconds", "peak_rss_mb", "status", "model_class"}
     assert expected_keys <= set(record)
-    assert (record["dataset"], record["protocol"], record["model"], record["status"]) == \
-        ("toy", "holdout", "pop", "ok")
+    assert (record["dataset"], record["protocol"], record["model"], record["model_class"], record["status"]) == \
+        ("toy", "holdout", "pop", "pop", "ok")
+    assert "features" not in record  # only content models record the feature set they read
     assert record["seed"] is None and record["sampled"] is False and record["n_users"] == 4
     assert (record["family"], record["seeds"], record["metrics_std"], record["tuning"]) == \
         ("baseline", [None], None, None)
@@ -101,8 +113,8 @@ class NeedsUserEmbeddings(Recommender):
     def __init__(self):
         pass
 
-    def _fit(self, train, validation, side):
-        self.counts_ = np.asarray(train.sum(axis=0)).ravel()
+    def _fit(self, data):
+        self.counts_ = np.asarray(data.interactions.sum(axis=0)).ravel()
 
     def _score(self, users, history):
         return np.tile(self.counts_, (len(users), 1))
@@ -117,8 +129,16 @@ def embedding_model(monkeypatch):
     return name
 
 
+def strong_toy_split() -> Split:
+    """Strong generalisation: users 0-3 train, user 4 is a validation user, user 5 a test user
+    known only through its fold-in history (no training row, so no embedding)."""
+    card = {"protocol": "strong", "params": {}, "seed": 0, "n_users": 6, "n_items": 6}
+    return Split(train=frame(TRAIN), validation=frame({4: [1]}), test=frame({5: [2]}),
+                 validation_input=frame({4: [0]}), test_input=frame({5: [0, 1]}), card=card)
+
+
 def test_unsupported_protocol_writes_a_result_and_exits_0(workspace, embedding_model, capsys):
-    write_split(toy_split("strong"), workspace / "splits" / "toy" / "strong")
+    write_split(strong_toy_split(), workspace / "splits" / "toy" / "strong")
     assert run_evaluate(workspace, "--split", "toy/strong", "--model", embedding_model) == 0
     record = read_metrics(workspace, embedding_model, "toy/strong")
     assert record["status"] == "unsupported" and record["reason"] == "needs user embeddings"
@@ -173,17 +193,65 @@ def test_seed_precedence(tmp_path):
         build_model("random", settings, params_file, None)
 
 
+def test_model_entry_resolves_labels_with_a_model_and_fixed_keywords():
+    settings = {"models": {"pop": {}, "knn-small": {"model": "itemknn", "topk": 5, "shrink": 0.0},
+                           "random": {"seed": 3}}}
+    entry = model_entry(settings, "knn-small")
+    assert (entry.label, entry.model, entry.fixed) == ("knn-small", "itemknn", {"topk": 5, "shrink": 0.0})
+    assert model_entry(settings, "random") == type(entry)("random", "random", {"seed": 3})
+    assert model_entry(settings, "pop").fixed == {}
+    # A registered model that params.yaml does not list runs with its defaults.
+    assert model_entry(settings, "ease") == type(entry)("ease", "ease", {})
+    assert make_model(entry.model, entry.fixed).get_params()["topk"] == 5
+    assert settings["models"]["knn-small"]["model"] == "itemknn"  # the entry is not consumed
+
+
+@pytest.mark.parametrize("models, label, fragment", [
+    ({"pop": {}}, "popular", "unknown model 'popular'; known models: "),
+    ({"mine": {"model": "no-such-model", "topk": 5}}, "mine", "unknown model 'no-such-model'; known models: "),
+    ({"mine": {"model": 3}}, "mine", "must name a registered model"),
+    ({"mine": [1, 2]}, "mine", "must be a mapping"),
+])
+def test_model_entry_refuses_unknown_models_in_one_line(models, label, fragment):
+    with pytest.raises(RecAuditError) as error:
+        model_entry({"models": models}, label)
+    message = str(error.value)
+    assert fragment in message and "\n" not in message
+
+
+def test_a_label_runs_its_registered_model_under_its_own_name(workspace):
+    (workspace / "params.yaml").write_text("seed: 42\nmodels:\n  popular-items: {model: pop}\n"
+                                           "  knn-small: {model: itemknn, topk: 2}\n"
+                                           "evaluation:\n  cutoffs: [10]\n  metrics: [ndcg]\n")
+    assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "popular-items") == 0
+    record = read_metrics(workspace, "popular-items")
+    assert (record["model"], record["model_class"], record["status"]) == ("popular-items", "pop", "ok")
+    assert record["metrics"]["ndcg@10"] == pytest.approx(POP_NDCG_AT_10, abs=1e-12)
+    assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "knn-small") == 0
+    record = read_metrics(workspace, "knn-small")
+    assert (record["model"], record["model_class"], record["params"]["topk"]) == ("knn-small", "itemknn", 2)
+    assert not (workspace / "results" / "toy" / "holdout" / "pop").exists()
+
+
 def test_side_information_travels_with_the_split_folder(tmp_path):
-    content = sp.csr_matrix(np.eye(6, 3, dtype=np.float32))
+    tags = make_feature_set("tags", sp.csr_matrix(np.eye(6, 3, dtype=np.float32)))
+    images = pd.DataFrame({"item": [2, 4], "image_path": ["img/2.jpg", None], "sha256": ["ab" * 32, None]})
     split = toy_split()
-    split.item_content = content
-    split.item_images = pd.DataFrame({"item": [2, 4], "image_path": ["img/2.jpg", None]})
+    split.item_features = {"tags": tags}
+    split.item_images = images
+    split.card = dict(split.card, side=side_description(None, images, split.item_features))
     write_split(split, tmp_path / "toy")
-    side = load_split(tmp_path / "toy").side_information()
-    assert (side.item_content != content).nnz == 0
-    assert side.item_images == [None, None, "img/2.jpg", None, None, None]
+    loaded = load_split(tmp_path / "toy")
+    assert set(loaded.item_features) == {"tags"} and loaded.item_features["tags"].sha256 == tags.sha256
+    assert (loaded.item_features["tags"].csr() != tags.csr()).nnz == 0
+    data, _ = training_inputs(loaded, "final", "ndcg@10", features_root=None, raw_root=tmp_path / "raw")
+    assert data.features("tags").sha256 == tags.sha256
+    assert data.images.paths == (None, None, "img/2.jpg", None, None, None)
+    assert data.images.root == tmp_path / "raw" / ""  # the dataset's raw folder (no dataset in this card)
     write_split(toy_split(), tmp_path / "plain")
-    assert load_split(tmp_path / "plain").side_information() is None
+    plain, _ = training_inputs(load_split(tmp_path / "plain"), "final", "ndcg@10", features_root=None,
+                               raw_root=tmp_path / "raw")
+    assert plain.item_features == {} and plain.images is None
 
 
 def test_models_command_lists_every_model_with_its_space(capsys):
