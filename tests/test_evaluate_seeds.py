@@ -33,7 +33,7 @@ class CyclicOrder(Recommender):
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def _fit(self, train, validation, side):
+    def _fit(self, data):
         self.start_ = self.seed % self.n_items_
 
     def _score(self, users, history):
@@ -146,9 +146,8 @@ def test_tuned_file_gives_params_and_tuning_record(workspace, cyclic_model):
     record = read_metrics(workspace, cyclic_model)
     assert record["params"] == {"seed": 44} and record["seeds"] == [44]
     assert record["metrics"]["recall@1"] == pytest.approx(0.75, abs=1e-12)
-    assert record["tuning"] == {"status": "ok", "trials_run": 17, "trials_budget": 20, "trials_time_capped": None,
-                                "timeout_per_trial": None, "budget": "fixed", "validation_metric": "ndcg@10",
-                                "best_value": 0.61}
+    assert record["tuning"] == {"status": "ok", "trials_run": 17, "trials_budget": 20, "budget": "fixed",
+                                "validation_metric": "ndcg@10", "best_value": 0.61}
 
 
 def test_tuned_file_of_a_deterministic_model_ignores_the_study_seed(workspace):
@@ -188,8 +187,8 @@ def test_wrong_tuned_file_is_a_one_line_error(workspace, capsys, overrides, frag
 def test_unsupported_stochastic_model_writes_one_refusal(workspace, cyclic_model, monkeypatch):
     monkeypatch.setattr(CyclicOrder, "folds_in_users", False)
     from protocols.split_data import write_split
-    from tests.test_cli_evaluate import toy_split
-    write_split(toy_split("strong"), workspace / "splits" / "toy" / "strong")
+    from tests.test_cli_evaluate import strong_toy_split
+    write_split(strong_toy_split(), workspace / "splits" / "toy" / "strong")
     set_seeds(workspace, 3)
     assert run_evaluate(workspace, "--split", "toy/strong", "--model", cyclic_model) == 0
     record = read_metrics(workspace, cyclic_model, "toy/strong")
