@@ -10,6 +10,7 @@ leaves the destination exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import http.client
 import io
@@ -326,4 +327,34 @@ def derive_ml100k_to_ml1m_title_map(staging: Path) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-DERIVATIONS: dict[str, Callable[[Path], bytes]] = {"ml100k_to_ml1m_title_map": derive_ml100k_to_ml1m_title_map}
+ML1M_POSTER_DIR = "movielens-1m-images/MovieImages"
+SMALL_POSTER_DIR = "ml-latest-small-images/posters"
+
+
+def derive_ml_latest_small_poster_index(staging: Path) -> bytes:
+    """ml-latest-small movie -> poster path, for every movie of ``movies.csv`` that has one.
+
+    Rows follow ``movies.csv`` (sorted by ``movieId``); a movie's poster is
+    ``movielens-1m-images/MovieImages/<id>.jpg`` when that file is among the dataset's files
+    (ML-1M and ml-latest-small share movie ids), else ``ml-latest-small-images/posters/<id>.jpg``
+    when that one is; movies with neither are left out. Paths are relative to the raw folder
+    (and to the mirror root). Reproduces the staged ``index.tsv`` byte for byte (sha256 checked).
+    """
+    with open(staging / "movies.csv", newline="", encoding="utf-8") as handle:
+        movie_ids = [int(row["movieId"]) for row in csv.DictReader(handle)]
+    ml1m = {p.name for p in (staging / ML1M_POSTER_DIR).glob("*.jpg")}
+    small = {p.name for p in (staging / SMALL_POSTER_DIR).glob("*.jpg")}
+    rows = ["movieId\timage_path"]
+    for movie_id in movie_ids:
+        name = f"{movie_id}.jpg"
+        if name in ml1m:
+            rows.append(f"{movie_id}\t{ML1M_POSTER_DIR}/{name}")
+        elif name in small:
+            rows.append(f"{movie_id}\t{SMALL_POSTER_DIR}/{name}")
+    return ("\n".join(rows) + "\n").encode()
+
+
+DERIVATIONS: dict[str, Callable[[Path], bytes]] = {
+    "ml100k_to_ml1m_title_map": derive_ml100k_to_ml1m_title_map,
+    "ml_latest_small_poster_index": derive_ml_latest_small_poster_index,
+}

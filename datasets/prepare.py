@@ -11,9 +11,12 @@ Steps, in this order (each one's users / items / interactions are recorded in ``
 4. Re-index users and items to contiguous ids ``0..n-1`` in sorted order of their original
    ids; ``users.parquet`` / ``items.parquet`` keep the map (``original_id`` as a string).
 
-Item content, images and the given (published) splits go through the same maps; given-split
+Item feature sets, images and the given (published) splits go through the same maps; given-split
 rows whose interaction the preprocessing removed are removed too, and ``meta.json`` says how
-many.
+many. Each content feature set of the parser becomes ``features/<key>/`` (a bag of words ``bow``
+also gives its TF-IDF, ``bow-tfidf``: :func:`tfidf`); images become ``item_images.parquet``
+with each file's sha256. ``meta.json`` records counts and relative names only, never a path
+of this machine.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.canonical import PreparedData, write_prepared
+from datasets.canonical import PreparedData, normalise_images, write_prepared
 from datasets.errors import RecAuditError, unknown_name_error
+from datasets.item_data import FeatureSet, make_feature_set
 from datasets.parsers import PARSERS, RawDataset
+from datasets.parsers.raw import RawFeatures
 from datasets.parsers.raw import contains, sorted_unique
 from datasets.parsers.readers import sha256_file, sha256_folder
 
@@ -45,11 +50,9 @@ def prepare_dataset(name: str, raw_dir: Path | str, out_dir: Path | str | None,
         raise RecAuditError(f"no raw folder for {name} at {raw_dir}; run `python -m datasets fetch {name}` first")
     parser = PARSERS[name]
     raw = parser(raw_dir)
-    data = build_prepared(name, raw, resolved)
+    data = build_prepared(name, raw, resolved, raw_dir)
     data.meta["parser"] = f"{parser.__module__}.{parser.__qualname__}"
     data.meta["source_files"] = checksum_sources(raw_dir, raw.source_files)
-    if data.item_images is not None:
-        data.meta["item_images"]["image_root"] = str(raw_dir)
     if out_dir is not None:
         write_prepared(data, out_dir)
     return data
@@ -138,8 +141,11 @@ def k_core_mask(users, items, min_user: int, min_item: int) -> np.ndarray:
 # ----- re-indexing -------------------------------------------------------------------
 
 
-def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
-    """Preprocess ``raw`` and move everything into contiguous ids (no files written)."""
+def build_prepared(name: str, raw: RawDataset, options: dict, raw_dir: Path | str | None = None) -> PreparedData:
+    """Preprocess ``raw`` and move everything into contiguous ids (no files written).
+
+    ``raw_dir`` is where the image paths point; each image's sha256 is read from there (without
+    it the ``sha256`` column stays empty)."""
     kept, steps = preprocess(raw.interactions, options)
     user_ids = pd.Index(kept["user"].unique()).sort_values()
     item_ids = pd.Index(kept["item"].unique())
@@ -168,15 +174,13 @@ def build_prepared(name: str, raw: RawDataset, options: dict) -> PreparedData:
         items=id_map_frame("item", item_ids, raw.items),
         meta=meta,
     )
-    if raw.item_content is not None:
-        data.item_content = remap_rows(sp.csr_matrix(raw.item_content), raw.content_items, item_ids)
-        meta["item_content"] = content_meta(raw.content_info, data.item_content)
-        dropped = ~pd.Index(np.asarray(raw.content_items)).isin(item_ids)
-        meta["item_content"]["content_rows_dropped_no_interactions"] = int(dropped.sum())
+    if raw.item_features:
+        data.item_features = prepared_feature_sets(name, raw.item_features, item_ids)
+        meta["item_features"] = {key: feature_set_summary(features, raw.item_features.get(key), item_ids)
+                                 for key, features in data.item_features.items()}
     if raw.item_images is not None:
-        data.item_images = remap_images(raw.item_images, item_ids)
-        meta["item_images"] = {"items_with_image": int(data.item_images["image_path"].notna().sum()),
-                               "paths_relative_to": "image_root, the raw folder"}
+        data.item_images = remap_images(raw.item_images, item_ids, raw_dir)
+        meta["item_images"] = image_summary(data.item_images, interactions)
     kept_pairs = sorted_unique(pair_keys(interactions, len(item_ids)))
     given_meta = {}
     for split, parts in raw.given.items():
@@ -218,20 +222,114 @@ def remap_rows(matrix: sp.csr_matrix, row_ids, ids: pd.Index) -> sp.csr_matrix:
     return sp.csr_matrix(remapped, dtype=np.float32)
 
 
-def content_meta(info: dict, matrix: sp.csr_matrix) -> dict:
-    info = dict(info)
-    names = info.get("feature_names")
+# ----- item feature sets and images ---------------------------------------------------
+
+
+def prepared_feature_sets(dataset: str, raw_sets: dict[str, RawFeatures], item_ids: pd.Index) -> dict[str, FeatureSet]:
+    """Every raw feature set in the prepared item order (absent items: empty rows, not present),
+    plus ``bow-tfidf`` for a ``bow`` set."""
+    sets = {}
+    for key, raw_set in raw_sets.items():
+        values = remap_rows(sp.csr_matrix(raw_set.values), raw_set.ids, item_ids)
+        sets[key] = make_feature_set(key, values, meta=feature_meta(dataset, raw_set.meta))
+        if key == "bow":
+            weighted, present = tfidf(values)
+            meta = feature_meta(dataset, dict(raw_set.meta, features=(
+                f"TF-IDF of {key}: tf = raw count, idf = ln(N / df) over the N items with text, "
+                "each row L2-normalised")), derived_from=key)
+            sets["bow-tfidf"] = make_feature_set("bow-tfidf", weighted, present, meta)
+    return sets
+
+
+def feature_meta(dataset: str, info: dict, derived_from: str | None = None) -> dict:
+    """What a feature set's ``meta.json`` says besides its counts: dataset, source file, description."""
+    meta = {"dataset": dataset, **info}
+    names = meta.get("feature_names")
     if isinstance(names, list) and len(names) > MAX_FEATURE_NAMES_IN_META:
-        info["feature_names"] = f"{len(names)} names, not stored"
-    empty = int((np.diff(matrix.indptr) == 0).sum())
-    return {**info, "shape": list(matrix.shape), "nnz": int(matrix.nnz), "items_without_content": empty}
+        meta["feature_names"] = f"{len(names)} names, not stored"
+    if derived_from is not None:
+        meta["derived_from"] = derived_from
+    return meta
 
 
-def remap_images(images: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
-    """One row per prepared item: its image path, or None."""
+def tfidf(counts: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """TF-IDF of a bag of words, each item's row L2-normalised; returns (weights, items with text).
+
+    With ``c[i, w]`` the count of word ``w`` in item ``i``, ``T`` the items with text (a row with
+    a non-zero count), ``N = |T|`` and ``df[w] = |{i in T : c[i, w] > 0}|``::
+
+        x[i, w] = c[i, w] * ln(N / df[w])            (tf = raw count, natural log)
+        v[i, w] = x[i, w] / sqrt(sum_w' x[i, w']^2)  (rows with x = 0 stay 0)
+
+    A word that every item with text contains gets weight 0. Items without text have an empty
+    row and are not present; an item whose every word has weight 0 is present with an empty row.
+    """
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    counts.sum_duplicates()
+    counts.eliminate_zeros()
+    if (counts.data < 0).any():
+        raise RecAuditError("a bag of words has negative counts; fix the parser or the source file")
+    present = np.diff(counts.indptr) > 0
+    n_with_text = int(present.sum())
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = np.zeros(counts.shape[1])
+    used = df > 0
+    idf[used] = np.log(n_with_text / df[used])
+    weighted = sp.csr_matrix(counts @ sp.diags(idf))
+    weighted.eliminate_zeros()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    weighted = sp.csr_matrix(sp.diags(scale) @ weighted)
+    weighted.sort_indices()
+    return weighted.astype(np.float32), present
+
+
+def feature_set_summary(features: FeatureSet, raw_set: RawFeatures | None, item_ids: pd.Index) -> dict:
+    """The feature set's entry in the dataset's ``meta.json``: what it is, its size and coverage."""
+    summary = {**features.describe(), "coverage": round(features.coverage, 6),
+               **{k: features.meta[k] for k in ("source", "features", "derived_from") if k in features.meta}}
+    if raw_set is not None:
+        dropped = ~pd.Index(np.asarray(raw_set.ids)).isin(item_ids)
+        summary["rows_dropped_no_interactions"] = int(dropped.sum())
+    return summary
+
+
+def remap_images(images: pd.DataFrame, ids: pd.Index, raw_dir: Path | str | None = None) -> pd.DataFrame:
+    """One row per prepared item: its image path (relative to the raw folder), or None, and the
+    file's sha256 (read from ``raw_dir``; None without it)."""
     paths = images.drop_duplicates("item", keep="first").set_index("item")["image_path"].astype(object).reindex(ids)
     paths = [None if pd.isna(path) else str(path) for path in paths.tolist()]
-    return pd.DataFrame({"item": np.arange(len(ids), dtype=np.int32), "image_path": pd.Series(paths, dtype=object)})
+    hashes = [None] * len(paths)
+    if raw_dir is not None:
+        digests: dict[str, str] = {}
+        for position, path in enumerate(paths):
+            if path is None:
+                continue
+            if path not in digests:
+                file = Path(raw_dir) / path
+                if not file.is_file():
+                    raise RecAuditError(f"image {path} of item {ids[position]} is missing from the raw folder {raw_dir}; "
+                                        f"fetch the dataset again")
+                digests[path] = sha256_file(file)
+            hashes[position] = digests[path]
+    table = pd.DataFrame({"item": np.arange(len(ids), dtype=np.int32), "image_path": pd.Series(paths, dtype=object),
+                          "sha256": pd.Series(hashes, dtype=object)})
+    return normalise_images(table, len(ids))
+
+
+def image_summary(images: pd.DataFrame, interactions: pd.DataFrame) -> dict:
+    """Coverage of the image table: items with and without an image, and the share of
+    interactions whose item has one (no paths: they are in ``item_images.parquet``)."""
+    has_image = images["image_path"].notna().to_numpy()
+    covered = has_image[interactions["item"].to_numpy()] if len(interactions) else np.zeros(0, dtype=bool)
+    return {
+        "items_with_image": int(has_image.sum()),
+        "items_without_image": int((~has_image).sum()),
+        "interactions_with_image": int(covered.sum()),
+        "interaction_share_with_image": round(float(covered.mean()), 6) if len(covered) else 0.0,
+        "distinct_image_files": int(images["image_path"].dropna().nunique()),
+        "paths_relative_to": "the dataset's raw folder, data/raw/<dataset>/",
+    }
 
 
 def remap_given(parts: dict[str, pd.DataFrame], user_ids: pd.Index, item_ids: pd.Index,

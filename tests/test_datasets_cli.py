@@ -105,8 +105,12 @@ def test_list_runs_as_a_module(tmp_path):
 def test_fetch_movielens_100k_from_the_mirror_as_a_module(tmp_path):
     result = run_module("fetch", "movielens-100k", cwd=tmp_path, env={"RECAUDIT_MIRROR": str(Path(MIRROR).resolve())})
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "data" / "raw" / "movielens-100k").iterdir()) == \
-        ["README", "u.data", "u.genre", "u.item", "u.occupation", "u.user"]
+    raw = tmp_path / "data" / "raw" / "movielens-100k"
+    assert sorted(p.name for p in raw.iterdir()) == \
+        ["MovieImages", "README", "ml100k_item_to_ml1m_movie.tsv", "movies.dat", "u.data", "u.genre", "u.item",
+         "u.occupation", "u.user"]
+    assert len(list((raw / "MovieImages").iterdir())) == 1600
+    assert result.stdout.startswith("movielens-100k: 1608 files")
 
 
 # ---------------------------------------------------------------- prepare

@@ -20,8 +20,8 @@ import pytest
 
 from datasets import fetch as fetch_module
 from datasets.errors import RecAuditError
-from datasets.fetch import (derive_ml100k_to_ml1m_title_map, download, fetch_dataset, file_checksum, open_archive,
-                            url_cache_path)
+from datasets.fetch import (derive_ml100k_to_ml1m_title_map, derive_ml_latest_small_poster_index, download,
+                            fetch_dataset, file_checksum, open_archive, url_cache_path)
 from datasets.registry import ArchiveSpec, DatasetSpec, FileSpec, get_dataset
 
 MIRROR = os.environ.get("RECAUDIT_MIRROR")
@@ -397,11 +397,83 @@ def test_title_map_derivation_on_a_hand_made_example(tmp_path):
 
 # ---------------------------------------------------------------- real data
 
+def test_poster_index_derivation_on_a_hand_made_example(tmp_path):
+    (tmp_path / "movies.csv").write_text('movieId,title,genres\n1,"A, The (1995)",Comedy\n5,B (1996),Drama\n'
+                                         '7,C (1997),Drama\n9,D (1998),Drama\n')
+    for path in ("movielens-1m-images/MovieImages/1.jpg", "movielens-1m-images/MovieImages/3.jpg",
+                 "ml-latest-small-images/posters/1.jpg", "ml-latest-small-images/posters/7.jpg"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+    # movie 1: the ML-1M poster wins; 3 is no ml-latest-small movie; 5 and 9 have no poster
+    assert derive_ml_latest_small_poster_index(tmp_path) == (
+        b"movieId\timage_path\n1\tmovielens-1m-images/MovieImages/1.jpg\n7\tml-latest-small-images/posters/7.jpg\n")
+
+
 @needs_mirror
 def test_mirror_copy_of_movielens_100k(tmp_path):
     result = fetch_dataset("movielens-100k", tmp_path / "movielens-100k", progress=False)
-    assert result.n_files == 6 and result.n_bytes == 1979173 + 236344 + 22628 + 202 + 193 + 6750
-    assert len((tmp_path / "movielens-100k" / "u.data").read_text().splitlines()) == 100_000
+    raw = tmp_path / "movielens-100k"
+    posters = sorted(p.name for p in (raw / "MovieImages").iterdir())
+    assert result.n_files == 6 + 2 + 1600 and len(posters) == 1600
+    poster_bytes = sum((Path(MIRROR) / "movielens-1m-images" / "MovieImages" / name).stat().st_size for name in posters)
+    assert result.n_bytes == 1979173 + 236344 + 22628 + 202 + 193 + 6750 + 171308 + 17410 + poster_bytes
+    assert len((raw / "u.data").read_text().splitlines()) == 100_000
+    for name in posters[:40]:  # byte-identical copies
+        assert (raw / "MovieImages" / name).read_bytes() == \
+            (Path(MIRROR) / "movielens-1m-images" / "MovieImages" / name).read_bytes()
+
+
+def fake_mirror(root: Path, tmp_path: Path, corrupt: str) -> Path:
+    """A mirror of links into the real one, except ``corrupt`` (mirror path): a copy with one byte changed."""
+    fake = tmp_path / "fake-mirror"
+    parts = corrupt.split("/")
+    real, current = root, fake
+    current.mkdir()
+    for depth, part in enumerate(parts):  # real folders down to the file, links for everything else
+        for entry in real.iterdir():
+            if entry.name != part:
+                (current / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        real, current = real / part, current / part
+        if depth < len(parts) - 1:
+            current.mkdir()
+    content = bytearray(real.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    current.write_bytes(bytes(content))
+    return fake
+
+
+@needs_mirror
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset, corrupt", [
+    ("movielens-100k", "movielens-1m-images/MovieImages/1.jpg"),
+    ("ml-latest-small", "ml-latest-small-images/posters/189713.jpg"),
+    ("ml-latest-small", "ml-latest-small-images/index.tsv"),
+])
+def test_a_corrupted_poster_in_the_mirror_fails_closed(tmp_path, dataset, corrupt):
+    fake = fake_mirror(Path(MIRROR), tmp_path, corrupt)
+    assert (fake / corrupt).read_bytes() != (Path(MIRROR) / corrupt).read_bytes()
+    assert (fake / "movielens-100k" / "u.data").resolve() == (Path(MIRROR) / "movielens-100k" / "u.data").resolve()
+    destination = tmp_path / "raw" / dataset
+    with pytest.raises(RecAuditError) as error:
+        fetch_dataset(dataset, destination, mirror=fake, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"checksum mismatch for {dataset}/")
+    assert str(fake / corrupt) in message
+    assert not destination.exists() and leftovers(tmp_path / "raw") == []
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_mirror_copy_of_ml_latest_small_and_its_index_derivation(tmp_path):
+    raw = tmp_path / "ml-latest-small"
+    result = fetch_dataset("ml-latest-small", raw, progress=False)
+    assert result.n_files == 5 + 1 + 5563
+    assert len(list((raw / "movielens-1m-images" / "MovieImages").iterdir())) == 2947
+    assert len(list((raw / "ml-latest-small-images" / "posters").iterdir())) == 2616
+    index = (raw / "ml-latest-small-images" / "index.tsv").read_bytes()
+    assert index == (Path(MIRROR) / "ml-latest-small-images" / "index.tsv").read_bytes()
+    # the derivation rebuilds index.tsv from the fetched files alone (fewer ML-1M posters than the mirror)
+    assert derive_ml_latest_small_poster_index(raw) == index
 
 
 @needs_mirror
@@ -410,7 +482,15 @@ def test_title_map_derivation_reproduces_the_staged_map(tmp_path):
     shutil.copy(mirror / "movielens-100k" / "u.item", tmp_path / "u.item")
     shutil.copy(mirror / "movielens-1m-images" / "movies.dat", tmp_path / "movies.dat")
     (tmp_path / "MovieImages").symlink_to(mirror / "movielens-1m-images" / "MovieImages")
-    expected = get_dataset("movielens-100k-posters").file("ml100k_item_to_ml1m_movie.tsv").checksum
+    expected = get_dataset("movielens-100k").file("ml100k_item_to_ml1m_movie.tsv").checksum
+    assert sha(derive_ml100k_to_ml1m_title_map(tmp_path)) == expected
+    # the same map from only the 1,600 posters movielens-100k fetches
+    (tmp_path / "MovieImages").unlink()
+    (tmp_path / "MovieImages").mkdir()
+    for spec in get_dataset("movielens-100k").files:
+        if spec.name.startswith("MovieImages/"):
+            (tmp_path / spec.name).symlink_to(mirror / spec.mirror)
+    assert len(list((tmp_path / "MovieImages").iterdir())) == 1600
     assert sha(derive_ml100k_to_ml1m_title_map(tmp_path)) == expected
 
 
@@ -426,22 +506,53 @@ class MirrorResponse(io.BytesIO):
 
 @needs_mirror
 @pytest.mark.slow
-def test_upstream_fetch_of_the_ml100k_posters_rebuilds_the_title_map(tmp_path, monkeypatch):
+def test_upstream_fetch_of_movielens_100k_rebuilds_the_title_map(tmp_path, monkeypatch):
     """Every upstream URL of the real spec is answered from the mirror, the ml-100k zip is rebuilt
     from mirror files (so its md5 is swapped for ours), and the map must be derived, not copied."""
-    spec = get_dataset("movielens-100k-posters")
+    spec = get_dataset("movielens-100k")
     root = Path(MIRROR)
     by_url = {f.url: root / f.mirror for f in spec.files if f.url}
     zipped = tmp_path / "ml-100k.zip"
     with zipfile.ZipFile(zipped, "w") as archive:
-        for name in ("u.data", "u.item"):
-            archive.write(root / "movielens-100k" / name, f"ml-100k/{name}")
+        for f in spec.files:
+            if f.archive is not None:
+                archive.write(root / f.mirror, f.member)
     archive_spec = ArchiveSpec("ml-100k.zip", "https://files.example/ml-100k.zip", file_checksum(zipped, "md5"))
     by_url[archive_spec.url] = zipped
     files = tuple(replace(f, archive=archive_spec) if f.archive else f for f in spec.files)
-    monkeypatch.setattr(fetch_module, "_urlopen", lambda request, timeout: MirrorResponse(by_url[request.full_url].read_bytes()))
+    requested = []
+
+    def answer(request, timeout):
+        requested.append(request.full_url)
+        return MirrorResponse(by_url[request.full_url].read_bytes())
+
+    monkeypatch.setattr(fetch_module, "_urlopen", answer)
     monkeypatch.delenv("RECAUDIT_MIRROR")
     result = fetch_dataset(replace(spec, files=files), tmp_path / "raw", progress=False, cache=tmp_path / "dl")
-    assert result.n_files == 3876 and result.source == "upstream"
+    assert result.n_files == 1608 and result.source == "upstream"
+    assert len(requested) == 1 + 1 + 1600  # the zip, movies.dat, the posters: nothing for the derived map
     assert file_checksum(tmp_path / "raw" / "ml100k_item_to_ml1m_movie.tsv") == \
         spec.file("ml100k_item_to_ml1m_movie.tsv").checksum
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_upstream_fetch_of_ml_latest_small_derives_the_poster_index(tmp_path, monkeypatch):
+    spec = get_dataset("ml-latest-small")
+    root = Path(MIRROR)
+    by_url = {f.url: root / f.mirror for f in spec.files if f.url}
+    zipped = tmp_path / "ml-latest-small.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for f in spec.files:
+            if f.archive is not None:
+                archive.write(root / f.mirror, f.member)
+    archive_spec = ArchiveSpec("ml-latest-small.zip", "https://files.example/ml-latest-small.zip", None)
+    by_url[archive_spec.url] = zipped
+    files = tuple(replace(f, archive=archive_spec) if f.archive else f for f in spec.files)
+    monkeypatch.setattr(fetch_module, "_urlopen",
+                        lambda request, timeout: MirrorResponse(by_url[request.full_url].read_bytes()))
+    monkeypatch.delenv("RECAUDIT_MIRROR")
+    result = fetch_dataset(replace(spec, files=files), tmp_path / "raw", progress=False, cache=tmp_path / "dl")
+    assert result.n_files == 5569
+    assert (tmp_path / "raw" / "ml-latest-small-images" / "index.tsv").read_bytes() == \
+        (root / "ml-latest-small-images" / "index.tsv").read_bytes()

@@ -12,22 +12,24 @@ from datasets.errors import RecAuditError
 from datasets.parsers import PARSERS
 from datasets.parsers.splits import read_negative_file
 from datasets.synthetic import write_synthetic_raw
-from mirror_raw import RAW_FROM_MIRROR, link_raw
+from mirror_raw import RAW_FROM_MIRROR, link_raw, mirror_root
 
-# (users, items, interactions, given {split: (train rows, test rows)}, content shape, content nnz)
+# (users, items, interactions, given {split: (train rows, test rows)}, {feature key: (shape, nnz or None)})
 # Published figures: ML-100K and ml-latest-small READMEs; LCFN/BARS Movielens1M_m1 README;
 # CDL/CVAE papers for CiteULike (5,551 x 16,980, 204,986; 7,947 x 25,975, 134,860).
 REAL_COUNTS = {
-    "movielens-100k": (943, 1682, 100_000, {}, (1682, 19), 2893),
-    "ml-latest-small": (610, 9724, 100_836, {}, (9742, 19), None),  # 19 genres + "(no genres listed)"
-    "movielens-1m-spectralcf": (6014, 3232, 226_310, {"spectralcf": (179_207, 47_103)}, None, None),
-    "movielens-1m-lcfn": (6022, 3043, 895_699, {"lcfn": (796_244, 99_455)}, None, None),
-    "citeulike-a": (5551, 16980, 204_986, {"p1": (5551, 199_435), "p10": (55_510, 149_476)}, (16980, 46391), 239_253),
-    "citeulike-t": (7947, 25584, 134_860, {"p1": (7947, 126_913), "p10": (53_399, 81_461)}, (25975, 20000), None),
-    "lastfm-hetrec2011": (1892, 17632, 92_834, {}, None, None),
-    "yelp-mcrec": (16239, 14284, 198_397, {}, (14284, 558), None),
-    "movielens-100k-mcrec": (943, 1682, 100_000, {"mcrec": (80_000, 20_000)}, None, None),
-    "movielens-100k-posters": (943, 1682, 100_000, {}, (1682, 19), 2893),
+    "movielens-100k": (943, 1682, 100_000, {}, {"genres": ((1682, 19), 2893)}),
+    "ml-latest-small": (610, 9724, 100_836, {}, {"genres": ((9742, 19), None)}),  # 19 genres + "(no genres listed)"
+    "movielens-1m-spectralcf": (6014, 3232, 226_310, {"spectralcf": (179_207, 47_103)}, {}),
+    "movielens-1m-lcfn": (6022, 3043, 895_699, {"lcfn": (796_244, 99_455)}, {}),
+    "citeulike-a": (5551, 16980, 204_986, {"p1": (5551, 199_435), "p10": (55_510, 149_476)},
+                    {"tags": ((16980, 46391), 239_253)}),
+    "citeulike-t": (7947, 25584, 134_860, {"p1": (7947, 126_913), "p10": (53_399, 81_461)},
+                    {"bow": ((25975, 20000), None)}),
+    "lastfm-hetrec2011": (1892, 17632, 92_834, {}, {}),
+    "yelp-mcrec": (16239, 14284, 198_397, {}, {"category-city": ((14284, 558), None)}),
+    "movielens-100k-mcrec": (943, 1682, 100_000, {"mcrec": (80_000, 20_000)}, {}),
+    "movielens-100k-posters": (943, 1682, 100_000, {}, {"genres": ((1682, 19), 2893)}),
 }
 
 
@@ -38,19 +40,19 @@ def test_every_registered_parser_is_covered():
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", sorted(REAL_COUNTS))
 def test_real_files_regression_counts(dataset, tmp_path):
-    users, items, rows, given, content_shape, content_nnz = REAL_COUNTS[dataset]
+    users, items, rows, given, features = REAL_COUNTS[dataset]
     raw = PARSERS[dataset](link_raw(dataset, tmp_path))
     assert raw.interactions["user"].nunique() == users
     assert raw.interactions["item"].nunique() == items
     assert len(raw.interactions) == rows
     assert {split: (len(parts["train"]), len(parts["test"])) for split, parts in raw.given.items()} == given
-    if content_shape is None:
-        assert raw.item_content is None
-    else:
-        assert raw.item_content.shape == content_shape
-        assert len(raw.content_items) == content_shape[0]
-        if content_nnz is not None:
-            assert raw.item_content.nnz == content_nnz
+    assert set(raw.item_features) == set(features)
+    for key, (shape, nnz) in features.items():
+        assert raw.item_features[key].values.shape == shape
+        assert len(raw.item_features[key].ids) == shape[0]
+        assert raw.item_features[key].meta["source"] and raw.item_features[key].meta["features"]
+        if nnz is not None:
+            assert raw.item_features[key].values.nnz == nnz
 
 
 @pytest.mark.slow
@@ -102,6 +104,83 @@ def test_posters_real_images(tmp_path):
     assert raw.items.set_index("item").loc[1, "ml1m_movie_id"] == 1
 
 
+def link_posters(dataset: str, raw_dir: Path) -> Path:
+    """Add to a linked raw folder the poster files that ``python -m datasets fetch`` puts there."""
+    root = mirror_root()
+    links = {
+        "movielens-100k": {"ml100k_item_to_ml1m_movie.tsv": "movielens-1m-images/ml100k_item_to_ml1m_movie.tsv",
+                           "movies.dat": "movielens-1m-images/movies.dat",
+                           "MovieImages": "movielens-1m-images/MovieImages"},
+        "ml-latest-small": {"ml-latest-small-images/index.tsv": "ml-latest-small-images/index.tsv",
+                            "ml-latest-small-images/posters": "ml-latest-small-images/posters",
+                            "movielens-1m-images/MovieImages": "movielens-1m-images/MovieImages"},
+    }[dataset]
+    for name, target in links.items():
+        (raw_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (raw_dir / name).symlink_to(root / target, target_is_directory=(root / target).is_dir())
+    return raw_dir
+
+
+@pytest.mark.slow
+def test_movielens_100k_carries_its_posters(tmp_path):
+    raw_dir = link_posters("movielens-100k", link_raw("movielens-100k", tmp_path))
+    raw = PARSERS["movielens-100k"](raw_dir)
+    images = raw.item_images.set_index("item")["image_path"]
+    assert images.notna().sum() == 1618  # SOURCES.md: 1,618 of 1,682 ML-100K items have a poster
+    assert images.dropna().nunique() == 1600  # some ML-100K items share a title, so a poster
+    assert images[1] == "MovieImages/1.jpg" and all((raw_dir / path).is_file() for path in images.dropna())
+    assert raw.notes["images"]["items_without_ml1m_match"] == 61
+    assert raw.notes["images"]["listed_with_image_but_file_missing"] == 0
+    assert {"ml100k_item_to_ml1m_movie.tsv", "MovieImages/"} <= set(raw.source_files)
+    # without the map (an older raw folder) the dataset still parses, without images
+    plain = PARSERS["movielens-100k"](link_raw("movielens-100k", tmp_path / "plain"))
+    assert plain.item_images is None and "absent" in plain.notes["images"]
+
+
+@pytest.mark.slow
+def test_ml_latest_small_carries_its_posters(tmp_path):
+    raw_dir = link_posters("ml-latest-small", link_raw("ml-latest-small", tmp_path))
+    raw = PARSERS["ml-latest-small"](raw_dir)
+    paths = raw.item_images["image_path"].dropna()
+    assert len(raw.item_images) == 9742 and len(paths) == 5563  # SOURCES.md: 5,563 of 9,742 movies
+    assert paths.str.startswith("movielens-1m-images/MovieImages/").sum() == 2947
+    assert paths.str.startswith("ml-latest-small-images/posters/").sum() == 2616
+    assert raw.item_images.set_index("item").loc[1, "image_path"] == "movielens-1m-images/MovieImages/1.jpg"
+    assert raw.notes["images"]["listed_but_file_missing"] == 0
+    assert {"ml-latest-small-images/index.tsv", "ml-latest-small-images/posters/",
+            "movielens-1m-images/MovieImages/"} <= set(raw.source_files)
+
+
+def _small_with_index(raw_dir: Path, index: str) -> Path:
+    _write(raw_dir, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,3.0,2\n")
+    _write(raw_dir, "movies.csv", "movieId,title,genres\n1,A (1995),Comedy\n2,B (1996),Drama\n3,C (1997),Drama\n")
+    _write(raw_dir, "posters/1.jpg", "jpeg")
+    _write(raw_dir, "ml-latest-small-images/index.tsv", index)
+    return raw_dir
+
+
+def test_poster_index_missing_files_and_unsafe_paths(tmp_path):
+    raw_dir = _small_with_index(tmp_path / "small", "movieId\timage_path\n1\tposters/1.jpg\n2\tposters/2.jpg\n")
+    raw = PARSERS["ml-latest-small"](raw_dir)
+    assert raw.item_images["image_path"].tolist() == ["posters/1.jpg", None, None]
+    assert raw.notes["images"]["listed_but_file_missing"] == 1
+    for bad in ("../outside.jpg", "/etc/passwd", "posters/../../x.jpg"):
+        _small_with_index(raw_dir, f"movieId\timage_path\n1\t{bad}\n")
+        with pytest.raises(RecAuditError, match="is not a plain relative path") as error:
+            PARSERS["ml-latest-small"](raw_dir)
+        assert "\n" not in str(error.value)
+
+
+def test_lastfm_tags_when_the_tagging_file_is_there(tmp_path):
+    raw_dir = tmp_path / "lastfm"
+    _write(raw_dir, "user_artists.dat", "userID\tartistID\tweight\n2\t51\t13\n2\t52\t11\n3\t53\t4\n")
+    assert PARSERS["lastfm-hetrec2011"](raw_dir).item_features == {}
+    _write(raw_dir, "user_taggedartists.dat", "userID\tartistID\ttagID\tday\tmonth\tyear\n"
+           "2\t52\t7\t1\t4\t2009\n3\t52\t7\t1\t4\t2009\n3\t51\t30\t1\t5\t2010\n")
+    tags = PARSERS["lastfm-hetrec2011"](raw_dir).item_features["tags"]
+    assert tags.ids.tolist() == [51, 52] and tags.values.toarray().tolist() == [[0, 1], [1, 0]]
+
+
 # ----- formats the mirror lacks --------------------------------------------------------
 
 
@@ -113,7 +192,7 @@ def test_movielens_1m_format_on_synthetic_files(tmp_path):
     assert list(zip(parsed["user"], parsed["item"], parsed["rating"].astype(int), parsed["timestamp"])) == naive
     first_movie = (raw_dir / "movies.dat").read_bytes().splitlines()[0].decode("iso-8859-1").split("::")
     assert raw.items.iloc[0]["title"] == first_movie[1] and "\u00e8" in first_movie[1]
-    assert raw.item_content.shape[0] == len(raw.items)
+    assert raw.item_features["genres"].values.shape[0] == len(raw.items)
     assert raw.users["zip_code"].str.len().eq(5).all()
 
 
@@ -208,8 +287,8 @@ def test_quoted_csv_titles_with_commas(tmp_path):
            '2,Heat (1995),(no genres listed)\n')
     raw = PARSERS["ml-latest-small"](raw_dir)
     assert raw.items.set_index("item").loc[1, "title"] == "American President, The (1995)"
-    assert raw.item_content.toarray().tolist() == [[1.0, 1.0], [0.0, 0.0]]
-    assert raw.content_info["feature_names"] == ["Comedy", "Drama"]
+    assert raw.item_features["genres"].values.toarray().tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert raw.item_features["genres"].meta["feature_names"] == ["Comedy", "Drama"]
 
 
 def test_malformed_double_colon_line(tmp_path):
@@ -240,7 +319,7 @@ def _citeulike(folder: Path, users_dat: str) -> Path:
 def test_citeulike_small_files_and_relation(tmp_path):
     raw = PARSERS["citeulike-a"](_citeulike(tmp_path / "a", "2 0 1\n1 2\n"))
     assert sorted(zip(raw.interactions["user"], raw.interactions["item"])) == [(0, 0), (0, 1), (1, 2)]
-    assert raw.item_content.toarray().tolist() == [[1, 0], [0, 0], [1, 1]]
+    assert raw.item_features["tags"].values.toarray().tolist() == [[1, 0], [0, 0], [1, 1]]
     assert raw.notes["given_split_vs_users_dat"]["p1"]["union_equals_users_dat"]
 
 
@@ -254,7 +333,7 @@ def test_citeulike_t_mult_dat(tmp_path):
     raw_dir = _citeulike(tmp_path / "t", "2 0 1\n1 2\n")
     _write(raw_dir, "mult.dat", "2 0:3 4:1\n0\n1 2:7\n")
     raw = PARSERS["citeulike-t"](raw_dir)
-    assert raw.item_content.toarray().tolist() == [[3, 0, 0, 0, 1], [0] * 5, [0, 0, 7, 0, 0]]
+    assert raw.item_features["bow"].values.toarray().tolist() == [[3, 0, 0, 0, 1], [0] * 5, [0, 0, 7, 0, 0]]
     _write(raw_dir, "mult.dat", "2 0:3 4:1\n2 1:1\n")
     with pytest.raises(RecAuditError, match=r"mult\.dat: malformed line 2"):
         PARSERS["citeulike-t"](raw_dir)
@@ -285,8 +364,8 @@ def test_yelp_content_is_categories_then_city(tmp_path):
     _write(raw_dir, "business_category.dat", "1\t10\t1\n1\t2\t1\n2\t2\t1\n")
     _write(raw_dir, "business_city.dat", "1\t7\t1\n2\t3\t1\n")
     raw = PARSERS["yelp-mcrec"](raw_dir)
-    assert raw.content_info["feature_names"] == ["category:2", "category:10", "city:3", "city:7"]
-    assert raw.item_content.toarray().tolist() == [[1, 1, 0, 1], [1, 0, 1, 0]]
+    assert raw.item_features["category-city"].meta["feature_names"] == ["category:2", "category:10", "city:3", "city:7"]
+    assert raw.item_features["category-city"].values.toarray().tolist() == [[1, 1, 0, 1], [1, 0, 1, 0]]
 
 
 def test_naive_csv_agrees_with_fast_reader_on_quoted_titles(tmp_path):
@@ -297,7 +376,7 @@ def test_naive_csv_agrees_with_fast_reader_on_quoted_titles(tmp_path):
     _write(raw_dir, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,1\n")
     raw = PARSERS["ml-latest-small"](raw_dir)
     assert raw.items["title"].tolist() == [row[1] for row in rows[1:]]
-    assert np.array_equal(raw.content_items, [1, 2])
+    assert np.array_equal(raw.item_features["genres"].ids, [1, 2])
 
 
 def test_mcrec_test_file_in_either_layout(tmp_path):

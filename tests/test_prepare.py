@@ -126,7 +126,10 @@ def test_contiguous_ids_and_round_trip_through_the_maps(tmp_path):
                        inter["rating"].astype(int).tolist(), inter["timestamp"].tolist()))
     original = {tuple(int(v) for v in line.split("::")) for line in (raw_dir / "ratings.dat").read_text().splitlines()}
     assert restored == original
-    assert back.item_content.shape == (back.n_items, data.item_content.shape[1])
+    assert set(back.item_features) == {"genres"}
+    genres = back.item_features["genres"]
+    assert genres.values.shape == (back.n_items, data.item_features["genres"].dim)
+    assert genres.sha256 == data.item_features["genres"].sha256 and genres.present.all()
     titles = back.items.set_index("original_id")["title"]
     movies = dict(line.split("::")[:2] for line in (raw_dir / "movies.dat").read_bytes().decode("iso-8859-1").splitlines())
     assert all(titles[movie] == movies[movie] for movie in titles.index)
@@ -181,7 +184,8 @@ def test_same_input_same_bytes(tmp_path):
     raw_dir = write_synthetic_raw("movielens-1m", tmp_path / "raw", n_users=15, seed=8)
     for out in ("a", "b"):
         prepare_dataset("movielens-1m", raw_dir, tmp_path / out, {"min_user_interactions": 3})
-    for name in ("interactions.parquet", "users.parquet", "items.parquet", "item_content.npz", "meta.json"):
+    for name in ("interactions.parquet", "users.parquet", "items.parquet", "features/genres/values.npz",
+                 "features/genres/present.npy", "features/genres/meta.json", "meta.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -203,11 +207,11 @@ def test_movielens_100k_threshold_and_core_against_pandas(tmp_path):
             break
         naive = naive[ok]
     assert (data.n_users, data.n_items, len(data.interactions)) == (naive["u"].nunique(), naive["i"].nunique(), len(naive))
-    assert data.item_content.shape == (data.n_items, 19)
+    features = data.item_features["genres"]
+    assert features.values.shape == (data.n_items, 19)
     genres = data.items.set_index("original_id")["genres"]
     assert genres["1"] == "Animation|Children's|Comedy"
-    assert np.asarray(data.item_content[0].todense()).ravel().tolist() == [
-        float(g in genres.iloc[0].split("|")) for g in data.meta["item_content"]["feature_names"]]
+    assert features.dense()[0].tolist() == [float(g in genres.iloc[0].split("|")) for g in features.meta["feature_names"]]
 
 
 @pytest.mark.slow
@@ -215,7 +219,11 @@ def test_citeulike_a_prepared(tmp_path):
     data = prepare_dataset("citeulike-a", link_raw("citeulike-a", tmp_path), tmp_path / "out", {})
     back = load_prepared(tmp_path / "out")
     assert (back.n_users, back.n_items, len(back.interactions)) == (5551, 16980, 204_986)
-    assert back.item_content.shape == (16980, 46391)
+    assert set(back.item_features) == {"tags"}
+    tags = back.item_features["tags"]
+    assert tags.values.shape == (16980, 46391) and tags.meta["source"] == "item-tag.dat"
+    assert set(np.unique(tags.values.data)) == {1.0}
+    assert back.meta["item_features"]["tags"]["n_present"] == int(tags.present.sum()) == 13519  # non-empty lines of item-tag.dat (awk)
     assert {split: len(parts["train"]) for split, parts in back.given.items()} == {"p1": 5551, "p10": 55_510}
     assert data.meta["given_splits"]["p1"]["train_test_overlap_pairs"] == 0
     assert "mult.dat" in back.meta["notes"]["item_content_note"]

@@ -16,9 +16,12 @@ MIRROR = os.environ.get("RECAUDIT_MIRROR")
 needs_mirror = pytest.mark.skipif(not MIRROR, reason="needs the real-data mirror: set RECAUDIT_MIRROR")
 CVAE = [f"cvae-split/cf-{part}-{p}-users.dat" for p in (1, 10) for part in ("train", "test")]
 ML_100K = ["u.data", "u.item", "u.user", "u.genre", "u.occupation", "README"]
+POSTER_MAP = ["movies.dat", "ml100k_item_to_ml1m_movie.tsv"]
+POSTER_DIRS = ("MovieImages/", "movielens-1m-images/MovieImages/", "ml-latest-small-images/posters/")
 EXPECTED_NAMES = {
-    "movielens-100k": ML_100K,
-    "ml-latest-small": ["ratings.csv", "movies.csv", "links.csv", "tags.csv", "README.txt"],
+    "movielens-100k": ML_100K + POSTER_MAP,
+    "ml-latest-small": ["ratings.csv", "movies.csv", "links.csv", "tags.csv", "README.txt",
+                        "ml-latest-small-images/index.tsv"],
     "movielens-1m": ["ratings.dat", "movies.dat", "users.dat", "README"],
     "movielens-1m-ncf": ["ml-1m.train.rating", "ml-1m.test.rating", "ml-1m.test.negative"],
     "movielens-1m-spectralcf": ["train_users.dat", "test_users.dat"],
@@ -30,7 +33,7 @@ EXPECTED_NAMES = {
     "yelp-mcrec": ["user_business.dat", "business_category.dat", "business_city.dat", "user_user.dat",
                    "user_compliment.dat"],
     "movielens-100k-mcrec": ["ml-100k.train.rating", "ml-100k.test.rating"],
-    "movielens-100k-posters": ["u.data", "u.item", "movies.dat", "ml100k_item_to_ml1m_movie.tsv"],
+    "movielens-100k-posters": ["u.data", "u.item", *POSTER_MAP],
     "movielens-1m-posters": ["ratings.dat", "movies.dat", "users.dat"],
 }
 # Known to be absent from the mirror (SOURCES.md, "What is missing").
@@ -45,20 +48,47 @@ def all_files() -> dict[str, FileSpec]:
 def test_every_dataset_has_exactly_the_file_names_the_parsers_expect():
     assert set(dataset_names()) == set(EXPECTED_NAMES)
     for name, expected in EXPECTED_NAMES.items():
-        files = [f.name for f in get_dataset(name).files if not f.name.startswith("MovieImages/")]
+        files = [f.name for f in get_dataset(name).files if not f.name.startswith(POSTER_DIRS)]
         assert files == expected, name
 
 
-def test_poster_datasets_carry_all_3872_posters_from_the_pinned_commit():
+def posters_of(name: str) -> list[FileSpec]:
+    return [f for f in get_dataset(name).files if f.name.startswith(POSTER_DIRS)]
+
+
+def test_poster_datasets_carry_the_posters_they_need_from_the_pinned_commits():
     commit = "518cc7193567b1e9ec1a2f5ac4fc237c5f884cf8"
-    for name in ("movielens-100k-posters", "movielens-1m-posters"):
-        posters = [f for f in get_dataset(name).files if f.name.startswith("MovieImages/")]
-        assert len(posters) == 3872
-        assert all(re.fullmatch(r"MovieImages/\d+\.jpg", f.name) for f in posters)
-        assert all(f.url == f"https://raw.githubusercontent.com/liangfgithub/liangfgithub.github.io/{commit}/{f.name}"
-                   for f in posters)
+    ml1m_url = f"https://raw.githubusercontent.com/liangfgithub/liangfgithub.github.io/{commit}/"
+    posters = posters_of("movielens-1m-posters")
+    assert len(posters) == 3872
+    assert all(re.fullmatch(r"MovieImages/\d+\.jpg", f.name) and f.url == ml1m_url + f.name for f in posters)
     toy_story = get_dataset("movielens-1m-posters").file("MovieImages/1.jpg")
     assert toy_story.checksum == "sha256:d0a684da043c69c55b6b053952da8f1cb1dbd455ccb1dd202982af0184d5fc19"
+    all_ml1m = {f.name: f for f in posters}
+    for name in ("movielens-100k", "movielens-100k-posters"):  # only the 1,600 posters ML-100K items map to
+        needed = posters_of(name)
+        assert len(needed) == 1600 and all(all_ml1m[f.name] == f for f in needed), name
+    small = posters_of("ml-latest-small")
+    assert len(small) == 5563
+    small_url = ("https://raw.githubusercontent.com/noumanshahid-1/AI-Powered-Video-Recommendation-System/"
+                 "05becdabdbd61e9ca91b796885918b72ec0ad189/posters/")
+    for f in small:
+        assert f.name == f.mirror  # the raw folder keeps the mirror layout that index.tsv names
+        if f.name.startswith("movielens-1m-images/"):
+            assert all_ml1m[f.name.removeprefix("movielens-1m-images/")].checksum == f.checksum
+            assert f.url == ml1m_url + f.name.removeprefix("movielens-1m-images/")
+        else:
+            assert re.fullmatch(r"ml-latest-small-images/posters/\d+\.jpg", f.name)
+            assert f.url == small_url + f.name.rsplit("/", 1)[1]
+    assert sum(f.name.startswith("ml-latest-small-images/") for f in small) == 2616
+
+
+def test_poster_licences_say_research_only_and_no_redistribution():
+    for name in ("movielens-100k", "ml-latest-small", "movielens-100k-posters", "movielens-1m-posters"):
+        spec = get_dataset(name)
+        assert "item images" in spec.side_information
+        assert "Posters: copyrighted" in spec.licence and "research use only, do not redistribute" in spec.licence
+        assert "no redistribution" in spec.licence_short
 
 
 def test_sources_are_pinned_and_checksums_well_formed():

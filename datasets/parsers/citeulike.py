@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.parsers.raw import RawDataset, binary_content, contains, pairs_frame, sorted_unique
+from datasets.parsers.raw import RawDataset, RawFeatures, binary_content, contains, pairs_frame, sorted_unique
 from datasets.parsers.readers import check_counts, read_count_lists, read_int_lists, require_file
 
 SPLIT_FILES = {"p1": ("cvae-split/cf-train-1-users.dat", "cvae-split/cf-test-1-users.dat"),
@@ -60,8 +60,8 @@ def _relation(full: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict:
 
 
 def parse_citeulike_a(raw_dir: Path) -> RawDataset:
-    """Item content is the items x tags 0/1 matrix of ``item-tag.dat``: the bag of words
-    (``mult.dat``) used by CDL/CVAE is not in the mirror."""
+    """Item content is the items x tags 0/1 matrix of ``item-tag.dat`` (the ``tags`` feature set):
+    the bag of words (``mult.dat``) used by CDL/CVAE is not in the mirror."""
     raw_dir = Path(raw_dir)
     dataset = "citeulike-a"
     interactions, given, notes, sources = _users_and_splits(raw_dir, dataset)
@@ -70,21 +70,21 @@ def parse_citeulike_a(raw_dir: Path) -> RawDataset:
     if (raw_dir / "tags.dat").exists():
         n_tags = max(n_tags, _count_lines(raw_dir / "tags.dat"))
         sources.append("tags.dat")
-    notes["item_content_note"] = "item content is item-tag.dat; the bag of words mult.dat is not available here"
+    notes["item_content_note"] = "item content is item-tag.dat (tags); the bag of words mult.dat is not available here"
     return RawDataset(
         interactions=interactions,
         source_files=sources + ["item-tag.dat"],
-        item_content=binary_content(tag_items, tags, n_items, n_tags),
-        content_items=np.arange(n_items),
-        content_info={"source": "item-tag.dat", "kind": "tags (0/1)", "n_features": n_tags,
-                      "feature_names": "line order of tags.dat"},
+        item_features={"tags": RawFeatures(binary_content(tag_items, tags, n_items, n_tags), np.arange(n_items), {
+            "source": "item-tag.dat", "features": "item x tag matrix of item-tag.dat (0/1)",
+            "feature_names": "line order of tags.dat"})},
         given=given,
         notes=notes,
     )
 
 
 def parse_citeulike_t(raw_dir: Path) -> RawDataset:
-    """Item content is the LDA-C bag of words of ``mult.dat`` (``n word:count ...``)."""
+    """Item content is the LDA-C bag of words of ``mult.dat`` (``n word:count ...``): the ``bow``
+    feature set (preparation adds its TF-IDF, ``bow-tfidf``)."""
     raw_dir = Path(raw_dir)
     dataset = "citeulike-t"
     interactions, given, notes, sources = _users_and_splits(raw_dir, dataset)
@@ -105,10 +105,9 @@ def parse_citeulike_t(raw_dir: Path) -> RawDataset:
     return RawDataset(
         interactions=interactions,
         source_files=sources + ["mult.dat"],
-        item_content=content,
-        content_items=np.arange(n_items),
-        content_info={"source": "mult.dat", "kind": "bag of words (counts)", "n_features": n_words,
-                      "feature_names": "line order of vocabulary.dat"},
+        item_features={"bow": RawFeatures(content, np.arange(n_items), {
+            "source": "mult.dat", "features": "bag of words of mult.dat (word counts)",
+            "feature_names": "line order of vocabulary.dat"})},
         given=given,
         notes=notes,
     )

@@ -1,6 +1,10 @@
 """Parsers for the GroupLens MovieLens releases (100K, 1M, latest-small) and their poster sets.
 
 Formats are those of the READMEs shipped with each release (Harper & Konstan, ACM TiiS 2015).
+Every release gives a ``genres`` feature set (0/1). Posters (copyrighted: research use only):
+ML-100K items through ``ml100k_item_to_ml1m_movie.tsv`` (exact-title join to ML-1M ids) and
+``MovieImages/<ML-1M id>.jpg``; ML-1M movies through ``MovieImages/<MovieID>.jpg``;
+ml-latest-small movies through ``ml-latest-small-images/index.tsv``.
 """
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.parsers.raw import RawDataset, pairs_frame, split_genres
+from datasets.errors import RecAuditError
+from datasets.parsers.raw import RawDataset, RawFeatures, pairs_frame, split_genres
 from datasets.parsers.readers import read_table, read_user_lists, require_file, require_folder
 from datasets.parsers.splits import read_rating_file
 
@@ -64,9 +69,10 @@ def _movielens_100k(raw_dir: Path, dataset: str, side_files_required: bool) -> R
         source_files=sources,
         users=users,
         items=items,
-        item_content=sp.csr_matrix(flags),
-        content_items=item_table["item"].to_numpy(),
-        content_info={"source": "u.item", "kind": "genre flags (0/1)", "feature_names": genre_names},
+        item_features={"genres": RawFeatures(
+            sp.csr_matrix(flags), item_table["item"].to_numpy(),
+            {"source": "u.item", "features": "genre flags of u.item (0/1), in the order of u.genre",
+             "feature_names": genre_names})},
         notes=notes,
     )
 
@@ -78,7 +84,16 @@ def _flags_to_labels(flags: np.ndarray, names: list[str]) -> list[str]:
 
 
 def parse_movielens_100k(raw_dir: Path) -> RawDataset:
-    return _movielens_100k(Path(raw_dir), "movielens-100k", side_files_required=True)
+    """ML-100K with its posters where the raw folder has them (``python -m datasets fetch`` puts
+    them there); a raw folder without ``ml100k_item_to_ml1m_movie.tsv`` gives no images."""
+    raw_dir = Path(raw_dir)
+    dataset = "movielens-100k"
+    raw = _movielens_100k(raw_dir, dataset, side_files_required=True)
+    if (raw_dir / ML100K_POSTER_MAP).exists():
+        _add_ml100k_posters(raw, raw_dir, dataset)
+    else:
+        raw.notes["images"] = f"{ML100K_POSTER_MAP} absent from the raw folder: no item images"
+    return raw
 
 
 def parse_movielens_100k_posters(raw_dir: Path) -> RawDataset:
@@ -86,8 +101,16 @@ def parse_movielens_100k_posters(raw_dir: Path) -> RawDataset:
     raw_dir = Path(raw_dir)
     dataset = "movielens-100k-posters"
     raw = _movielens_100k(raw_dir, dataset, side_files_required=False)
+    _add_ml100k_posters(raw, raw_dir, dataset)
+    return raw
+
+
+ML100K_POSTER_MAP = "ml100k_item_to_ml1m_movie.tsv"
+
+
+def _add_ml100k_posters(raw: RawDataset, raw_dir: Path, dataset: str) -> None:
     mapping = read_table(
-        require_file(raw_dir, "ml100k_item_to_ml1m_movie.tsv", dataset),
+        require_file(raw_dir, ML100K_POSTER_MAP, dataset),
         {"item": "int", "ml1m_movie_id": "int", "has_image": "int"},
         header="ml100k_item_id\tml1m_movie_id\thas_image",
     )
@@ -98,12 +121,12 @@ def parse_movielens_100k_posters(raw_dir: Path) -> RawDataset:
     listed = mapping.loc[mapping["has_image"] == 1, "item"]
     found = raw.item_images.loc[raw.item_images["image_path"].notna(), "item"]
     raw.notes["images"] = {
+        "source": f"{ML100K_POSTER_MAP} (exact-title join to ML-1M ids) and MovieImages/<ML-1M id>.jpg",
         "items_with_image": int(len(found)),
         "items_without_ml1m_match": int(raw.items["ml1m_movie_id"].isna().sum()),
         "listed_with_image_but_file_missing": int((~listed.isin(found)).sum()),
     }
-    raw.source_files += ["ml100k_item_to_ml1m_movie.tsv", "MovieImages/"]
-    return raw
+    raw.source_files += [ML100K_POSTER_MAP, "MovieImages/"]
 
 
 def _poster_paths(raw_dir: Path, movie_ids: pd.Series, dataset: str) -> list[str | None]:
@@ -162,15 +185,55 @@ def parse_ml_latest_small(raw_dir: Path) -> RawDataset:
         items = movies.merge(links, on="item", how="left")
         sources.append("links.csv")
     content_items, content, names = split_genres(movies["item"], movies["genres"], empty=("(no genres listed)",))
-    return RawDataset(
+    raw = RawDataset(
         interactions=ratings,
         source_files=sources,
         items=items,
-        item_content=content,
-        content_items=content_items,
-        content_info={"source": "movies.csv", "kind": "genres (0/1)", "feature_names": names},
+        item_features={"genres": RawFeatures(content, content_items, {
+            "source": "movies.csv", "features": "genres of movies.csv (0/1); '(no genres listed)' is no genre",
+            "feature_names": names})},
         notes={"tags": "tags.csv is not used"},
     )
+    if (raw_dir / ML_LATEST_SMALL_POSTER_INDEX).exists():
+        _add_indexed_posters(raw, raw_dir, dataset)
+    else:
+        raw.notes["images"] = f"{ML_LATEST_SMALL_POSTER_INDEX} absent from the raw folder: no item images"
+    return raw
+
+
+ML_LATEST_SMALL_POSTER_INDEX = "ml-latest-small-images/index.tsv"
+
+
+def _add_indexed_posters(raw: RawDataset, raw_dir: Path, dataset: str) -> None:
+    """``index.tsv`` (``movieId``, ``image_path`` relative to the raw folder) -> the image table;
+    a listed file that is absent from the raw folder counts as no image (and is counted)."""
+    path = require_file(raw_dir, ML_LATEST_SMALL_POSTER_INDEX, dataset)
+    index = read_table(path, {"item": "int", "image_path": "str"}, header="movieId\timage_path")
+    unsafe = [p for p in index["image_path"] if not _is_plain_relative(p)]
+    if unsafe:
+        raise RecAuditError(f"{path}: image path {unsafe[0]!r} is not a plain relative path; the file is corrupt "
+                            f"or not the expected one, fetch it again")
+    index = index.drop_duplicates("item", keep="first")
+    exists = np.array([(raw_dir / p).is_file() for p in index["image_path"]], dtype=bool)
+    paths = index.set_index("item")["image_path"].where(pd.Series(exists, index=index["item"].to_numpy()))
+    paths = paths.reindex(raw.items["item"].to_numpy())
+    raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(),
+                                    "image_path": pd.Series([None if pd.isna(v) else str(v) for v in paths],
+                                                            dtype=object)})
+    raw.notes["images"] = {
+        "source": f"{ML_LATEST_SMALL_POSTER_INDEX}: ML-1M poster where there is one, else the ml-latest-small poster",
+        "items_with_image": int(raw.item_images["image_path"].notna().sum()),
+        "listed_but_file_missing": int((~exists).sum()),
+        "listed_but_not_in_movies_csv": int((~index["item"].isin(raw.items["item"])).sum()),
+    }
+    folders = sorted({p.rsplit("/", 1)[0] + "/" for p in index["image_path"][exists]})
+    raw.source_files += [ML_LATEST_SMALL_POSTER_INDEX, *folders]
+
+
+def _is_plain_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and "\\" not in path and ":" not in path \
+        and all(part not in ("", ".", "..") for part in parts)
 
 
 # ----- MovieLens 1M ------------------------------------------------------------------
@@ -193,9 +256,8 @@ def _movielens_1m(raw_dir: Path, dataset: str) -> RawDataset:
         source_files=["ratings.dat", "movies.dat", "users.dat"],
         users=users,
         items=movies,
-        item_content=content,
-        content_items=content_items,
-        content_info={"source": "movies.dat", "kind": "genres (0/1)", "feature_names": names},
+        item_features={"genres": RawFeatures(content, content_items, {
+            "source": "movies.dat", "features": "genres of movies.dat (0/1)", "feature_names": names})},
     )
 
 
@@ -209,6 +271,7 @@ def parse_movielens_1m_posters(raw_dir: Path) -> RawDataset:
     raw = _movielens_1m(raw_dir, dataset)
     paths = _poster_paths(raw_dir, raw.items["item"].astype("Int64"), dataset)
     raw.item_images = pd.DataFrame({"item": raw.items["item"].to_numpy(), "image_path": pd.Series(paths, dtype=object)})
-    raw.notes["images"] = {"items_with_image": int(sum(path is not None for path in paths))}
+    raw.notes["images"] = {"source": "MovieImages/<MovieID>.jpg",
+                           "items_with_image": int(sum(path is not None for path in paths))}
     raw.source_files.append("MovieImages/")
     return raw

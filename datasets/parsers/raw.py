@@ -9,6 +9,20 @@ import scipy.sparse as sp
 
 
 @dataclass
+class RawFeatures:
+    """One named content feature set in original ids: row ``r`` of ``values`` describes item ``ids[r]``.
+
+    ``meta`` says where it comes from and what it is (``source``: the raw file(s); ``features``:
+    a sentence; ``feature_names``: the column labels, or where they are). An item whose row is
+    empty has no content in this set (its presence mask is False after preparation).
+    """
+
+    values: sp.csr_matrix
+    ids: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
 class RawDataset:
     """One dataset as read from its raw files, ids untouched (ints or strings).
 
@@ -16,23 +30,21 @@ class RawDataset:
       and ``timestamp`` (seconds).
     - ``users`` / ``items``: optional descriptive frames keyed by ``user`` / ``item``
       (original ids); they may list ids that never occur in ``interactions``.
-    - ``item_content`` with ``content_items``: a sparse matrix whose row ``r`` describes
-      item ``content_items[r]``; ``content_info`` says what the features are (``source``,
-      ``kind``, ``n_features`` and, when short, ``feature_names``).
+    - ``item_features``: named content feature sets (``genres``, ``tags``, ``bow``, ...), see
+      :class:`RawFeatures`; preparation re-indexes them and derives ``bow-tfidf`` from ``bow``.
     - ``item_images``: ``item``, ``image_path`` (relative to the raw folder, or None).
     - ``given``: the paper's published splits, ``{split: {part: frame}}`` with ``user`` and
       ``item`` columns (``negatives`` parts list sampled candidates per user).
     - ``source_files``: the raw files read, relative to the raw folder (a trailing ``/``
-      names a folder, checksummed as a whole); ``notes`` are facts for ``meta.json``.
+      names a folder, checksummed as a whole); ``notes`` are facts for ``meta.json`` (never a
+      machine path).
     """
 
     interactions: pd.DataFrame
     source_files: list[str]
     users: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
-    item_content: sp.csr_matrix | None = None
-    content_items: np.ndarray | None = None
-    content_info: dict = field(default_factory=dict)
+    item_features: dict[str, RawFeatures] = field(default_factory=dict)
     item_images: pd.DataFrame | None = None
     given: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
