@@ -7,7 +7,7 @@ from tabulate import tabulate
 
 from protocols.registry import registered_models
 
-HELP = "list the registered models: family, fold-in, stochasticity and search space"
+HELP = "list the registered models: family, what they need, stochasticity and search space"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,15 +18,28 @@ def model_rows() -> list[list[str]]:
     rows = []
     for name, cls in registered_models().items():
         space = "; ".join(f"{param}: {dimension}" for param, dimension in cls.search_space.items())
-        rows.append([name, cls.family, _yes_no(cls.folds_in_users), _yes_no("seed" in cls.parameter_names()),
+        rows.append([name, cls.family, needs(cls()), _yes_no("seed" in cls.parameter_names()),
                      space or "none (nothing to tune)"])
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
-    headers = ["model", "family", "folds in users", "stochastic", "search space"]
+    headers = ["model", "family", "needs", "stochastic", "search space"]
     print(tabulate(model_rows(), headers=headers, tablefmt="github", disable_numparse=True))
     return 0
+
+
+def needs(model) -> str:
+    """The model's declared requirements in words (its defaults)."""
+    declared = model.requirements()
+    words = []
+    if declared.user_embeddings:
+        words.append("user embeddings")
+    if declared.item_features is not None:
+        words.append("item features" + ("" if declared.item_features == "*" else f" {declared.item_features}"))
+    if declared.item_images:
+        words.append("item images")
+    return ", ".join(words) or "-"
 
 
 def _yes_no(flag: bool) -> str:

@@ -7,6 +7,13 @@ project source file the model's class can import, found by reading import statem
 (:mod:`ast`, transitively, imports inside functions included). The ``model-sources`` stage
 rewrites all manifests on any code change, but a manifest whose files did not change comes
 out byte-identical, and DVC then leaves that model's stages alone.
+
+The same stage writes one *inputs* manifest per (split, model label) of the suite,
+``model_inputs/<dataset>/<split>/<label>.txt``: the sha256 of every extracted item feature set
+(``data/features/<dataset>/<extractor>/``) that label can read on that split's dataset, so that
+changing content, images or extractor weights reruns exactly the stages that read them
+(a model that reads no item features has an empty manifest, which never changes). Feature
+sets the split carries (genres, tags, ...) are hashed into its card instead.
 """
 from __future__ import annotations
 
@@ -86,6 +93,45 @@ def manifest(model: str, cls: type) -> str:
     return "\n".join(lines) + "\n"
 
 
-def manifests() -> dict[str, str]:
-    """Manifest text of every registered model, keyed by model name."""
-    return {name: manifest(name, cls) for name, cls in registered_models().items()}
+def manifests(params: dict | None = None) -> dict[str, str]:
+    """Manifest text of every registered model and every ``models:`` label, keyed by name."""
+    from protocols.runner import model_entry
+
+    texts = {name: manifest(name, cls) for name, cls in registered_models().items()}
+    for label in (params or {}).get("models") or {}:
+        entry = model_entry(params, label)
+        if label not in texts:
+            texts[label] = manifest(label, registered_models()[entry.model])
+    return texts
+
+
+def input_manifests(params: dict, features_root: Path) -> dict[str, str]:
+    """``<dataset>/<split>/<label>`` -> the text of its inputs manifest (see the module docstring),
+    for every split and model label of the suite."""
+    from datasets.item_data import read_feature_set_meta
+    from protocols.contract import ANY_FEATURES
+    from protocols.registry import make_model
+    from protocols.runner import model_entry
+
+    suite = params.get("suite") or {}
+    texts = {}
+    for split_key in suite.get("splits") or []:
+        dataset = ((params.get("splits") or {}).get(split_key) or {}).get("dataset", split_key.split("/")[0])
+        folder = Path(features_root) / dataset
+        available = {}
+        if folder.is_dir():
+            for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                meta = read_feature_set_meta(child)
+                available[meta["key"]] = meta["sha256"]
+        for label in suite.get("models") or []:
+            entry = model_entry(params, label)
+            model = make_model(entry.model, entry.fixed)
+            wanted = model.requirements().item_features
+            searched = "features" in type(model).search_space and "features" not in entry.fixed
+            read = {key: digest for key, digest in available.items()
+                    if searched or wanted == ANY_FEATURES or (wanted is not None and key.split("@")[0] == wanted)}
+            lines = [f"# item features that {label} can read on {split_key}; written by "
+                     "`python -m protocols model-sources`"]
+            lines += [f"{digest}  {key}" for key, digest in sorted(read.items())]
+            texts[f"{split_key}/{label}"] = "\n".join(lines) + "\n"
+    return texts

@@ -2,7 +2,7 @@
 
 The question of Ferrari Dacrema et al. (TOIS 39(2), 2021, Tables 3-12), asked of every split
 at once. For each split (``results/<dataset>/<split>/``) and each neural method evaluated on
-it (record ``family == "neural"``):
+it (every record whose ``family`` is not ``"baseline"``):
 
 - the reference is the best baseline of that split (``family == "baseline"``, highest mean on
   the first report metric ``reports.metrics[0]``, ties by name: the leaderboard's ``(ref)``,
@@ -95,7 +95,8 @@ def split_rows(dataset: str, protocol: str, entries: Sequence[Entry], metric: st
     baselines = [e for e in ok if e.family == "baseline" and has_values(e, metric)]
     reference = best_baseline(baselines, metric)
     reference_mean = next((metric_value(e.record, metric) for e in baselines if e.model == reference), None)
-    neural = sorted((e for e in entries if e.family == "neural"), key=lambda e: e.model)
+    # Every method under test is a candidate, whatever its family; only baselines are references.
+    neural = sorted((e for e in entries if e.family != "baseline"), key=lambda e: e.model)
     base = {"dataset": dataset, "split": protocol, "reference": reference or "", "metric": metric,
             "reference_mean": reference_mean}
     if not neural:

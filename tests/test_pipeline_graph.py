@@ -127,13 +127,30 @@ def test_a_tune_stage_reading_test_data_is_caught(tmp_path, bad_dep):
     assert tune_stages and all(reads_test_data(s, folders) for s in tune_stages)
 
 
-def test_model_stages_depend_on_their_own_model_sources_only(tmp_path):
+def test_model_stages_depend_on_their_own_model_sources_and_inputs_only(tmp_path):
     stages = resolve(real_dvc_yaml(), tmp_path)
     producer = next(stage for stage in stages if stage.kind == "model-sources")
-    assert producer.outs == ("model_sources",) and "protocols model-sources" in producer.cmd
+    assert producer.outs == ("model_sources", "model_inputs") and "protocols model-sources" in producer.cmd
+    assert "data/features" in producer.deps  # extracted features are hashed into the input manifests
     model_stages = [stage for stage in stages if stage.kind in ("tune", "evaluate")]
     assert model_stages
     for stage in model_stages:
         model = stage.cmd.split("--model ")[1].split()[0]
+        split = stage.cmd.split("--split ")[1].split()[0]
         assert f"model_sources/{model}.txt" in stage.deps, stage.name
-        assert not {"baselines", "neural", "model_sources"} & set(stage.deps), stage.name
+        assert f"model_inputs/{split}/{model}.txt" in stage.deps, stage.name
+        assert not {"baselines", "neural", "model_sources", "model_inputs", "data/features"} & set(stage.deps), \
+            stage.name
+
+
+def test_every_features_entry_is_an_extraction_stage_over_item_data_only(tmp_path):
+    stages = resolve(real_dvc_yaml(), tmp_path)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    extraction = {stage.outs[0]: stage for stage in stages if stage.kind == "features"}
+    expected = {f"data/features/{entry['dataset']}/{entry['extractor']}" for entry in params["features"].values()}
+    assert set(extraction) == expected and expected
+    for out, stage in extraction.items():
+        dataset = out.split("/")[2]
+        assert f"data/prepared/{dataset}" in stage.deps and f"data/raw/{dataset}" in stage.deps
+        assert {"datasets/extractors.py", "datasets/images.py"} <= set(stage.deps)
+        assert not any(dep.startswith("data/splits") for dep in stage.deps), stage.name
