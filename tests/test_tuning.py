@@ -24,7 +24,7 @@ from protocols.contract import Recommender
 from protocols.early_stopping import EarlyStopping
 from protocols.space import Categorical, Integer, Real
 from protocols.split_data import PART_FILES, TEST_PARTS, TUNING_PARTS, Split, write_split
-from protocols.tuning import AllTrialsTimedOut, TuningSettings, tune, tuning_settings
+from protocols.tuning import TuningSettings, search_plan, study_fingerprint, tune, tuning_settings
 
 N_USERS, N_ITEMS = 8, 10
 TRAIN = {u: [(u + 9) % N_ITEMS, (u + 8) % N_ITEMS] for u in range(N_USERS)}
@@ -43,6 +43,7 @@ class ShiftToy(Recommender):
     name = SHIFT
     search_space = {"shift": Integer(0, N_ITEMS - 1), "temperature": Real(0.1, 10.0, log=True)}
     fits = 0
+    stop_metrics: list = []  # the metric of the validation data each fit received
     extra_sleep = 0.0  # set in a worker process only, to be killed mid-trial
 
     def __init__(self, shift: int = 0, temperature: float = 1.0, fail_above: int | None = None,
@@ -50,8 +51,10 @@ class ShiftToy(Recommender):
         self.shift, self.temperature, self.fail_above = shift, temperature, fail_above
         self.sleep_seconds, self.seed = sleep_seconds, seed
 
-    def _fit(self, train, validation, side):
+    def _fit(self, data):
+        validation = data.validation
         type(self).fits += 1
+        type(self).stop_metrics.append(None if validation is None else validation.metric)
         assert validation is not None and validation.truth.shape == (len(validation.users), N_ITEMS)
         if self.fail_above is not None and self.shift > self.fail_above:
             raise RecAuditError(f"shift {self.shift} diverged")
@@ -80,8 +83,8 @@ class EpochToy(ShiftToy):
         self.epochs, self.validate_every, self.patience, self.peak, self.offset = \
             epochs, validate_every, patience, peak, offset
 
-    def _fit(self, train, validation, side):
-        stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience)
+    def _fit(self, data):
+        stopper = EarlyStopping(data.validation, validate_every=self.validate_every, patience=self.patience)
         epoch = 0
         for epoch in range(1, self.epochs + 1):
             self.shift = 3 - self.offset - abs(epoch - self.peak)
@@ -103,6 +106,7 @@ def toys(monkeypatch):
     for cls in (ShiftToy, TwoChoiceToy, EpochToy, HeldOutToy):
         monkeypatch.setitem(registry._MODELS, cls.name, cls)
     monkeypatch.setattr(ShiftToy, "fits", 0)
+    monkeypatch.setattr(ShiftToy, "stop_metrics", [])
 
 
 def naive_ndcg(shift: int, sampled: bool = False, k: int = 10) -> float:
@@ -182,6 +186,19 @@ def test_other_validation_metric_is_maximised(split_dir):
     # hr@1: shift 3 puts the truth first for everyone; shift 1 for no one
     assert sorted(set(zip(shifts(result), result.trials["value"]))) == [(1, 0.0), (3, 1.0)]
     assert result.validation_metric == "hr@1"
+    assert ShiftToy.stop_metrics == ["hr@1"] * 4  # the validation data handed to fit carries the tuning metric
+
+
+def test_iterative_models_stop_on_the_tuning_metric(split_dir):
+    """EarlyStopping takes the metric of the validation data, i.e. tuning.metric. EpochToy's
+    shift climbs 0, 1, 2, 3 over epochs 1-4: ndcg@10 improves every epoch up to 4, while hr@1
+    stays 0 until the truth is first (shift 3), so with patience 1 an hr@1 run stops at epoch 2
+    and keeps epoch 1."""
+    fixed = {"epochs": 10, "peak": 4, "patience": 1, "offset": 0}
+    on_ndcg = tune(EPOCHS, split_dir, settings(trials=1, startup_trials=1), fixed=fixed)
+    on_hr = tune(EPOCHS, split_dir, settings(trials=1, startup_trials=1, metric="hr@1"), fixed=fixed)
+    assert (on_ndcg.best_epoch, on_ndcg.params["epochs"]) == (4, 4)
+    assert (on_hr.best_epoch, on_hr.params["epochs"], on_hr.best_value) == (1, 1, 0.0)
 
 
 def test_same_seed_same_trials_other_seed_other_trials(split_dir):
@@ -207,54 +224,6 @@ def test_every_trial_failing_is_a_one_line_error(split_dir):
         tune(SHIFT, split_dir, settings(trials=3), fixed={"fail_above": -1})
     assert "all 3 tuning trial(s)" in str(caught.value) and "diverged" in str(caught.value)
     assert "\n" not in str(caught.value)
-
-
-def test_trials_past_the_timeout_are_interrupted_and_spent(split_dir):
-    started = time.perf_counter()
-    with pytest.raises(AllTrialsTimedOut, match=r"every tuning trial .* \(every trial over 0.2 s\)"):
-        tune(SHIFT, split_dir, settings(trials=2, timeout_per_trial=0.2), fixed={"sleep_seconds": 30.0})
-    assert time.perf_counter() - started < 5
-
-
-class SelfLimitingToy(EpochToy):
-    """Stops itself after ``stop_after`` epochs when given ``max_seconds`` (as the neural loop
-    does at its time limit), keeping the best epoch so far."""
-
-    name = "test-tuning-self-limiting"
-
-    def __init__(self, epochs: int = 10, validate_every: int = 1, patience: int | None = 2, peak: int = 4,
-                 offset: int = 0, stop_after: int = 2, max_seconds: float | None = None):
-        super().__init__(epochs, validate_every, patience, peak, offset)
-        self.stop_after, self.max_seconds = stop_after, max_seconds
-
-    def _fit(self, train, validation, side):
-        self.stopped_by_time_ = self.max_seconds is not None and self.stop_after < self.epochs
-        epochs = self.epochs
-        self.epochs = self.stop_after if self.stopped_by_time_ else epochs
-        try:
-            super()._fit(train, validation, side)
-        finally:
-            self.epochs = epochs
-
-
-def test_a_self_limited_trial_keeps_its_best_epoch_and_is_counted_as_time_capped(split_dir, monkeypatch):
-    monkeypatch.setitem(registry._MODELS, SelfLimitingToy.name, SelfLimitingToy)
-    capped = tune(SelfLimitingToy.name, split_dir, settings(trials=2, startup_trials=2, timeout_per_trial=60))
-    assert capped.trials_time_capped == 2 and capped.trials["time_capped"].all()
-    assert capped.best_epoch == 2 and capped.params["epochs"] == 2 and "max_seconds" not in capped.searched
-    assert capped.params["max_seconds"] is None  # the cap limits trials, never the final refit
-    free = tune(SelfLimitingToy.name, split_dir, settings(trials=2, startup_trials=2))
-    assert free.trials_time_capped == 0 and free.best_epoch == 4
-
-
-def test_timeout_per_trial_may_differ_by_model_family():
-    section = {"tuning": {"trials": 3, "timeout_per_trial": {"baseline": None, "neural": 20}}}
-    assert tuning_settings(section, family="neural").timeout_per_trial == 20
-    assert tuning_settings(section, family="baseline").timeout_per_trial is None
-    with pytest.raises(RecAuditError, match=r"unknown model famil.*deep.*use baseline and neural"):
-        tuning_settings({"tuning": {"timeout_per_trial": {"deep": 3}}}, family="neural")
-    with pytest.raises(RecAuditError, match=r"timeout_per_trial.neural must be a number of seconds > 0"):
-        tuning_settings({"tuning": {"timeout_per_trial": {"neural": 0}}}, family="neural")
 
 
 # ----- early stopping: the winning trial's best epoch is frozen ---------------------------------
@@ -293,6 +262,21 @@ def test_a_changed_setting_starts_a_fresh_study(split_dir, tmp_path):
     two = tune(SHIFT, split_dir, settings(trials=2), storage=storage, fixed={"temperature": 2.0})
     assert one.study_name != two.study_name and ShiftToy.fits == 4
     assert two.study_name.startswith("toy/holdout/test-tuning-shift#")
+
+
+def test_a_label_names_the_study_and_the_result(split_dir):
+    result = tune(SHIFT, split_dir, settings(trials=2), label="my-shift")
+    assert result.model == "my-shift" and result.study_name.startswith("toy/holdout/my-shift#")
+    assert result.record()["model"] == "my-shift" and result.params["seed"] == 42
+
+
+def test_the_study_name_changes_with_the_item_data_the_model_reads():
+    plan = search_plan(SHIFT, {"temperature": 1.0}, 42)
+    card = {"protocol": "holdout"}
+    base = study_fingerprint(plan, settings(), card)
+    assert study_fingerprint(plan, settings(), card, {}) == base
+    tags = study_fingerprint(plan, settings(), card, {"tags": "a" * 64})
+    assert tags != base and study_fingerprint(plan, settings(), card, {"tags": "b" * 64}) != tags
 
 
 def _worker(split_dir, storage, out, trials, sleep):
@@ -370,7 +354,6 @@ tuning:
   budgets:
     quick: {trials: 4, startup_trials: 2}
     paper: {trials: 50, startup_trials: 16}
-  timeout_per_trial: 30
 """
 
 
@@ -396,7 +379,8 @@ def test_command_writes_the_frozen_params_and_the_trial_table(workspace, capsys)
             "study_name", "storage", "seed", "seconds"} <= set(record)
     assert (record["model"], record["split"], record["status"], record["budget"]) == (SHIFT, "toy/holdout", "ok",
                                                                                         "quick")
-    assert (record["trials_run"], record["trials_budget"], record["seed"], record["timeout_per_trial"]) == (4, 4, 42, 30)
+    assert (record["trials_run"], record["trials_budget"], record["seed"]) == (4, 4, 42)
+    assert not {"timeout_per_trial", "trials_time_capped"} & set(record)  # no wall-clock budget any more
     assert record["params"]["temperature"] == 1.0 and record["searched"] == ["shift"]
     assert record["fixed"] == {"temperature": 1.0, "seed": 42}
     assert record["storage"] == f"sqlite:///tuned/toy/holdout/{SHIFT}.db" and (out.parent / f"{SHIFT}.db").exists()
@@ -406,6 +390,18 @@ def test_command_writes_the_frozen_params_and_the_trial_table(workspace, capsys)
     assert record["best_value"] == pytest.approx(naive_ndcg(record["params"]["shift"], sampled=True))
     assert "best validation ndcg@10" in capsys.readouterr().out
     assert load_tuned(out, model=SHIFT, split="toy/holdout")["params"] == record["params"]
+
+
+def test_command_tunes_a_label_of_params_yaml_under_its_own_name(workspace):
+    params = yaml.safe_load(PARAMS_YAML)
+    params["models"]["warm-shift"] = {"model": SHIFT, "temperature": 2.0}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_tune("--split", "toy/holdout", "--model", "warm-shift", "--trials", "2") == 0
+    out = workspace / "tuned" / "toy" / "holdout" / "warm-shift.yaml"
+    record = load_tuned(out, model="warm-shift", split="toy/holdout")
+    assert record["fixed"] == {"temperature": 2.0, "seed": 42} and record["params"]["temperature"] == 2.0
+    assert record["study_name"].startswith("toy/holdout/warm-shift#") and (out.parent / "warm-shift.db").exists()
+    assert not (workspace / "tuned" / "toy" / "holdout" / f"{SHIFT}.yaml").exists()
 
 
 def test_command_logs_one_line_per_trial(workspace, capsys):
@@ -428,8 +424,20 @@ def test_tuning_never_opens_a_test_part(workspace, monkeypatch):
     assert not set(opened) & {PART_FILES[part] for part in TEST_PARTS}
 
 
+def write_strong_toy_split(folder):
+    """Strong generalisation: users 0-5 train; validation users 6 and 7 have no training row
+    and are known only by their fold-in history (``validation_input``)."""
+    card = {"protocol": "strong", "params": {}, "seed": 0, "n_users": N_USERS, "n_items": N_ITEMS}
+    held_out = (6, 7)
+    split = Split(train=frame({u: items for u, items in TRAIN.items() if u not in held_out}),
+                  validation=frame({u: VALIDATION[u] for u in held_out}), test=frame({}),
+                  validation_input=frame({u: TRAIN[u] for u in held_out}), card=card)
+    write_split(split, folder)
+    return folder
+
+
 def test_unsupported_protocol_is_recorded_not_an_error(workspace, capsys):
-    write_toy_split(workspace / "data" / "splits" / "toy" / "strong", protocol="strong")
+    write_strong_toy_split(workspace / "data" / "splits" / "toy" / "strong")
     assert run_tune("--split", "toy/strong", "--model", HELD_OUT) == 0
     record = load_tuned(workspace / "tuned" / "toy" / "strong" / f"{HELD_OUT}.yaml")
     assert record["status"] == "unsupported" and record["trials_run"] == 0 and "user embeddings" in record["reason"]
@@ -465,7 +473,7 @@ def test_missing_split_lists_the_built_ones(workspace, capsys):
 def test_tuning_settings_resolve_named_budgets():
     base = yaml.safe_load(PARAMS_YAML)
     assert tuning_settings(base) == TuningSettings(metric="ndcg@10", trials=4, budget="quick", startup_trials=2,
-                                                   timeout_per_trial=30, seed=42)
+                                                   seed=42)
     base["tuning"]["budget"] = "paper"
     assert (tuning_settings(base).trials, tuning_settings(base).startup_trials) == (50, 16)
     assert (tuning_settings(base, trials=7).trials, tuning_settings(base, trials=7).budget) == (7, "cli")
@@ -478,7 +486,7 @@ def test_tuning_settings_resolve_named_budgets():
     ({"trials": 5, "budget": "paper", "budgets": {"paper": {"trials": 50}}}, "both budget and trials"),
     ({"trails": 5}, "unknown key(s) trails"),
     ({"trials": 0}, "tuning trials must be an integer >= 1"),
-    ({"timeout_per_trial": -1}, "timeout_per_trial must be a number of seconds > 0"),
+    ({"timeout_per_trial": 30}, "unknown key(s) timeout_per_trial"),  # wall-clock caps were removed
     ({"budget": "paper", "budgets": {"paper": 50}}, "budgets.paper must be a mapping with 'trials'"),
 ])
 def test_bad_tuning_settings(section, message):
@@ -520,33 +528,6 @@ def test_the_study_file_alone_holds_every_trial(split_dir, tmp_path):
         assert connection.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 3
 
 
-def test_a_study_whose_every_trial_timed_out_is_recorded_and_the_leaderboard_says_why(workspace, capsys):
-    from reports.leaderboard import read_entries
-    from reports.tables import result_row
-
-    params = yaml.safe_load(PARAMS_YAML)
-    params["models"][SHIFT] = {"sleep_seconds": 30.0}
-    params["tuning"]["timeout_per_trial"] = {"baseline": 0.2}
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    started = time.perf_counter()
-    assert run_tune("--dataset", "toy", "--protocol", "holdout", "--model", SHIFT) == 0
-    assert time.perf_counter() - started < 10
-    out = workspace / "tuned" / "toy" / "holdout" / f"{SHIFT}.yaml"
-    record = yaml.safe_load(out.read_text())
-    assert (record["status"], record["timeout_per_trial"], record["trials_run"]) == ("timed-out", 0.2, 4)
-    assert "every trial over 0.2 s" in record["reason"] and "not tuned" in capsys.readouterr().out
-
-    with pytest.raises(SystemExit) as exit_:
-        run_cli(main, ["evaluate", "--split", "toy/holdout", "--model", SHIFT, "--params", str(out)])
-    assert exit_.value.code == 0
-    (entry,) = read_entries(workspace / "results")
-    assert (entry.record["status"], entry.record["reason"], entry.record["fit_seconds"]) == \
-        ("timed-out", "every trial over 0.2 s", None)
-    assert entry.record["tuning"]["timeout_per_trial"] == 0.2
-    row = result_row(entry, ["ndcg@10", "hr@10"], {}, {}, None)
-    assert row[2] == "n/a (every trial over 0.2 s)" and row[4] == "4/4 (cap 0.2 s)"
-
-
 class InnerRunToy(EpochToy):
     """Names the length of an inner training run, as NeuMF's pre-training does."""
 
@@ -579,15 +560,19 @@ def write_split_with_a_validation_user_unseen_in_training(folder):
 SMALL_GMF = {"factors": 2, "epochs": 1, "batch_size": 8, "device": "cpu"}
 
 
-def test_validation_users_a_model_cannot_score_make_the_study_unsupported_at_once(tmp_path):
+def test_validation_users_a_model_cannot_score_make_the_study_unsupported_before_any_trial(tmp_path, monkeypatch):
+    from neural.ncf import GMF
     from protocols.contract import UnsupportedProtocolError
 
     split_dir = write_split_with_a_validation_user_unseen_in_training(tmp_path / "splits" / "toy" / "cold")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    with pytest.raises(UnsupportedProtocolError, match=r"needs user embeddings"):
+    fits = []
+    monkeypatch.setattr(GMF, "_fit", lambda self, *args: fits.append(1))
+    with pytest.raises(UnsupportedProtocolError, match=r"needs user embeddings") as refusal:
         tune("gmf", split_dir, settings(trials=4), fixed=SMALL_GMF, storage=storage)
-    (study,) = optuna.get_all_study_summaries(storage)
-    assert study.n_trials == 1  # the first refusal ends the study; no trial is retried
+    assert "\n" not in str(refusal.value) and "1 users of the validation part of toy/cold" in str(refusal.value)
+    assert fits == []  # the declared requirements are checked before any fit
+    assert all(study.n_trials == 0 for study in optuna.get_all_study_summaries(storage))  # no trial spent
 
 
 def test_evaluate_records_a_refusal_found_by_tuning_without_refitting(workspace, capsys, monkeypatch):
