@@ -1,5 +1,5 @@
-"""The shared neural training loop: sampling, validation NDCG, early stopping, checkpoints,
-devices, time cap, progress, and the global state a fit must leave alone."""
+"""The shared neural training loop: sampling, the validation metric it stops on, early
+stopping, checkpoints, devices, progress, and the global state a fit must leave alone."""
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import neural.training
+import protocols.early_stopping
 from datasets.errors import RecAuditError
 from neural.autoencoders import MultVAE
 from neural.bprmf import BPRMF
@@ -23,9 +23,9 @@ from neural.device import DeviceFallbackWarning, resolve_device
 from neural.ncf import GMF
 from neural.sampling import NegativeSampler
 from neural.training import TrainingDivergedError, dropout
-from neural.validation import validation_ndcg
 from neural_synthetic import as_validation, planted, torch_threads
-from protocols.contract import ValidationData
+from protocols.contract import TrainingData, ValidationData
+from protocols.early_stopping import validation_value
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +103,13 @@ def test_users_with_every_item_get_no_negatives():
     assert np.all(u == 1) and np.all(i == 0) and np.all(j > 0)
 
 
-# ----- validation NDCG ---------------------------------------------------------------
+def with_validation(train, test, metric: str = "ndcg@10") -> TrainingData:
+    validation = as_validation(train, test)
+    return TrainingData(train, validation=ValidationData(validation.users, validation.history, validation.truth,
+                                                         metric=metric))
+
+
+# ----- the validation metric (the shared evaluator's) ---------------------------------
 class FixedScores:
     def __init__(self, scores):
         self.scores = np.asarray(scores, dtype=np.float32)
@@ -112,8 +118,7 @@ class FixedScores:
         return self.scores[users]
 
     def score_candidates(self, users, history, candidates):
-        out = np.take_along_axis(self.scores[users], np.maximum(candidates, 0), axis=1)
-        return np.where(candidates < 0, -np.inf, out)
+        return np.take_along_axis(self.scores[users], candidates, axis=1)
 
 
 SCORES = [[0.9, 0.1, 0.5, 0.3, 0.7], [0.2, 0.8, 0.4, 0.6, 0.0], [0.5] * 5]
@@ -121,30 +126,33 @@ HISTORY = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0,
 TRUTH = sp.csr_matrix(np.array([[0, 0, 1, 1, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
 
 
-def test_validation_ndcg_golden_values():
+def test_validation_value_golden_values():
     # user 0 ranks 4, 2, 3, 1 (item 0 is history): hits at ranks 2 and 3; user 1 hits rank 1;
     # user 2 has no held-out item and is not counted.
     validation = ValidationData(users=np.arange(3), history=HISTORY, truth=TRUTH)
     user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    assert validation_ndcg(FixedScores(SCORES), validation, k=10) == pytest.approx((user0 + 1) / 2)
+    assert validation_value(FixedScores(SCORES), validation, "ndcg@10") == pytest.approx((user0 + 1) / 2)
     user0_at_2 = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
-    assert validation_ndcg(FixedScores(SCORES), validation, k=2) == pytest.approx((user0_at_2 + 1) / 2)
+    assert validation_value(FixedScores(SCORES), validation, "ndcg@2") == pytest.approx((user0_at_2 + 1) / 2)
+    # recall@2: user 0 finds 1 of its 2 held-out items in its top 2, user 1 its only one
+    assert validation_value(FixedScores(SCORES), validation, "recall@2") == pytest.approx((0.5 + 1) / 2)
 
 
-def test_validation_ndcg_on_candidates_ranks_truth_with_candidates_once():
-    # user 0: candidates repeat truth item 2 and carry padding; the ranked set is {1, 2, 3, 4}
-    candidates = np.array([[2, 4, 1], [0, 4, -1], [0, 1, 2]])
+def test_validation_value_on_candidates_ranks_truth_with_the_candidates():
+    # the evaluator's layout: truth items first, then negatives, padded with -1; user 0 ranks
+    # {1, 2, 3, 4}, as in full ranking, user 1 ranks {0, 1, 4}: its truth is first either way
+    candidates = np.array([[2, 3, 4, 1], [1, 0, 4, -1], [-1, -1, -1, -1]])
     validation = ValidationData(users=np.arange(3), history=HISTORY, truth=TRUTH, candidates=candidates)
     user0 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
-    assert validation_ndcg(FixedScores(SCORES), validation) == pytest.approx((user0 + 1) / 2)
+    assert validation_value(FixedScores(SCORES), validation) == pytest.approx((user0 + 1) / 2)
 
 
 # ----- early stopping, validation schedule, history ----------------------------------
 def test_early_stopping_keeps_the_best_epoch(data, monkeypatch):
     train, test = data
     values = iter([0.1, 0.3, 0.2, 0.25, 0.9])
-    monkeypatch.setattr(neural.training, "validation_value", lambda model, validation, metric: next(values))
-    model = gmf(epochs=5, patience=2).fit(train, as_validation(train, test))
+    monkeypatch.setattr(protocols.early_stopping, "validation_value", lambda model, validation, metric: next(values))
+    model = gmf(epochs=5, patience=2).fit(with_validation(train, test))
     assert model.stopped_early_ and model.epochs_run_ == 4 and model.best_epoch_ == 2
     assert [r["ndcg@10"] for r in model.history_] == [0.1, 0.3, 0.2, 0.25]
     # validation draws no random numbers, so the kept weights are those of a 2-epoch run
@@ -154,10 +162,34 @@ def test_early_stopping_keeps_the_best_epoch(data, monkeypatch):
 
 def test_validation_every_few_epochs_and_at_the_last(data):
     train, test = data
-    model = gmf(epochs=5, validate_every=2).fit(train, as_validation(train, test))
+    model = gmf(epochs=5, validate_every=2).fit(with_validation(train, test))
     assert [r["ndcg@10"] is not None for r in model.history_] == [False, True, False, True, True]
     assert [r["epoch"] for r in model.history_] == [1, 2, 3, 4, 5]
     assert all(r["seconds"] >= 0 for r in model.history_)
+
+
+def test_the_loop_stops_on_the_metric_of_the_validation_data(data, monkeypatch):
+    train, test = data
+    asked = []
+
+    def value(model, validation, metric):
+        asked.append(metric)
+        return [0.5, 0.4, 0.3][len(asked) - 1]
+
+    monkeypatch.setattr(protocols.early_stopping, "validation_value", value)
+    model = gmf(epochs=5, patience=2).fit(with_validation(train, test, metric="recall@20"))
+    assert asked == ["recall@20"] * 3 and model.best_epoch_ == 1 and model.stopped_early_
+    assert [r["recall@20"] for r in model.history_] == [0.5, 0.4, 0.3]
+    assert all("ndcg@10" not in r for r in model.history_)
+
+
+def test_the_recorded_value_is_the_evaluators_metric_of_the_kept_model(data):
+    train, test = data
+    validation = with_validation(train, test, metric="recall@10")
+    model = gmf(epochs=3, patience=None).fit(validation)
+    best = max(model.history_, key=lambda r: (r["recall@10"], -r["epoch"]))
+    assert model.best_epoch_ == best["epoch"]
+    assert validation_value(model, validation.validation, "recall@10") == pytest.approx(best["recall@10"], abs=1e-12)
 
 
 def test_without_validation_the_last_epoch_is_kept(data):
@@ -165,12 +197,6 @@ def test_without_validation_the_last_epoch_is_kept(data):
     model = gmf(epochs=3).fit(train)
     assert model.best_epoch_ == 3 and not model.stopped_early_
     assert all(r["ndcg@10"] is None for r in model.history_)
-
-
-def test_time_cap_stops_after_an_epoch(data):
-    train, _ = data
-    model = gmf(epochs=50, max_seconds=1e-9).fit(train)
-    assert model.stopped_by_time_ and model.epochs_run_ == 1 and model.fit_seconds_ > 0
 
 
 def test_diverged_training_raises_one_line_error(data):
@@ -207,6 +233,20 @@ def test_finished_checkpoint_is_reloaded_without_training(data, tmp_path):
     assert np.array_equal(first.score(users, train[users]), again.score(users, train[users]))
 
 
+def test_a_checkpoint_carries_the_early_stopping_state_and_the_loss_history(data, tmp_path, monkeypatch):
+    train, test = data
+    values = iter([0.1, 0.3, 0.2, 0.25])
+    monkeypatch.setattr(protocols.early_stopping, "validation_value", lambda model, validation, metric: next(values))
+    first = gmf(epochs=5, patience=2, checkpoint_dir=str(tmp_path)).fit(with_validation(train, test))
+    assert (first.epochs_run_, first.best_epoch_, first.stopped_early_) == (4, 2, True)
+    # reloading the stopped run validates nothing more and keeps the best epoch's weights
+    again = gmf(epochs=5, patience=2, checkpoint_dir=str(tmp_path)).fit(with_validation(train, test))
+    assert (again.resumed_from_epoch_, again.epochs_run_, again.best_epoch_, again.stopped_early_) == (4, 4, 2, True)
+    assert again.history_ == first.history_ and [r["ndcg@10"] for r in again.history_] == [0.1, 0.3, 0.2, 0.25]
+    users = trained_users(train)
+    assert np.array_equal(first.score(users, train[users]), again.score(users, train[users]))
+
+
 # ----- devices and global state ------------------------------------------------------
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on machines without CUDA")
 def test_cuda_without_cuda_warns_and_runs_on_the_cpu(data):
@@ -223,7 +263,7 @@ def test_unknown_device_is_a_one_line_error(data):
 
 @pytest.mark.parametrize("model", [
     GMF(negatives=-1), GMF(epochs=0), GMF(patience=0), CDAE(loss="hinge"), CDAE(corruption=1.0),
-    MultVAE(dropout=1.0), BPRMF(optimizer="rmsprop"), MultVAE(max_seconds=-1)])
+    MultVAE(dropout=1.0), BPRMF(optimizer="rmsprop"), MultVAE(validate_every=0)])
 def test_invalid_parameters_are_one_line_errors(model, data):
     with pytest.raises(RecAuditError, match="is invalid; use"):
         model.fit(data[0])
