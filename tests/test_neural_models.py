@@ -10,9 +10,9 @@ from neural.autoencoders import MultDAE, MultVAE
 from neural.bprmf import BPRMF
 from neural.cdae import CDAE
 from neural.ncf import GMF, MLP, NeuMF
-from neural.validation import validation_ndcg
 from neural_synthetic import Popularity, as_validation, planted, torch_threads
-from protocols.contract import UnsupportedProtocolError
+from protocols.contract import TaskProfile, TrainingData, UnsupportedProtocolError, check_requirements
+from protocols.early_stopping import validation_value
 
 MODELS = {"gmf": GMF, "mlp": MLP, "neumf": NeuMF, "multvae": MultVAE, "multdae": MultDAE,
           "cdae": CDAE, "bprmf": BPRMF}
@@ -64,8 +64,8 @@ def test_learns_planted_structure_and_loss_falls(name, planted_data):
     train, test = planted_data
     validation = as_validation(train, test)
     model = MODELS[name](**LEARNING[name], device="cpu").fit(train)
-    ndcg = validation_ndcg(model, validation)
-    popularity = validation_ndcg(Popularity(train), validation)
+    ndcg = validation_value(model, validation, "ndcg@10")
+    popularity = validation_value(Popularity(train), validation, "ndcg@10")
     assert popularity < 0.2
     assert ndcg > popularity + 0.1, (ndcg, popularity)
     losses = [record["loss"] for record in model.history_]
@@ -79,9 +79,10 @@ def test_gradients_are_finite_and_reach_every_parameter(name, small_data):
     model = make(name)
     model.fit(train)  # sets the shapes; the check below runs on a fresh network
     device = torch.device("cpu")
-    network = model._fresh_network(train, torch.Generator().manual_seed(0), device)
+    data = TrainingData(train)
+    network = model._fresh_network(data, torch.Generator().manual_seed(0), device)
     rng = np.random.default_rng(0)
-    batch = next(iter(model._epoch_batches(model._training_data(train), rng, torch.Generator(), device)))
+    batch = next(iter(model._epoch_batches(model._training_data(data), rng, torch.Generator(), device)))
     loss = model._batch_loss(network, batch, torch.Generator().manual_seed(1), step=5)
     loss.backward()
     assert torch.isfinite(loss)
@@ -106,11 +107,11 @@ def test_same_seed_bit_identical_other_seed_different(name, small_data):
 @pytest.mark.parametrize("name", MODELS)
 def test_checkpoint_resume_reaches_the_uninterrupted_scores(name, small_data, tmp_path):
     train, test = small_data
-    validation = as_validation(train, test)
+    data = TrainingData(train, validation=as_validation(train, test))
     users = np.arange(train.shape[0])
-    uninterrupted = make(name, epochs=4).fit(train, validation)
-    make(name, epochs=2, checkpoint_dir=str(tmp_path)).fit(train, validation)  # the "interrupted" run
-    resumed = make(name, epochs=4, checkpoint_dir=str(tmp_path)).fit(train, validation)
+    uninterrupted = make(name, epochs=4).fit(data)
+    make(name, epochs=2, checkpoint_dir=str(tmp_path)).fit(data)  # the "interrupted" run
+    resumed = make(name, epochs=4, checkpoint_dir=str(tmp_path)).fit(data)
     assert resumed.resumed_from_epoch_ == 2
     assert np.array_equal(resumed.score(users, train), uninterrupted.score(users, train))
     assert resumed.best_epoch_ == uninterrupted.best_epoch_
@@ -139,14 +140,17 @@ def test_models_with_user_embeddings_refuse_unseen_users(name, small_data):
     history = sp.csr_matrix(([1.0], ([0], [3])), shape=(1, train.shape[1]), dtype=np.float32)
     with pytest.raises(UnsupportedProtocolError, match="user embeddings"):
         model.score(np.array([0]), history)
-    with pytest.raises(UnsupportedProtocolError, match="user embeddings"):
-        model.check_protocol(strong_generalisation=True)
+    assert model.requirements().user_embeddings
+    with pytest.raises(UnsupportedProtocolError, match=r"\(needs user embeddings\)"):
+        check_requirements(model, TaskProfile.of(TrainingData(train), np.array([0, 1])))
+    check_requirements(model, TaskProfile.of(TrainingData(train), np.array([1, 2])))  # trained users only
 
 
 @pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if cls.folds_in_users])
 def test_autoencoders_fold_in_from_history_alone(name, small_data):
     train, _ = small_data
     model = make(name, epochs=2).fit(train[:40])  # users 40.. are held out
+    assert not model.requirements().user_embeddings
     history = train[40:43]
     held_out = model.score(np.array([40, 41, 42]), history)
     as_other_ids = model.score(np.array([0, 1, 2]), history)
