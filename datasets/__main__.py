@@ -1,4 +1,4 @@
-"""``python -m datasets list | fetch NAME | prepare NAME``: the dataset command line."""
+"""``python -m datasets list | fetch NAME | prepare NAME | features NAME``: the dataset command line."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--raw", type=Path, help="raw folder (default data/raw/NAME)")
     prepare.add_argument("--out", type=Path, help="destination folder (default data/prepared/NAME)")
     prepare.add_argument("--params", type=Path, help="params file with datasets.NAME options (default params.yaml)")
+    features = commands.add_parser("features", help="extract item image features with a pretrained network")
+    features.add_argument("name")
+    features.add_argument("--extractor", default="efficientnet-lite0", help="extractor name (default efficientnet-lite0)")
+    features.add_argument("--prepared", type=Path, help="prepared folder (default data/prepared/NAME)")
+    features.add_argument("--raw", type=Path, help="raw folder holding the images (default data/raw/NAME)")
+    features.add_argument("--out", type=Path, help="destination folder (default data/features/NAME/EXTRACTOR)")
+    features.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                          help="auto: CUDA when available, else CPU")
+    features.add_argument("--batch-size", type=int, default=None, help="images per batch (default 16)")
+    features.add_argument("--workers", type=int, default=None, help="image loading threads (default: up to 4)")
     args = parser.parse_args(argv)
     if args.command == "list":
         print(dataset_table())
@@ -35,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         result = fetch_dataset(args.name, out, cache=DATA_ROOT / "downloads")
         print(f"{result.dataset}: {result.n_files} files ({result.n_bytes / 1e6:.1f} MB) verified into "
               f"{result.destination} from {result.source}")
-    else:
+    elif args.command == "prepare":
         run_prepare(args.name, args.raw, args.out, args.params)
+    else:
+        run_features(args)
     return 0
 
 
@@ -126,6 +138,27 @@ def run_prepare(name: str, raw: Path | None, out: Path | None, params: Path | No
 
     data = prepare_dataset(name, raw, out, options)
     print(f"{name}: {data.n_users:,} users, {data.n_items:,} items, {len(data.interactions):,} interactions -> {out}")
+
+
+def run_features(args: argparse.Namespace) -> None:
+    from datasets.extractors import get_extractor  # light: no torch
+
+    spec = get_extractor(args.extractor)
+    prepared = args.prepared or DATA_ROOT / "prepared" / args.name
+    if not prepared.is_dir():
+        if args.prepared is None and args.name not in registered_datasets():
+            get_dataset(args.name)  # the standard unknown-dataset error
+        raise RecAuditError(f"no prepared dataset at {prepared}; run `python -m datasets prepare {args.name}` first"
+                            " (or pass --prepared)")
+    raw = args.raw or DATA_ROOT / "raw" / args.name
+    out = args.out or DATA_ROOT / "features" / args.name / spec.name
+    from datasets.extraction import DEFAULT_BATCH_SIZE, extract_features  # imports torch: only for this command
+
+    features = extract_features(prepared, raw, spec.name, out, device=args.device,
+                                batch_size=args.batch_size or DEFAULT_BATCH_SIZE, workers=args.workers,
+                                dataset=args.name)
+    print(f"{args.name}: {features.key}, {int(features.present.sum()):,} of {features.n_items:,} items with an image, "
+          f"{features.dim} dimensions -> {out}")
 
 
 if __name__ == "__main__":
