@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from datasets.canonical import PreparedData, load_prepared, write_prepared
+from datasets.canonical import PreparedData, load_prepared
 from datasets.errors import RecAuditError
 from datasets.fetch import fetch_dataset
 from datasets.item_data import ItemImages, make_feature_set, read_feature_set
