@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from datasets.errors import RecAuditError
-from protocols.contract import Recommender, ValidationData
+from protocols.contract import Recommender, TrainingData, ValidationData
 from protocols.early_stopping import EarlyStopping, parse_metric, validation_value
 
 N_USERS, N_ITEMS = 5, 8
@@ -20,7 +20,7 @@ class CyclicScores(Recommender):
     def __init__(self, shift: int = 0):
         self.shift = shift
 
-    def _fit(self, train, validation, side):
+    def _fit(self, data):
         pass
 
     def _score(self, users, history):
@@ -37,8 +37,8 @@ class EpochToy(CyclicScores):
         self.epochs, self.validate_every, self.patience = epochs, validate_every, patience
         self.peak, self.target = peak, target
 
-    def _fit(self, train, validation, side):
-        stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience)
+    def _fit(self, data):
+        stopper = EarlyStopping(data.validation, validate_every=self.validate_every, patience=self.patience)
         epoch = 0
         for epoch in range(1, self.epochs + 1):
             self.shift = self.target - abs(epoch - self.peak)
@@ -120,7 +120,7 @@ def test_patience_none_never_stops_and_due_epochs():
 
 def test_toy_model_stops_at_patience_and_restores_the_best_epoch():
     train, validation = toy_validation()
-    model = EpochToy(epochs=10, patience=2, peak=4, target=3).fit(train, validation=validation)
+    model = EpochToy(epochs=10, patience=2, peak=4, target=3).fit(TrainingData(train, validation=validation))
     # values rise to epoch 4 (shift 3: truth first), then fall: epochs 5 and 6 exhaust patience 2
     assert (model.best_epoch_, model.epochs_run_, model.shift) == (4, 6, 3)
     expected = [naive_ndcg_at_10(3 - abs(e - 4)) for e in range(1, 7)]
@@ -136,9 +136,46 @@ def test_toy_model_without_validation_trains_every_epoch():
 
 def test_validate_every_checks_only_those_epochs_and_the_last():
     train, validation = toy_validation()
-    model = EpochToy(epochs=7, validate_every=3, patience=None, peak=5).fit(train, validation=validation)
+    model = EpochToy(epochs=7, validate_every=3, patience=None, peak=5).fit(TrainingData(train, validation=validation))
     assert [h["epoch"] for h in model.stopper_.history] == [3, 6, 7]
     assert model.best_epoch_ == 6 and model.epochs_run_ == 7  # epoch 5 was never validated
+
+
+def test_the_toy_model_stops_on_the_metric_of_its_validation_data():
+    """hr@1 is 0 until the truth comes first (epoch ``peak``), so patience 2 stops at epoch 3
+    and keeps epoch 1, where ndcg@10 (rising every epoch) would have run to the peak."""
+    train, validation = toy_validation()
+    on_hr = ValidationData(validation.users, validation.history, validation.truth, metric="hr@1")
+    model = EpochToy(epochs=10, patience=2, peak=4, target=3).fit(TrainingData(train, validation=on_hr))
+    assert model.stopper_.metric == "hr@1" and [h["hr@1"] for h in model.stopper_.history] == [0.0, 0.0, 0.0]
+    assert (model.best_epoch_, model.epochs_run_) == (1, 3)
+    assert ValidationData(validation.users, validation.history, validation.truth).metric == "ndcg@10"
+
+
+def test_an_explicit_metric_overrides_the_validation_datas():
+    _, validation = toy_validation()
+    assert EarlyStopping(validation).metric == "ndcg@10"
+    assert EarlyStopping(validation, metric="mrr@5").metric == "mrr@5"
+    assert EarlyStopping(None).metric == "ndcg@10"
+
+
+def test_validation_value_takes_a_ranking_task_too():
+    from protocols.early_stopping import ranking_task
+
+    train, validation = toy_validation()
+    model = CyclicScores(1).fit(train)
+    assert validation_value(model, ranking_task(validation), "ndcg@10") == validation_value(model, validation)
+
+
+def test_state_round_trip_resumes_the_bookkeeping():
+    stopper = EarlyStopping(validation=None, patience=2)
+    for epoch, value in [(1, 0.1), (2, 0.3), (3, 0.2)]:
+        stopper.record(epoch, value, lambda: {"epoch": epoch})
+    resumed = EarlyStopping(validation=None, patience=2)
+    resumed.load_state(stopper.state())
+    assert (resumed.best_epoch, resumed.best_value, resumed.best_snapshot) == (2, 0.3, {"epoch": 2})
+    assert resumed.history == stopper.history and not resumed.stopped_early
+    assert resumed.record(4, 0.25)  # the second bad validation in a row, counted across the resume
 
 
 @pytest.mark.parametrize("label, expected", [("ndcg@10", ("ndcg", 10)), ("NDCG@5", ("ndcg", 5)),
