@@ -408,8 +408,8 @@ class ItemOrder(Recommender):
     def __init__(self):
         pass
 
-    def _fit(self, train, validation, side):
-        self.order_ = -np.arange(train.shape[1], dtype=np.float32)
+    def _fit(self, data):
+        self.order_ = -np.arange(data.n_items, dtype=np.float32)
 
     def _score(self, users, history):
         return np.tile(self.order_, (len(users), 1))
@@ -428,3 +428,7 @@ def test_evaluate_calls_the_model_contract():
     full = RankingTask(task.users, task.history, task.truth, task.exclude)
     # full ranking: user 0 (history 0) ranks 1, 2, 3 -> hr@2 = 0; user 1 (history 1) ranks 0, 2 -> hit at 2
     assert evaluate(model, full, [2], metrics=["hr"]).per_user["hr@2"].tolist() == [0.0, 1.0]
+    # the task as early-stopping data: same rows, the metric to stop on travels with it
+    validation = task.validation_data("hr@2")
+    assert validation.metric == "hr@2" and task.validation_data().metric == "ndcg@10"
+    assert np.array_equal(validation.candidates, task.candidates) and np.array_equal(validation.users, task.users)
