@@ -9,7 +9,8 @@ import torch
 from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, ials_loss
 from datasets.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
-from protocols.contract import ValidationData
+from protocols.contract import TrainingData, ValidationData
+from protocols.early_stopping import validation_value
 
 
 @pytest.fixture(scope="module")
@@ -92,20 +93,31 @@ def planted_validation():
 def test_early_stopping_keeps_the_best_epoch(planted_validation):
     train, validation = planted_validation
     params = {"factors": 8, "alpha": 1.0, "reg": 0.1, "solver": "cholesky", "seed": 0}
-    full = IALS(epochs=8, **params).fit(train, validation=validation)
+    full = IALS(epochs=8, **params).fit(TrainingData(train, validation=validation))
     epochs, scores = zip(*full.validation_history_)
     assert epochs == tuple(range(1, 9))
     assert full.best_epoch_ == epochs[int(np.argmax(scores))] and max(scores) > scores[-1]
     refit = IALS(epochs=full.best_epoch_, **params).fit(train)
     np.testing.assert_allclose(full.item_factors_, refit.item_factors_, rtol=1e-5, atol=1e-6)
 
-    stopped = IALS(epochs=8, patience=2, **params).fit(train, validation=validation)
+    stopped = IALS(epochs=8, patience=2, **params).fit(TrainingData(train, validation=validation))
     assert len(stopped.validation_history_) == full.best_epoch_ + 2
     assert stopped.best_epoch_ == full.best_epoch_
     np.testing.assert_array_equal(stopped.item_factors_, full.item_factors_)
 
-    sparse_checks = IALS(epochs=5, validate_every=2, **params).fit(train, validation=validation)
+    sparse_checks = IALS(epochs=5, validate_every=2, **params).fit(TrainingData(train, validation=validation))
     assert [epoch for epoch, _ in sparse_checks.validation_history_] == [2, 4, 5]
+
+
+def test_early_stopping_uses_the_metric_of_the_validation_data(planted_validation):
+    train, validation = planted_validation
+    on_recall = ValidationData(validation.users, validation.history, validation.truth, metric="recall@20")
+    params = {"factors": 8, "alpha": 1.0, "reg": 0.1, "solver": "cholesky", "seed": 0}
+    model = IALS(epochs=3, **params).fit(TrainingData(train, validation=on_recall))
+    for epoch, value in model.validation_history_:
+        refit = IALS(epochs=epoch, **params).fit(train)
+        assert value == pytest.approx(validation_value(refit, validation, "recall@20"), abs=1e-6)
+        assert value != pytest.approx(validation_value(refit, validation, "ndcg@10"), abs=1e-6)
 
 
 def test_same_seed_same_factors_other_seed_other_factors(tiny):
