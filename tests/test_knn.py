@@ -291,12 +291,13 @@ MY_MODELS = sorted(name for name in registered_models()
 
 @pytest.mark.parametrize("name", MY_MODELS)
 def test_model_beats_popularity_on_planted_structure(name):
-    from protocols.contract import SideInformation
+    from datasets.item_data import make_feature_set
+    from protocols.contract import TrainingData
 
     train, held_out, content = planted_data()
     users = np.arange(train.shape[0])
     popularity = np.tile(np.asarray(train.sum(axis=0)), (len(users), 1))
     baseline = hits_at(popularity, train, held_out)
-    model = make_model(name).fit(train, side=SideInformation(item_content=content))
+    model = make_model(name).fit(TrainingData(train, item_features={"tags": make_feature_set("tags", content)}))
     hits = hits_at(model.score(users, train), train, held_out)
     assert hits > 1.2 * baseline, f"{name}: {hits} hits@5 against popularity's {baseline}"
