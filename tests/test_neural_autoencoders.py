@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from neural.autoencoders import MultDAE, MultVAE
 from neural.training import sparse_rows
 from neural_synthetic import planted, torch_threads
+from protocols.contract import TrainingData
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +24,9 @@ def data():
     return planted(n_users=30, n_items=25, groups=3, seed=4)[0]
 
 
-class _Shape:
-    """What ``_build_network`` reads of the training matrix."""
-
-    def __init__(self, n_users, n_items):
-        self.shape = (n_users, n_items)
+def _shape_only(n_users, n_items) -> TrainingData:
+    """Training data of the given shape and nothing else: what ``_build_network`` reads."""
+    return TrainingData(sp.csr_matrix((n_users, n_items), dtype=np.float32))
 
 
 def shapes(layers):
@@ -34,10 +34,10 @@ def shapes(layers):
 
 
 def test_default_architectures_are_the_papers():
-    vae = MultVAE()._build_network(_Shape(5, 1000))
+    vae = MultVAE()._build_network(_shape_only(5, 1000))
     assert shapes(vae.encoder) == [(1000, 600), (600, 400)]  # 400 = mu and log sigma^2 of size 200
     assert shapes(vae.decoder) == [(200, 600), (600, 1000)]
-    dae = MultDAE()._build_network(_Shape(5, 1000))
+    dae = MultDAE()._build_network(_shape_only(5, 1000))
     assert shapes(dae.encoder) == [(1000, 200)] and shapes(dae.decoder) == [(200, 1000)]
 
 
@@ -69,7 +69,7 @@ def batch(data, n=8):
 
 def fresh(model, data):
     model.n_users_, model.n_items_ = data.shape
-    return model._fresh_network(data, torch.Generator().manual_seed(0), torch.device("cpu"))
+    return model._fresh_network(TrainingData(data), torch.Generator().manual_seed(0), torch.device("cpu"))
 
 
 def test_vae_loss_matches_naive_elbo(data):

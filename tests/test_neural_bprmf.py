@@ -8,6 +8,7 @@ import torch
 
 from neural.bprmf import BPRMF
 from neural_synthetic import planted, torch_threads
+from protocols.contract import TrainingData
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def data():
 
 
 def fresh(model, data):
-    return model._fresh_network(data, torch.Generator().manual_seed(0), torch.device("cpu"))
+    return model._fresh_network(TrainingData(data), torch.Generator().manual_seed(0), torch.device("cpu"))
 
 
 def test_loss_matches_naive_formula(data):
@@ -63,8 +64,8 @@ def test_one_sgd_step_is_learnbpr_update(data):
 
 def test_an_epoch_draws_as_many_triples_as_interactions(data):
     model = BPRMF(batch_size=100)
-    batches = list(model._epoch_batches(model._training_data(data), np.random.default_rng(0), None,
-                                        torch.device("cpu")))
+    triples = model._training_data(TrainingData(data))
+    batches = list(model._epoch_batches(triples, np.random.default_rng(0), None, torch.device("cpu")))
     u, i, j = (torch.cat([b[k] for b in batches]).numpy() for k in range(3))
     dense = data.toarray()
     assert len(u) == data.nnz and len(batches) == int(np.ceil(data.nnz / 100))

@@ -7,6 +7,7 @@ import torch
 
 from neural.cdae import CDAE
 from neural_synthetic import planted, torch_threads
+from protocols.contract import TrainingData
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +22,7 @@ def data():
 
 
 def fresh(model, data):
-    network = model._fresh_network(data, torch.Generator().manual_seed(0), torch.device("cpu"))
+    network = model._fresh_network(TrainingData(data), torch.Generator().manual_seed(0), torch.device("cpu"))
     with torch.no_grad():  # move the output off its near-zero start so the loss terms differ
         network.decoder.bias.normal_(0, 1, generator=torch.Generator().manual_seed(1))
     return network
@@ -54,8 +55,8 @@ def test_full_loss_matches_naive_formula(loss, data):
 
 def test_sampled_loss_covers_positives_and_sampled_negatives_only(data):
     model = CDAE(hidden=4, negatives=2, batch_size=30)
-    users, targets, mask = next(iter(model._epoch_batches(model._training_data(data), np.random.default_rng(0),
-                                                          None, torch.device("cpu"))))
+    rows = model._training_data(TrainingData(data))
+    users, targets, mask = next(iter(model._epoch_batches(rows, np.random.default_rng(0), None, torch.device("cpu"))))
     targets, mask = targets.numpy(), mask.numpy()
     degree = targets.sum(axis=1)
     negatives = mask & (targets == 0)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 import neural.training
 
 from neural.ncf import GMF, MLP, NeuMF
 from neural_synthetic import planted, torch_threads
+from protocols.contract import TrainingData
 
 
 @pytest.fixture(autouse=True)
@@ -25,17 +27,15 @@ def data():
     return planted(n_users=60, n_items=40, groups=3, seed=3)[0]
 
 
-class _Shape:
-    """What ``_build_network`` reads of the training matrix."""
-
-    def __init__(self, n_users, n_items):
-        self.shape = (n_users, n_items)
+def _shape_only(n_users, n_items) -> TrainingData:
+    """Training data of the given shape and nothing else: what ``_build_network`` reads."""
+    return TrainingData(sp.csr_matrix((n_users, n_items), dtype=np.float32))
 
 
 def test_paper_tower_is_64_32_16_8():
     model = NeuMF(factors=8, mlp_layers=3)
     assert model._mlp_sizes() == (64, 32, 16, 8)
-    network = model._build_network(_Shape(10, 20))
+    network = model._build_network(_shape_only(10, 20))
     gmf_tower, mlp_tower = network.towers
     assert gmf_tower.user_embedding.weight.shape == (10, 8)
     assert mlp_tower.user_embedding.weight.shape == (10, 32) and mlp_tower.item_embedding.weight.shape == (20, 32)
@@ -45,7 +45,7 @@ def test_paper_tower_is_64_32_16_8():
 
 def test_log_loss_matches_naive_formula(data):
     model = GMF(factors=3, device="cpu")
-    network = model._fresh_network(data, torch.Generator().manual_seed(0), torch.device("cpu"))
+    network = model._fresh_network(TrainingData(data), torch.Generator().manual_seed(0), torch.device("cpu"))
     with torch.no_grad():  # larger weights than the initial ones, so the loss is not ~log 2
         for parameter in network.parameters():
             parameter.normal_(0, 1.0, generator=torch.Generator().manual_seed(parameter.numel()))
@@ -75,7 +75,7 @@ def test_all_item_scores_equal_pairwise_forward(data):
 
 def test_one_epoch_holds_every_positive_and_four_negatives_each(data):
     model = GMF(negatives=4, batch_size=100, device="cpu")
-    batches = list(model._epoch_batches(model._training_data(data), np.random.default_rng(0), None,
+    batches = list(model._epoch_batches(model._training_data(TrainingData(data)), np.random.default_rng(0), None,
                                         torch.device("cpu")))
     labels = torch.cat([b[2] for b in batches])
     assert len(batches) == int(np.ceil(5 * data.nnz / 100))
@@ -88,7 +88,7 @@ def test_pretraining_combines_gmf_and_mlp_with_alpha(data):
     common = dict(factors=4, negatives=2, epochs=2, batch_size=64, lr=0.01, device="cpu")
     model = NeuMF(**common, mlp_layers=2, pretrain=True, pretrain_alpha=0.3, seed=5)
     model.n_users_, model.n_items_ = data.shape
-    network = model._initial_network(data, None, torch.Generator().manual_seed(0), torch.device("cpu"), 0.0)
+    network = model._initial_network(TrainingData(data), torch.Generator().manual_seed(0), torch.device("cpu"))
     gmf_seed, mlp_seed = np.random.default_rng([5, 1]).integers(0, 2**31, size=2)
     gmf = GMF(**common, seed=int(gmf_seed)).fit(data).network_
     mlp = MLP(**common, mlp_layers=2, seed=int(mlp_seed)).fit(data).network_
@@ -133,12 +133,15 @@ def test_a_refit_with_the_frozen_epochs_reproduces_the_early_stopped_pretrained_
     train, heldout = planted(n_users=60, n_items=40, groups=3, seed=3)[:2]
     settings = dict(factors=4, mlp_layers=2, negatives=2, batch_size=64, lr=0.05, pretrain=True,
                     finetune_optimizer="adam", device="cpu", seed=7)
-    stopped = NeuMF(**settings, epochs=12, patience=2).fit(train, validation=as_validation(train, heldout))
+    data = TrainingData(train, validation=as_validation(train, heldout))
+    stopped = NeuMF(**settings, epochs=12, patience=2).fit(data)
     frozen = stopped.frozen_params_
     assert set(frozen) == {"gmf_epochs", "mlp_epochs"}
     assert frozen == {f"{name}_epochs": epochs for name, epochs in stopped.pretrain_best_epochs_.items()}
     assert any(len(history) > stopped.pretrain_best_epochs_[name]  # early stopping ran past the best epoch
                for name, history in stopped.pretrain_history_.items())
+    # the parts stop on the metric of the validation data, as NeuMF does
+    assert all(record["ndcg@10"] is not None for history in stopped.pretrain_history_.values() for record in history)
     refit = NeuMF(**settings, **frozen, epochs=stopped.best_epoch_, patience=None).fit(train)
     assert {name: len(h) for name, h in refit.pretrain_history_.items()} == stopped.pretrain_best_epochs_
     users = np.flatnonzero(np.diff(train.indptr) > 0)
