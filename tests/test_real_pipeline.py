@@ -12,8 +12,9 @@ import pytest
 from datasets.fetch import fetch_dataset
 from datasets.prepare import prepare_dataset
 from datasets.registry import get_dataset
-from protocols.evaluation import evaluate, final_data, tuning_data
+from protocols.evaluation import evaluate
 from protocols.registry import make_model
+from protocols.runner import training_inputs
 from protocols.splits import make_split
 from tests.mirror_raw import mirror_root
 
@@ -39,10 +40,10 @@ def holdout_split(movielens_100k):
     return make_split(movielens_100k, "holdout", 42, {"test_fraction": 0.2, "validation_fraction": 0.1})
 
 
-def fit_and_score(name, split, params=None, stage=final_data):
-    fit_matrix, task = stage(split)
-    model = make_model(name, params or {}).fit(fit_matrix, side=split.side_information())
-    popularity = fit_matrix.getnnz(axis=0)
+def fit_and_score(name, split, params=None, stage="final"):
+    data, task = training_inputs(split, stage, "ndcg@10", features_root=None, raw_root=None)
+    model = make_model(name, params or {}).fit(data.with_validation(None))  # defaults: no early stopping
+    popularity = data.interactions.getnnz(axis=0)
     return evaluate(model, task, CUTOFFS, item_popularity=popularity)
 
 
@@ -85,13 +86,13 @@ BASELINE_DEFAULTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BASELINE_DEFAULTS))
 def test_every_collaborative_baseline_beats_popularity_on_holdout(holdout_split, name):
-    pop = fit_and_score("pop", holdout_split, stage=tuning_data).summary["ndcg@10"]
-    model = fit_and_score(name, holdout_split, BASELINE_DEFAULTS[name], stage=tuning_data).summary["ndcg@10"]
+    pop = fit_and_score("pop", holdout_split, stage="tuning").summary["ndcg@10"]
+    model = fit_and_score(name, holdout_split, BASELINE_DEFAULTS[name], stage="tuning").summary["ndcg@10"]
     assert model > 1.2 * pop, f"{name} ndcg@10 {model:.4f} vs pop {pop:.4f}"
 
 
 @pytest.mark.slow
 def test_genre_only_content_knn_beats_random_but_not_popularity(holdout_split):
-    scores = {name: fit_and_score(name, holdout_split, params, stage=tuning_data).summary["ndcg@10"]
+    scores = {name: fit_and_score(name, holdout_split, params, stage="tuning").summary["ndcg@10"]
               for name, params in [("pop", {}), ("random", {"seed": 0}), ("itemknn-cbf", {})]}
     assert scores["random"] * 2 < scores["itemknn-cbf"] < scores["pop"]
