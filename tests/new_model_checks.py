@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from protocols.contract import TrainingData
 from protocols.registry import make_model, registered_models
 
 NAME = os.environ.get("NEW_MODEL_NAME", "")
@@ -60,8 +61,8 @@ def test_template_formula_neural():
     import torch
 
     model = make_model(NAME, {"factors": 3, "l2": 0.2, "init_std": 1.0})
-    train = sp.csr_matrix(MATRIX)
-    network = model._fresh_network(train, torch.Generator().manual_seed(0), torch.device("cpu"))
+    data = TrainingData(sp.csr_matrix(MATRIX))
+    network = model._fresh_network(data, torch.Generator().manual_seed(0), torch.device("cpu"))
     u, i, j = np.array([0, 2, 2]), np.array([1, 3, 1]), np.array([4, 0, 4])
     loss = model._batch_loss(network, tuple(torch.tensor(a) for a in (u, i, j)), None, 0)
     W = network.user_factors.weight.detach().double().numpy()

@@ -32,7 +32,6 @@ tuning:
   budget: quick
   budgets:
     quick: {{trials: {TRIALS}, startup_trials: 2}}
-  timeout_per_trial: null
 evaluation:
   seeds: 1
   cutoffs: [10, 20]
