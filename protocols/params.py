@@ -1,4 +1,11 @@
-"""Reading ``params.yaml``: the one place where experiment settings live."""
+"""Reading ``params.yaml``: the one place where experiment settings live.
+
+A suite (``suite:``, usually an alias of one of ``suites:``) may carry its own ``tuning``,
+``evaluation`` and ``reports`` sections: their keys override the top-level sections of the same
+name, so a suite that reproduces a paper's protocol (target metric, cutoffs, budget) is one
+edit away from the default. :func:`load_params` returns the settings with the active suite's
+overrides applied; every command reads them through it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +15,7 @@ import yaml
 from datasets.errors import RecAuditError, unknown_name_error
 
 DEFAULT_PARAMS = Path("params.yaml")
+SUITE_SECTIONS = ("tuning", "evaluation", "reports")
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict:
@@ -21,7 +29,24 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict:
         raise RecAuditError(f"{path} is not valid YAML ({first_line}); fix the file") from None
     if not isinstance(params, dict):
         raise RecAuditError(f"{path} must hold a mapping at the top level")
-    return params
+    return with_suite_overrides(params, path)
+
+
+def with_suite_overrides(params: dict, where: Path | str = DEFAULT_PARAMS) -> dict:
+    """``params`` with the active suite's ``tuning``/``evaluation``/``reports`` keys merged over
+    the top-level sections (see the module docstring)."""
+    suite = params.get("suite")
+    if not isinstance(suite, dict):
+        return params
+    merged = dict(params)
+    for section in SUITE_SECTIONS:
+        override = suite.get(section)
+        if override is None:
+            continue
+        if not isinstance(override, dict) or not isinstance(params.get(section) or {}, dict):
+            raise RecAuditError(f"{where}: suite.{section} and {section} must be mappings")
+        merged[section] = {**(params.get(section) or {}), **override}
+    return merged
 
 
 def split_entry(params: dict, split_key: str) -> dict:
