@@ -40,13 +40,14 @@ MODELS = {
 
 
 def run_model(name: str, repeat: int) -> dict:
-    from protocols.contract import SideInformation
+    from datasets.item_data import make_feature_set
+    from protocols.contract import TrainingData
     from protocols.registry import make_model
 
     train, test = load_movielens()
     rng = np.random.default_rng(0)
     content = sp.random(train.shape[1], 2000, density=0.005, random_state=rng, dtype=np.float32, format="csr")
-    side = SideInformation(item_content=content)
+    data = TrainingData(train, item_features={"tags": make_feature_set("tags", content)})
     try:
         from protocols.evaluation import RankingTask, evaluate
     except ImportError:
@@ -56,7 +57,7 @@ def run_model(name: str, repeat: int) -> dict:
     for _ in range(repeat):
         model = make_model(name, MODELS[name])
         start = time.perf_counter()
-        model.fit(train, side=side)
+        model.fit(data)
         record["fit_s"].append(time.perf_counter() - start)
         if evaluate is not None:
             task = RankingTask(users=users, history=train[users], truth=test[users], exclude=train[users])

@@ -89,7 +89,10 @@ def main(argv=None) -> int:
     import torch
 
     from protocols.contract import ValidationData
-    from neural.validation import validation_ndcg
+    from protocols.early_stopping import validation_value
+
+    def validation_ndcg(model, validation) -> float:
+        return validation_value(model, validation, "ndcg@10")
 
     if torch.cuda.is_available():
         gpu = "cuda"
