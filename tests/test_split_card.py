@@ -10,11 +10,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from datasets.canonical import PreparedData
 from datasets.errors import RecAuditError
-from protocols.split_card import gini, make_card, part_sha256, summary_line
-from protocols.split_data import PART_FILES, load_split, write_split
+from datasets.item_data import make_feature_set, write_feature_set
+from protocols.split_card import gini, make_card, part_sha256, side_description, summary_line, table_sha256
+from protocols.split_data import FEATURES_DIR, PART_FILES, load_split, write_split
 from protocols.splits import make_split
 
 META = {"name": "hand", "n_users": 8, "n_items": 5, "n_interactions": 21}
@@ -142,3 +144,46 @@ def test_written_split_hashes_match_its_card(tmp_path):
         assert part_sha256(getattr(loaded, part)) == card["parts"][part]["sha256"], part
     line = summary_line(card, "toy/loo")
     assert line.startswith("toy/loo: leave-one-out seed 0: train ") and "test_negatives 150" in line
+
+
+# ----- the side section: item data carried by the split, by hash ---------------------------------
+def side_data(content_seed: int = 0) -> PreparedData:
+    rng = np.random.default_rng(0)
+    users, items = np.nonzero(rng.random((30, 12)) < 0.4)
+    content = (np.random.default_rng(content_seed).random((12, 5)) < 0.4).astype(np.float32)
+    images = pd.DataFrame({"item": [4, 1], "image_path": ["img/4.jpg", "img/1.jpg"], "sha256": ["d" * 64, "c" * 64]})
+    return PreparedData("toy", pd.DataFrame({"user": users, "item": items}), 30, 12, pd.DataFrame({"user": range(30)}),
+                        pd.DataFrame({"item": range(12), "title": [f"t{i}" for i in range(12)]}),
+                        item_features={"tags": make_feature_set("tags", sp.csr_matrix(content))}, item_images=images)
+
+
+def test_a_card_without_item_data_has_an_empty_side_section():
+    card = make_card(hand_split(), protocol="holdout", params={}, seed=0, dataset_meta=META)
+    assert card["side"] == {"items_sha256": None, "images": None, "feature_sets": {}}
+
+
+def test_the_side_section_hashes_the_item_table_the_images_and_each_feature_set():
+    data = side_data()
+    split = make_split(data, "holdout", 0, {"test_fraction": 0.2})
+    side = split.card["side"]
+    assert side["feature_sets"] == {"tags": data.item_features["tags"].sha256}
+    assert side["items_sha256"] == table_sha256(data.items)
+    # the manifest: item<TAB>path<TAB>sha256 per item with an image, in item order
+    manual = hashlib.sha256(f"1\timg/1.jpg\t{'c' * 64}\n4\timg/4.jpg\t{'d' * 64}\n".encode()).hexdigest()
+    assert side["images"] == {"manifest_sha256": manual, "items_with_image": 2}
+    assert side == side_description(data.items, data.item_images, data.item_features)
+    other = make_split(side_data(content_seed=1), "holdout", 0, {"test_fraction": 0.2})
+    assert other.card["parts"] == split.card["parts"] and other.card["side"]["feature_sets"] != side["feature_sets"]
+
+
+def test_a_carried_feature_set_is_checked_against_the_card(tmp_path):
+    split = make_split(side_data(), "holdout", 0, {"test_fraction": 0.2})
+    write_split(split, tmp_path / "split")
+    loaded = load_split(tmp_path / "split")
+    assert loaded.item_features["tags"].sha256 == split.card["side"]["feature_sets"]["tags"]
+    assert list(loaded.items.columns) == ["item", "title"] and loaded.item_images is not None
+    # a feature set rewritten in place (consistent with its own meta.json) no longer matches the card
+    other = side_data(content_seed=1).item_features["tags"]
+    write_feature_set(other, tmp_path / "split" / FEATURES_DIR / "tags")
+    with pytest.raises(RecAuditError, match="feature set tags of the split .* does not match the split card"):
+        load_split(tmp_path / "split")
