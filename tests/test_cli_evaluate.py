@@ -254,6 +254,34 @@ def test_side_information_travels_with_the_split_folder(tmp_path):
     assert plain.item_features == {} and plain.images is None
 
 
+def test_content_models_record_the_feature_set_they_read(workspace):
+    """A split carrying ``tags``, plus an extracted set under --features-root; labels choose the set."""
+    from datasets.item_data import write_feature_set
+
+    tags = make_feature_set("tags", sp.csr_matrix(np.eye(6, 3, dtype=np.float32)))
+    split = toy_split()
+    split.item_features = {"tags": tags}
+    split.card = dict(split.card, dataset="toy", side=side_description(None, None, split.item_features))
+    write_split(split, workspace / "splits" / "toy" / "holdout")
+    poster = make_feature_set("posters@0123456789ab", np.arange(18, dtype=np.float32).reshape(6, 3) + 1)
+    write_feature_set(poster, workspace / "features" / "toy" / "posters")
+    (workspace / "params.yaml").write_text("seed: 42\nmodels:\n  cbf-posters: {model: itemknn-cbf, features: posters}\n"
+                                           "  cbf-genres: {model: itemknn-cbf, features: genres}\n"
+                                           "evaluation:\n  cutoffs: [10]\n  metrics: [ndcg]\n")
+    extra = ("--features-root", str(workspace / "features"))
+    assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "itemknn-cbf", *extra) == 0
+    record = read_metrics(workspace, "itemknn-cbf")
+    assert (record["status"], record["model_class"], record["features"]) == ("ok", "itemknn-cbf", "tags")
+    assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "cbf-posters", *extra) == 0
+    record = read_metrics(workspace, "cbf-posters")
+    assert (record["status"], record["model_class"], record["features"]) == ("ok", "itemknn-cbf", poster.key)
+    assert record["params"]["features"] == "posters"
+    assert run_evaluate(workspace, "--split", "toy/holdout", "--model", "cbf-genres", *extra) == 0
+    record = read_metrics(workspace, "cbf-genres")
+    assert (record["status"], record["reason"]) == ("unsupported", "needs item features genres")
+    assert "available feature sets: posters, tags" in record["detail"]
+
+
 def test_models_command_lists_every_model_with_its_space(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
