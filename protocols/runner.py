@@ -14,7 +14,10 @@ final run) go through here:
 3. :func:`check_task` checks the model's declared requirements against that task before any
    fit (the one place where "cannot run here" is decided);
 4. :func:`fit_and_evaluate` fits and evaluates once; :func:`evaluate_seeds` and
-   :func:`combine_seeds` repeat it over the seeds of a stochastic model.
+   :func:`combine_seeds` repeat it over the seeds of a stochastic model;
+5. :func:`final_run` is the whole final evaluation of one model on one split: parameters and
+   seeds resolved (:func:`model_params`), refit on train + validation, test evaluated, seeds
+   aggregated, the result folder written.
 
 :func:`read_tuned` is the one reader of a tuned parameters file.
 """
@@ -32,14 +35,16 @@ import yaml
 
 from datasets.errors import RecAuditError, unknown_name_error
 from datasets.item_data import FeatureSet, ItemImages, TrainingData, read_feature_set
-from protocols.contract import Recommender, TaskProfile, check_requirements
+from protocols.contract import Recommender, TaskProfile, UnsupportedProtocolError, check_requirements
 from protocols.registry import get_model_class, make_model, registered_models
 from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds
-from protocols.split_data import Split
+from protocols.results import TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
+from protocols.split_data import Split, load_split
 
 DEFAULT_FEATURES_ROOT = Path("data/features")
 DEFAULT_RAW_ROOT = Path("data/raw")
 TUNED_RECORD_KEYS = ("model", "split", "status", "params")
+DEFAULT_CUTOFFS = (10, 20)
 
 
 # ----- which model ------------------------------------------------------------------------------
@@ -77,7 +82,7 @@ def model_entry(params: dict, label: str) -> ModelEntry:
 # ----- the data a model fits on -----------------------------------------------------------------
 def extracted_features(features_root: Path | str | None, dataset: str) -> dict[str, FeatureSet]:
     """Every extracted feature set of ``dataset`` (``<root>/<dataset>/<name>/``), verified."""
-    if features_root is None:
+    if features_root is None or not dataset:
         return {}
     folder = Path(features_root) / dataset
     if not folder.is_dir():
@@ -232,3 +237,155 @@ def is_tuned_record(content) -> bool:
     """Whether a loaded params file is a tuning result rather than plain constructor keywords."""
     return isinstance(content, dict) and all(key in content for key in TUNED_RECORD_KEYS) \
         and isinstance(content.get("params"), dict)
+
+
+# ----- the final evaluation ---------------------------------------------------------------------
+@dataclass
+class FinalRun:
+    """What :func:`final_run` wrote: the aggregate record, the per-seed records and the folder."""
+
+    record: dict
+    seed_runs: list
+    out: Path
+
+
+def final_run(label: str, settings: dict, params_file: Path | None, seed: int | None, splits_root: Path,
+              dataset: str, split_name: str, results_root: Path, features_root: Path | None = DEFAULT_FEATURES_ROOT,
+              raw_root: Path | None = DEFAULT_RAW_ROOT, progress: bool = False) -> FinalRun:
+    """Refit the model ``label`` on a split's train + validation, evaluate the test part (over
+    seeds if stochastic) and write ``<results_root>/<dataset>/<split>/<label>/``. A model the
+    split refuses (its tuning said so, or its requirements are not met) gets a result with
+    ``status: unsupported`` and the reason, which is not an error."""
+    entry = model_entry(settings, label)
+    params, tuning = model_params(entry, settings, params_file, seed)
+    model = make_model(entry.model, params)
+    evaluation = evaluation_settings(settings)
+    seeds = run_seeds(model, evaluation["seeds"])
+    split = find_split(splits_root, dataset, split_name)
+    out = result_dir(results_root, dataset, split_name, entry.label)
+    base = {"dataset": dataset, "protocol": split_name, "split_protocol": split.protocol, "model": entry.label,
+            "model_class": entry.model, "family": type(model).family, "params": model.get_params(),
+            "seed": model.get_params().get("seed"), "seeds": seeds, "metrics_std": None, "tuning": tuning,
+            "sampled": bool(split.is_sampled), "cutoffs": evaluation["cutoffs"]}
+    empty = pd.DataFrame({"user": pd.Series([], dtype="int64")})
+    if tuning is not None and tuning.get("status") == UNSUPPORTED:
+        # The tuning already found that the model cannot run here: no refit just to learn it again.
+        record = {**base, "seeds": [], **not_run_record(UNSUPPORTED, tuning_reason(params_file))}
+        write_run(out, record, empty)
+        return FinalRun(record, [], out)
+    data, task = training_inputs(split, "final", evaluation.get("metric", "ndcg@10"), features_root, raw_root)
+    try:
+        check_task(model, data, task, f"the test part of {dataset}/{split_name}")
+        runs = evaluate_seeds(entry.model, params, seeds, data, task, evaluation, progress)
+    except UnsupportedProtocolError as refusal:
+        record = {**base, "seeds": [], **not_run_record(UNSUPPORTED, str(refusal))}
+        write_run(out, record, empty)
+        return FinalRun(record, [], out)
+    seed_runs = [({**base, **record, "params": run_params, "seed": seed, "seeds": [seed]}, per_user)
+                 for seed, run_params, record, per_user in runs]
+    if model.is_stochastic:
+        record, per_user = combine_seeds(base, seed_runs)
+        write_run(out, record, per_user, seed_runs)
+        return FinalRun(record, seed_runs, out)
+    (record, per_user), = seed_runs
+    write_run(out, record, per_user)
+    return FinalRun(record, [], out)
+
+
+def read_params_file(path: Path) -> dict:
+    """A YAML (or JSON, which YAML reads) mapping: constructor keywords or a tuning result."""
+    if not path.exists():
+        raise RecAuditError(f"no params file at {path}; pass a YAML/JSON file of model constructor keywords "
+                            "or a tuned file from `python -m protocols tune`")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise RecAuditError(f"{path} is not valid YAML/JSON ({str(error).splitlines()[0]}); fix the file") from None
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise RecAuditError(f"{path} must hold a mapping of constructor keywords, got {type(params).__name__}")
+    return params
+
+
+def tuned_params(content: dict, path: Path, label: str) -> tuple[dict, dict]:
+    """(constructor keywords, ``tuning`` record) of a tuning result read from ``path``."""
+    if content.get("model", label) != label:
+        raise RecAuditError(f"{path} holds tuned parameters of model {content['model']!r}, not {label!r}; "
+                            "pass the file of the right model")
+    tuning = {key: content.get(key) for key in TUNING_KEYS}
+    for key in ("trials_run", "trials_budget"):
+        value = tuning[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise RecAuditError(f"{path}: {key} must be a non-negative integer, got {value!r}; rerun the tuning")
+    params = dict(content["params"])
+    if "seed" not in params and isinstance(content.get("seed"), int):
+        params["seed"] = content["seed"]  # dropped again below when the model has no seed
+    return params, tuning
+
+
+def model_params(entry: ModelEntry, settings: dict, params_file: Path | None,
+                 seed: int | None) -> tuple[dict, dict | None]:
+    """(constructor keywords, ``tuning`` record or None). Keywords come from ``params_file``
+    (a tuning result's ``params``, or the file itself) or the ``models:`` entry; the seed of a
+    stochastic model comes from ``seed``, else from those keywords (else a tuned file's
+    ``seed``), else from ``settings['seed']``."""
+    cls = get_model_class(entry.model)
+    tuning = None
+    if params_file is not None:
+        params = read_params_file(params_file)
+        if "params" in params and "trials_run" in params and not isinstance(params["params"], dict):
+            raise RecAuditError(f"{params_file}: 'params' must be a mapping of constructor keywords; rerun the tuning")
+        if is_tuned_record(params):
+            params, tuning = tuned_params(params, params_file, entry.label)
+    else:
+        params = dict(entry.fixed)
+    if "seed" in cls.parameter_names():
+        if seed is not None:
+            params["seed"] = seed
+        elif "seed" not in params and settings.get("seed") is not None:
+            params["seed"] = int(settings["seed"])
+    elif tuning is not None:
+        params.pop("seed", None)
+    return params, tuning
+
+
+def evaluation_settings(settings: dict) -> dict:
+    """The ``evaluation`` section of params.yaml, checked."""
+    section = settings.get("evaluation") or {}
+    if not isinstance(section, dict):
+        raise RecAuditError("params.yaml evaluation must be a mapping with cutoffs, metrics and batch_size")
+    cutoffs = section.get("cutoffs") or list(DEFAULT_CUTOFFS)
+    if not isinstance(cutoffs, list) or not all(isinstance(k, int) and k > 0 for k in cutoffs):
+        raise RecAuditError(f"params.yaml evaluation.cutoffs must be a list of positive integers, got {cutoffs!r}")
+    metrics = section.get("metrics")
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
+        raise RecAuditError(f"params.yaml evaluation.metrics must be a list of metric names, got {metrics!r}")
+    batch_size = section.get("batch_size")
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
+        raise RecAuditError(f"params.yaml evaluation.batch_size must be a positive integer or null, got {batch_size!r}")
+    seeds = section.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise RecAuditError(f"params.yaml evaluation.seeds must be a positive integer (runs per stochastic "
+                            f"model), got {seeds!r}")
+    return {"cutoffs": sorted(set(cutoffs)), "metrics": metrics, "batch_size": batch_size, "seeds": seeds}
+
+
+def find_split(splits_root: Path, dataset: str, split_name: str) -> Split:
+    folder = Path(splits_root) / dataset / split_name
+    if not (folder / "card.json").exists():
+        built = sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in Path(splits_root).glob("*/*/card.json"))
+        raise RecAuditError(f"no split {dataset}/{split_name!s} under {splits_root}; built splits: "
+                            f"{', '.join(built) or 'none'}; build it with "
+                            f"`python -m protocols split {dataset}/{split_name}` or `dvc repro`")
+    return load_split(folder)
+
+
+def not_run_record(status: str, detail: str) -> dict:
+    return {"metric_version": None, "metrics": {}, "n_users": 0, "fit_seconds": None, "eval_seconds": None,
+            "peak_rss_mb": peak_rss_mb(), "status": status, "reason": short_reason(detail), "detail": detail}
+
+
+def tuning_reason(params_file: Path | None) -> str:
+    if params_file is None:
+        return "the tuning found it cannot run here"
+    return read_params_file(params_file).get("reason") or "the tuning found it cannot run here"
