@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("--out", type=Path, help="destination folder (default data/features/NAME/EXTRACTOR)")
     features.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                           help="auto: CUDA when available, else CPU")
-    features.add_argument("--batch-size", type=int, default=None, help="images per batch (default 16)")
+    features.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8 on CPU, 64 on CUDA)")
     features.add_argument("--workers", type=int, default=None, help="image loading threads (default: up to 4)")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -152,11 +152,10 @@ def run_features(args: argparse.Namespace) -> None:
                             " (or pass --prepared)")
     raw = args.raw or DATA_ROOT / "raw" / args.name
     out = args.out or DATA_ROOT / "features" / args.name / spec.name
-    from datasets.extraction import DEFAULT_BATCH_SIZE, extract_features  # imports torch: only for this command
+    from datasets.extraction import extract_features  # imports torch: only for this command
 
-    features = extract_features(prepared, raw, spec.name, out, device=args.device,
-                                batch_size=args.batch_size or DEFAULT_BATCH_SIZE, workers=args.workers,
-                                dataset=args.name)
+    features = extract_features(prepared, raw, spec.name, out, device=args.device, batch_size=args.batch_size,
+                                workers=args.workers, dataset=args.name)
     print(f"{args.name}: {features.key}, {int(features.present.sum()):,} of {features.n_items:,} items with an image, "
           f"{features.dim} dimensions -> {out}")
 

@@ -189,20 +189,23 @@ def read_item_images(prepared_dir: Path | str, raw_dir: Path | str) -> ItemImage
 def iter_batches(images: ItemImages, preprocessing: Preprocessing, batch_size: int = 32,
                  workers: int | None = None, items: Iterable[int] | None = None,
                  verify: bool = True) -> Iterator[ImageBatch]:
-    """Batches of preprocessed item images, in ascending item order.
+    """Batches of preprocessed item images: every item with an image in ascending order, or ``items`` in their order.
 
-    ``items`` restricts the items (default: every item with an image); items without an image
-    are skipped, never returned. ``workers`` threads decode ahead of the consumer (0: decode in
-    the calling thread); at most a few batches are held in memory at a time. ``verify`` checks
-    each file against the table's sha256 where it has one.
+    Items without an image are skipped, never returned (each batch's ``items`` says which rows
+    are which item). ``workers`` threads decode ahead of the consumer (0: decode in the calling
+    thread); at most a few batches are held in memory at a time; the order never depends on the
+    number of workers. ``verify`` checks each file against the table's sha256 where it has one.
     """
     if batch_size < 1:
         raise RecAuditError(f"the batch size must be at least 1, got {batch_size}")
     workers = default_workers() if workers is None else int(workers)
     if workers < 0:
         raise RecAuditError(f"the number of workers must be 0 or more, got {workers}")
-    chosen = range(images.n_items) if items is None else sorted({int(item) for item in items})
-    order = [item for item in chosen if 0 <= item < images.n_items and images.paths[item] is not None]
+    chosen = range(images.n_items) if items is None else [int(item) for item in items]
+    outside = [item for item in chosen if not 0 <= item < images.n_items]
+    if outside:
+        raise RecAuditError(f"item {outside[0]} is outside the image table's items 0..{images.n_items - 1}")
+    order = [item for item in chosen if images.paths[item] is not None]
 
     def load(item: int) -> np.ndarray:
         expected = images.sha256[item] if verify else None

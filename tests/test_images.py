@@ -159,9 +159,12 @@ def test_batches_skip_items_without_image_and_keep_item_order(tmp_path):
 
 def test_batches_of_chosen_items_and_errors_from_workers(tmp_path):
     images = colour_images(tmp_path, 10, missing={3})
-    batches = list(iter_batches(images, Preprocessing(9, 8, "tf"), batch_size=4, workers=2, items=[9, 3, 1, 1, 42]))
-    assert [b.items.tolist() for b in batches] == [[1, 9]]
-    assert batches[0].pixels.shape == (2, 3, 8, 8) and batches[0].pixels.dtype == np.float32
+    chosen = list(iter_batches(images, Preprocessing(9, 8, "tf"), batch_size=2, workers=2, items=[9, 3, 1, 1, 0]))
+    assert [b.items.tolist() for b in chosen] == [[9, 1], [1, 0]]  # the order asked for; item 3 has no image
+    assert chosen[0].pixels.shape == (2, 3, 8, 8) and chosen[0].pixels.dtype == np.float32
+    np.testing.assert_allclose((chosen[0].pixels[:, 0, 0, 0] + 1) * 127.5, [9, 1], atol=1e-4)
+    with pytest.raises(RecAuditError, match="item 42 is outside"):
+        list(iter_batches(images, Preprocessing(9, 8, "tf"), items=[1, 42]))
     (tmp_path / "raw" / "img6.png").write_bytes(b"changed")
     with pytest.raises(RecAuditError, match=r"img6\.png \(item 6\) has sha256"):
         list(iter_batches(images, Preprocessing(9, 8, "tf"), batch_size=4, workers=3))
