@@ -44,7 +44,7 @@ from datasets.item_data import DEFAULT_STOP_METRIC, ValidationData
 DEFAULT_METRIC = DEFAULT_STOP_METRIC
 # Accuracy metrics only: each is a per-user mean where higher is better. The list metrics
 # (coverage, gini, popularity) describe a recommender but are no objective to maximise.
-TUNABLE_METRICS = ("precision", "recall", "recall_mv", "ndcg", "hr", "mrr", "map", "auc")
+TUNABLE_METRICS = ("precision", "recall", "recall_mv", "ndcg", "ndcg_tois", "hr", "mrr", "map", "auc")
 CUTOFF_FREE = frozenset({"auc"})
 
 

@@ -30,7 +30,7 @@ from datasets.errors import RecAuditError, unknown_name_error
 
 METRIC_VERSION = "1"
 
-PER_USER_METRICS = ("precision", "recall", "recall_mv", "ndcg", "hr", "mrr", "map", "auc")
+PER_USER_METRICS = ("precision", "recall", "recall_mv", "ndcg", "ndcg_tois", "hr", "mrr", "map", "auc")
 LIST_METRICS = ("coverage", "gini", "popularity")
 ALL_METRICS = PER_USER_METRICS + LIST_METRICS
 CUTOFF_FREE_METRICS = frozenset({"auc"})
@@ -173,6 +173,19 @@ def ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     return dcg / ideal
 
 
+def ndcg_tois(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k as the TOIS study's evaluation code computes it (Ferrari Dacrema et al., TOIS 2021):
+    the same DCG@k as :func:`ndcg`, divided by the ideal DCG of *all* R_u relevant items,
+    IDCG = sum_{r=1}^{R_u} 1 / log2(r + 1), whatever k. It is below :func:`ndcg` whenever
+    R_u > k; kept under its own name so that tables can be compared with the study's.
+    """
+    discounts = _discounts(k)
+    dcg = np.where(hits[:, :k], discounts, 0.0).sum(axis=1)
+    largest = int(n_relevant.max(initial=1))
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, largest + 2, dtype=np.float64)))[n_relevant - 1]
+    return dcg / ideal
+
+
 def hit_rate(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     """Hit rate HR@k = 1 if h_u(k) >= 1 else 0 (NCF's HR for one held-out item)."""
     return hits[:, :k].any(axis=1).astype(np.float64)
@@ -195,7 +208,7 @@ def average_precision(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.nd
     return np.where(top, precision_at_rank, 0.0).sum(axis=1) / np.minimum(k, n_relevant)
 
 
-CUTOFF_METRICS = {"precision": precision, "recall": recall, "recall_mv": recall_mv, "ndcg": ndcg,
+CUTOFF_METRICS = {"precision": precision, "recall": recall, "recall_mv": recall_mv, "ndcg": ndcg, "ndcg_tois": ndcg_tois,
                   "hr": hit_rate, "mrr": reciprocal_rank, "map": average_precision}
 
 

@@ -55,6 +55,7 @@ def naive_evaluate(scores, history, truth, cutoffs, popularity):
             dcg = sum(1 / log2(rank + 1) for rank in hit_ranks)
             ideal = sum(1 / log2(rank + 1) for rank in range(1, min(k, len(relevant)) + 1))
             row[f"ndcg@{k}"] = dcg / ideal
+            row[f"ndcg_tois@{k}"] = dcg / sum(1 / log2(rank + 1) for rank in range(1, len(relevant) + 1))
             row[f"hr@{k}"] = 1.0 if hit_ranks else 0.0
             row[f"mrr@{k}"] = 1 / hit_ranks[0] if hit_ranks else 0.0
             precisions = [sum(1 for r in hit_ranks if r <= rank) / rank for rank in hit_ranks]

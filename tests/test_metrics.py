@@ -44,6 +44,18 @@ def test_ndcg():
     assert M.ndcg(HITS, N_RELEVANT, 3)[1] == pytest.approx((1 / log2(3)) / (1 + 1 / log2(3) + 0.5))
 
 
+def test_ndcg_of_the_tois_code_divides_by_all_relevant_items():
+    # user 1, k=3: DCG = 1/log2(3); IDCG over all R = 4 relevant items = 1 + 1/log2 3 + 1/2 + 1/log2 5
+    idcg_4 = 1 + 1 / log2(3) + 0.5 + 1 / log2(5)
+    assert M.ndcg_tois(HITS, N_RELEVANT, 3)[1] == pytest.approx((1 / log2(3)) / idcg_4)
+    # user 3, k=5: five hits of R = 10: DCG over 5 ranks, IDCG over 10 ranks, so below 1
+    idcg_10 = sum(1 / log2(r + 1) for r in range(1, 11))
+    dcg_5 = sum(1 / log2(r + 1) for r in range(1, 6))
+    assert M.ndcg_tois(HITS, N_RELEVANT, 5)[3] == pytest.approx(dcg_5 / idcg_10)
+    # when R <= k both definitions agree
+    assert M.ndcg_tois(HITS, N_RELEVANT, 5)[0] == pytest.approx(M.ndcg(HITS, N_RELEVANT, 5)[0])
+
+
 def test_hit_rate_and_reciprocal_rank():
     assert M.hit_rate(HITS, N_RELEVANT, 1) == pytest.approx([1, 0, 0, 1])
     assert M.hit_rate(HITS, N_RELEVANT, 2) == pytest.approx([1, 1, 0, 1])
