@@ -13,10 +13,9 @@ from datasets.errors import RecAuditError, run_cli
 from protocols import registry
 from protocols.__main__ import main
 from datasets.item_data import make_feature_set
-from protocols.cli_evaluate import model_params
 from protocols.contract import Recommender
 from protocols.registry import make_model
-from protocols.runner import model_entry, training_inputs
+from protocols.runner import model_entry, model_params, training_inputs
 from protocols.split_card import side_description
 from protocols.split_data import Split, load_split, write_split
 
@@ -62,9 +61,11 @@ def build_model(label: str, settings: dict, params_file, seed):
 
 
 def run_evaluate(workspace, *extra: str) -> int:
+    # Item data only from the workspace (never the repository's data/features or data/raw); a
+    # later --features-root in ``extra`` wins.
     argv = ["evaluate", "--params-yaml", str(workspace / "params.yaml"),
             "--splits-root", str(workspace / "splits"), "--results-root", str(workspace / "results"),
-            *extra]
+            "--features-root", str(workspace / "features"), "--raw-root", str(workspace / "raw"), *extra]
     with pytest.raises(SystemExit) as exit_:
         run_cli(main, argv)
     return exit_.value.code

@@ -101,7 +101,8 @@ class HeldOutToy(ShiftToy):
 
 
 @pytest.fixture(autouse=True)
-def toys(monkeypatch):
+def toys(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # tune's default item data roots (data/features, data/raw) are the test's own
     registry.registered_models()  # load the packages first, so the patch is undone cleanly
     for cls in (ShiftToy, TwoChoiceToy, EpochToy, HeldOutToy):
         monkeypatch.setitem(registry._MODELS, cls.name, cls)
