@@ -39,13 +39,14 @@ def _digest_matrix(digest, matrix) -> None:
                    matrix.data.astype(np.float32))
 
 
-def fingerprint(model, train: sp.csr_matrix, validation, device_type: str) -> str:
+def fingerprint(model, train: sp.csr_matrix, validation, device_type: str, item_data: dict | None = None) -> str:
     """A hash of the model's class, its parameters (except :data:`RUN_SETTINGS`), the device
-    type and the training and validation data."""
+    type, the training and validation data and ``item_data`` (the hashes of the item feature
+    sets and images the fit can read), so a checkpoint never resumes on other content."""
     digest = hashlib.sha256()
     params = {key: value for key, value in model.get_params().items() if key not in RUN_SETTINGS}
-    digest.update(json.dumps([type(model).__qualname__, device_type, params], sort_keys=True,
-                             default=repr).encode())
+    digest.update(json.dumps([type(model).__qualname__, device_type, params, dict(sorted((item_data or {}).items()))],
+                             sort_keys=True, default=repr).encode())
     _digest_matrix(digest, train)
     if validation is not None:
         _digest_arrays(digest, np.asarray(validation.users, dtype=np.int64))

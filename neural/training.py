@@ -133,7 +133,10 @@ class NeuralRecommender(Recommender):
         stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience,
                                 metric=validation.metric if validation is not None else DEFAULT_METRIC)
 
-        key = fingerprint(self, data.interactions, validation, device.type) if self.checkpoint_dir else None
+        item_data = {key: features.sha256 for key, features in data.item_features.items()}
+        if data.images is not None:
+            item_data["images"] = data.images.manifest_sha256
+        key = fingerprint(self, data.interactions, validation, device.type, item_data) if self.checkpoint_dir else None
         saved = load_checkpoint(self.checkpoint_dir, key, self.epochs) if key else None
         state = {"epoch": 0, "step": 0, "extras": {}}
         if saved is None:

@@ -332,8 +332,13 @@ def check_works_without_side_data(factory: ModelFactory, data: ConformanceData) 
     needs = model.requirements()
     if needs.item_features is not None or needs.item_images:
         return
-    model.fit(data.train)
-    _assert_valid_scores(model, _score_all(model, data), (data.n_users, data.n_items))
+    try:
+        model.fit(data.train)
+        scores = _score_all(model, data)
+    except Exception as error:
+        raise AssertionError(f"{type(model).__name__} declares no item data but fails without it "
+                             f"({type(error).__name__}: {error}); declare what it needs in requirements()") from error
+    _assert_valid_scores(model, scores, (data.n_users, data.n_items))
 
 
 def check_refuses_without_requirements(factory: ModelFactory, data: ConformanceData) -> None:

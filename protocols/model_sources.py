@@ -120,7 +120,7 @@ def input_manifests(params: dict, features_root: Path) -> dict[str, str]:
         folder = Path(features_root) / dataset
         available = {}
         if folder.is_dir():
-            for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for child in sorted(p for p in folder.iterdir() if (p / "meta.json").is_file() and not p.name.startswith(".")):
                 meta = read_feature_set_meta(child)
                 available[meta["key"]] = meta["sha256"]
         for label in suite.get("models") or []:

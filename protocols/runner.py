@@ -88,7 +88,9 @@ def extracted_features(features_root: Path | str | None, dataset: str) -> dict[s
     if not folder.is_dir():
         return {}
     found = {}
-    for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    # Feature sets are written atomically, so a folder without meta.json is a staging leftover
+    # or something else, never a feature set.
+    for child in sorted(p for p in folder.iterdir() if (p / "meta.json").is_file() and not p.name.startswith(".")):
         features = read_feature_set(child)
         found[features.key] = features
     return found
