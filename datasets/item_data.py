@@ -257,7 +257,8 @@ class ValidationData:
 
     ``history`` has one row per entry of ``users``; ``truth`` has the held-out items in the
     same row order; ``candidates`` is set for sampled protocols (one row of item ids per user);
-    ``metric`` is the label early stopping maximises (the tuning metric, e.g. ``recall@150``).
+    ``metric`` is the label early stopping maximises (the tuning metric, e.g. ``recall@150``);
+    ``exclude`` the items never ranked (None: the history, the usual rule).
     """
 
     users: np.ndarray
@@ -265,6 +266,7 @@ class ValidationData:
     truth: sp.csr_matrix
     candidates: np.ndarray | None = None
     metric: str = DEFAULT_STOP_METRIC
+    exclude: sp.csr_matrix | None = None
 
 
 @dataclass(frozen=True)

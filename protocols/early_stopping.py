@@ -73,8 +73,9 @@ def ranking_task(validation: ValidationData):
     """The evaluator's task for ``validation``: history items are excluded from the ranking."""
     from protocols.evaluation import RankingTask
 
+    exclude = validation.history if validation.exclude is None else validation.exclude
     return RankingTask(users=validation.users, history=validation.history, truth=validation.truth,
-                       exclude=validation.history, candidates=validation.candidates)
+                       exclude=exclude, candidates=validation.candidates)
 
 
 def validation_value(model, validation, metric: str = DEFAULT_METRIC) -> float:

@@ -82,8 +82,9 @@ class RankingTask:
 
     def validation_data(self, metric: str = DEFAULT_STOP_METRIC) -> ValidationData:
         """The task as early-stopping data for ``Recommender.fit``, stopping on ``metric``."""
+        exclude = None if self.exclude is self.history else self.exclude
         return ValidationData(users=self.users, history=self.history, truth=self.truth,
-                              candidates=self.candidates, metric=metric)
+                              candidates=self.candidates, metric=metric, exclude=exclude)
 
 
 # ----- tasks from a split -----------------------------------------------------------------
@@ -104,7 +105,11 @@ def tuning_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:
     history = interaction_matrix([split.validation_input], *shape) if split.is_strong else train
     truth = interaction_matrix([split.validation], *shape)
     negatives = _stage_negatives(split, "validation_negatives")
-    return train, _ranking_task(history, truth, negatives)
+    task = _ranking_task(history, truth, negatives)
+    if split.validation_in_train:  # validation items are training items: nothing is excluded
+        task = RankingTask(users=task.users, history=task.history, truth=task.truth,
+                           exclude=sp.csr_matrix(task.history.shape, dtype=np.float32), candidates=task.candidates)
+    return train, task
 
 
 def final_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:

@@ -71,7 +71,10 @@ def make_card(parts: Mapping[str, pd.DataFrame], protocol: str, params: Mapping,
         "rules": dict(rules or {}),
         "side": dict(side or {"items_sha256": None, "images": None, "feature_sets": {}}),
     }
-    sanity = {"duplicate_pairs_across_parts": _check_disjoint(frames, n_items, where)}
+    in_train = params.get("validation_rule") == "in-train"
+    card["validation_in_train"] = in_train
+    sanity = {"duplicate_pairs_across_parts": _check_disjoint(frames, n_items, where,
+                                                              allowed={("train", "validation")} if in_train else set())}
     sanity.update(_unseen_items(frames, n_items))
     sanity["popularity"] = _popularity(frames, n_items)
     sanity["timestamps"] = _timestamps(frames, protocol == "temporal", where)
@@ -146,10 +149,12 @@ def summary_line(card: Mapping, key: str | None = None) -> str:
 
 
 # ----- the figures ---------------------------------------------------------------------
-def _check_disjoint(frames, n_items, where) -> int:
+def _check_disjoint(frames, n_items, where, allowed=frozenset()) -> int:
+    """0, or raise: no pair of parts may share a (user, item) pair, except the ``allowed`` pairs
+    of parts (validation kept inside train, a protocol rule the card records)."""
     keys = {part: sorted_unique(pair_keys(frames[part], n_items)) for part in INTERACTION_PARTS if part in frames}
     overlaps = {(a, b): int(contains(keys[a], keys[b]).sum())
-                for a, b in itertools.combinations(keys, 2)}
+                for a, b in itertools.combinations(keys, 2) if (a, b) not in allowed}
     shared = {pair: count for pair, count in overlaps.items() if count}
     if shared:
         listed = ", ".join(f"{a}/{b}: {count}" for (a, b), count in shared.items())

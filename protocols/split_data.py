@@ -112,6 +112,12 @@ class Split:
         return self.protocol in STRONG_PROTOCOLS
 
     @property
+    def validation_in_train(self) -> bool:
+        """The validation part is a subset of train (TOIS CiteULike P = 1): it is ranked without
+        excluding seen items, and the final model is fitted on train alone."""
+        return bool(self.card.get("validation_in_train", False))
+
+    @property
     def is_sampled(self) -> bool:
         return len(self.validation_negatives) > 0 or len(self.test_negatives) > 0
 

@@ -137,6 +137,9 @@ def finish_split(name: str, data: PreparedData, params: dict, seed: int, outcome
     features = dict(getattr(data, "item_features", None) or {})
     items = data.items if data.items is not None and len(data.items.columns) > 1 else None
     side = side_description(items, data.item_images, features)
+    content_note = (data.meta.get("notes") or {}).get("item_content_note")
+    if content_note:
+        side["content_note"] = content_note
     card = make_card(parts, protocol=name, params=params, seed=seed, dataset_meta=dataset_meta,
                      excluded=outcome.excluded, rules=outcome.rules, positives=positives, side=side)
     return Split(**parts, card=card, item_features=features, item_images=data.item_images, items=items)

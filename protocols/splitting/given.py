@@ -15,6 +15,18 @@ Validation is carved from the authors' training part only, so it can never overl
   ranked with exactly the authors' training data as history. Borrowing test items instead
   would either leak test into tuning or change the authors' test, so it is not done.
 
+``validation_rule`` names how validation is carved (recorded in the card's params):
+
+- ``per-user`` (default): the per-user carve above, with the thin rule as fallback;
+- ``in-train``: the TOIS study's rule for CiteULike P = 1 (Ferrari Dacrema et al., TOIS 2021,
+  appendix F): a random ``round(validation_fraction * N)`` of the N training interactions are
+  the validation part *and stay in train* (otherwise those users would have no training item);
+  validation then ranks without excluding seen items, and the final model is fitted on train
+  alone (train + validation is train). The card records ``validation_in_train`` and the
+  disjointness check skips that one pair of parts.
+
+For P = 10 the TOIS rule is the per-user carve with ``validation_fraction: 0.2``.
+
 Sampled given splits (authors' ``negatives``) get validation negatives drawn by us: as many per
 validation user as the authors' most common count per test user, uniformly without
 replacement from items the user never touched (dataset interactions and both authors' parts).
@@ -28,14 +40,18 @@ import pandas as pd
 from datasets.canonical import PreparedData, normalise_interactions
 from datasets.errors import RecAuditError
 from protocols.splitting.base import (
-    FRACTION_FROM_ZERO, REQUIRED, Outcome, any_name, random_rank_within_user, round_half_up, split_protocol)
+    FRACTION_FROM_ZERO, REQUIRED, Outcome, any_name, one_of, random_rank_within_user, round_half_up, split_protocol)
 from protocols.splitting.negatives import free_item_counts, positive_keys, sample_negatives
 
 
-@split_protocol("given", given=any_name(), validation_fraction=FRACTION_FROM_ZERO)
-def given_split(data: PreparedData, rng: np.random.Generator, *, given=REQUIRED, validation_fraction=0.1) -> Outcome:
+@split_protocol("given", given=any_name(), validation_fraction=FRACTION_FROM_ZERO,
+                validation_rule=one_of("per-user", "in-train"))
+def given_split(data: PreparedData, rng: np.random.Generator, *, given=REQUIRED, validation_fraction=0.1,
+                validation_rule="per-user") -> Outcome:
     authors = _authors_parts(data, given)
     train, test = authors["train"], authors["test"]
+    if validation_rule == "in-train":
+        return _validation_in_train(data, train, test, validation_fraction, rng, authors)
     users = train["user"].to_numpy(np.int64)
     n_u = np.bincount(users, minlength=data.n_users)
     n_validation = np.where(n_u >= 2, np.minimum(round_half_up(validation_fraction * n_u), n_u - 1), 0)
@@ -71,6 +87,24 @@ def given_split(data: PreparedData, rng: np.random.Generator, *, given=REQUIRED,
     parts["validation"] = train[validation]
     return Outcome(parts=parts, excluded=excluded, rules={"validation": rule, "test": "the authors' test, unchanged"},
                    positives=known)
+
+
+def _validation_in_train(data, train, test, fraction, rng, authors) -> Outcome:
+    if "negatives" in authors:
+        raise RecAuditError("given: validation_rule 'in-train' is for full-ranking splits; this split has "
+                            "sampled negatives, use validation_rule 'per-user'")
+    n_validation = int(round_half_up(fraction * len(train)))
+    if n_validation == 0:
+        raise RecAuditError(f"given: validation_fraction={fraction} of {len(train)} training interactions rounds to "
+                            "none; raise validation_fraction")
+    chosen = np.zeros(len(train), dtype=bool)
+    chosen[rng.choice(len(train), size=n_validation, replace=False)] = True
+    rule = (f"in-train (TOIS, CiteULike P=1): a random {n_validation} of the {len(train)} training interactions are "
+            "validation and stay in train; validation ranks without excluding seen items; the final model is "
+            "fitted on train alone")
+    known = pd.concat([data.interactions[["user", "item"]], train[["user", "item"]], test[["user", "item"]]])
+    return Outcome(parts={"train": train, "validation": train[chosen], "test": test},
+                   rules={"validation": rule, "test": "the authors' test, unchanged"}, positives=known)
 
 
 def _authors_parts(data: PreparedData, name: str) -> dict[str, pd.DataFrame]:
