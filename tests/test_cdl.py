@@ -277,3 +277,15 @@ def test_validation_keeps_the_best_epoch(tiny):
     model = CDL(**TINY, patience=2).fit(data.with_validation(as_validation(train, test)))
     assert 1 <= model.best_epoch_ <= model.epochs_run_
     assert all(record["ndcg@10"] is not None for record in model.history_)
+
+
+def test_reads_the_named_feature_set_default_the_datasets_text():
+    train, _, content = content_planted(n_users=20, n_items=24, groups=3)
+    data = TrainingData(train, item_features={"bow": make_feature_set("bow", content),
+                                              "bow-tfidf": make_feature_set("bow-tfidf", content * 0.5)})
+    default, named = CDL(), CDL(features="bow")
+    np.testing.assert_allclose(default._training_data(data).content.toarray(),
+                               named._training_data(data).content.toarray())  # word-max removes the scale
+    assert default.features_key_ == "bow-tfidf" and named.features_key_ == "bow"
+    assert default.requirements().item_features == "*" and named.requirements().item_features == "bow"
+    assert default.requirements().user_embeddings
