@@ -28,6 +28,33 @@ excluding a given column per row (self-similarity). Ties at the k-th value are b
 deterministically in favour of the **lower column index**. The product is computed in row
 blocks, dense (BLAS) or sparse, whichever the cost model expects to be faster, so the full
 dense similarity matrix never exists.
+
+Two variants (``variant``, a constructor keyword of every neighbourhood model, never tuned)
+------------------------------------------------------------------------------------------
+``"standard"`` is the table above with :class:`FeatureWeighting` (textbook TF-IDF and BM25).
+``"tois"`` is what the TOIS study's code computes (repository
+MaurizioFD/RecSys2019_DeepLearning_Evaluation, identical in the 2019 and 2020 revisions that
+matter here): ``Base/Similarity/Cython/Compute_Similarity_Cython.pyx`` (the implementation
+``Base/Similarity/Compute_Similarity.py`` picks for sparse data; ``Compute_Similarity_Python.py``
+has the same formulas) and ``Base/IR_feature_weighting.py``. Its differences from "standard":
+
+- every normalised denominator gets ``+ 1e-6`` (cosine and asymmetric with ``normalize``,
+  jaccard, dice, tversky); Tversky is written ``G + a (c_t - G) + b (c_n - G) + s + 1e-6``;
+- ``normalize=False`` (cosine, asymmetric) divides the dot products by ``s`` when ``s != 0``
+  (a constant factor: no ranking changes);
+- TF-IDF and BM25 are :class:`TOISFeatureWeighting` (``sqrt`` of the values, ``log(N / (1 + df))``
+  with ``N`` the number of items of the id space), always with the items as documents;
+- the models decide the rest (UserKNN's neighbour orientation, scoring with weighted
+  interactions): see :mod:`baselines.knn`.
+
+- the similarities are computed and pruned in float64, as the study's Cython code does (its
+  ``1e-6`` then always tells apart equal ratios with different denominators, which float32
+  would often round back into a tie), and stored as float32 like its ``W_sparse``.
+
+Exact ties left after that keep the lower index in both variants; the study's ``argpartition``
+leaves them in an arbitrary order. The study's ``Compute_Similarity_Python.py`` (which it uses
+for data denser than 50 %) would also drop negative similarities unless fewer than K are
+nonnegative; we rank them as its Cython code does (the K largest nonzero values).
 """
 from __future__ import annotations
 
@@ -43,6 +70,11 @@ from protocols.registry import register
 from protocols.space import Categorical, Integer, Real
 
 SIMILARITIES = ("cosine", "asymmetric", "jaccard", "dice", "tversky")
+VARIANTS = ("tois", "standard")
+# The TOIS code adds this to every normalised similarity denominator.
+TOIS_EPSILON = 1e-6
+# Added by the TOIS code's okapi_BM_25 to a zero BM25 denominator.
+TOIS_BM25_EPSILON = 1e-9
 SET_SIMILARITIES = frozenset({"jaccard", "dice", "tversky"})
 FEATURE_WEIGHTINGS = ("none", "tfidf", "bm25")
 BM25_K1 = 1.2
@@ -108,11 +140,91 @@ class FeatureWeighting:
         return weighted
 
 
+@dataclass(frozen=True)
+class TOISFeatureWeighting:
+    """The TOIS code's ``TF_IDF`` and ``okapi_BM_25`` (``Base/IR_feature_weighting.py``).
+
+    They weight a *documents x terms* matrix ``D``; the study always passes items as the
+    documents: ``URM.T`` for ItemKNN **and** UserKNN (``TF_IDF(URM_train.T).T``), the item
+    content for ItemKNN-CBF, ``[ICM_weight * ICM | URM.T]`` for ItemKNN-CFCBF. With ``N`` the
+    number of documents (the rows of ``D``: every item of the id space, with or without
+    interactions), ``df_t`` the number of stored entries of term t and ``L_d`` the sum of
+    document d's values, ``L_avg`` its mean over the N documents::
+
+        idf_t = log(N / (1 + df_t))                      (negative when df_t = N)
+        tfidf: w_dt = sqrt(x_dt) * idf_t                 (x >= 0 required, as the study asserts)
+        bm25:  w_dt = x_dt (k1 + 1) / (x_dt + k1 (1 - b + b L_d / L_avg)) * idf_t
+               (k1 = 1.2, b = 0.75; a zero denominator gets + 1e-9)
+
+    Differences from :class:`FeatureWeighting`: ``sqrt`` of the values (TF-IDF), ``1 + df`` in
+    the IDF (so a term present in N - 1 documents gets weight 0 and one in all N a negative
+    weight), and for UserKNN the orientation: the "terms" are the users, so each user's whole
+    vector is scaled by its own ``log(N_items / (1 + n_items_of_user))`` instead of each item
+    being weighted by an item IDF.
+
+    ``fit`` keeps ``N`` and the document lengths of the fitted matrix. :meth:`weight_terms`
+    weights term vectors (rows: terms, columns: the fitted documents), each with the IDF of its
+    own stored entries; a user's interaction row is such a term vector, so a user unseen in
+    training folds in with the statistics of its own history, exactly as the study weights a
+    training user. :meth:`weight_documents` is ``weight_terms(D.T).T``.
+    """
+
+    scheme: str
+    n_documents: int
+    document_length: np.ndarray
+    average_length: float
+
+    @classmethod
+    def fit(cls, documents: sp.csr_matrix, scheme: str) -> TOISFeatureWeighting:
+        check_choice("feature_weighting", scheme, FEATURE_WEIGHTINGS)
+        documents = sp.csr_matrix(documents, dtype=np.float64)
+        lengths = np.asarray(documents.sum(axis=1)).ravel()
+        n_documents = documents.shape[0]
+        return cls(scheme, n_documents, lengths, float(lengths.mean()) if n_documents else 0.0)
+
+    def weight_terms(self, terms: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows are terms over the fitted documents (e.g. users' interaction rows over items).
+        Returns CSR float64, as the study's weighted matrices."""
+        terms = sp.csr_matrix(terms)
+        if self.scheme == "none":
+            return sp.csr_matrix(terms, dtype=np.float64)
+        if terms.shape[1] != self.n_documents:
+            raise RecAuditError(f"expected vectors over {self.n_documents} documents, got {terms.shape[1]}")
+        weighted = sp.csr_matrix(terms, dtype=np.float64, copy=True)
+        weighted.eliminate_zeros()
+        values = weighted.data
+        if not np.all(np.isfinite(values)):
+            raise RecAuditError(f"feature_weighting={self.scheme!r}: the matrix has non-finite values")
+        stored = np.diff(weighted.indptr)
+        idf = np.log(self.n_documents / (1.0 + stored))
+        if self.scheme == "tfidf":
+            if values.size and values.min() < 0:
+                raise RecAuditError("feature_weighting='tfidf' (variant 'tois') takes the square root of the "
+                                    "values; the matrix has negative values: binarise or shift them, or use "
+                                    "variant 'standard'")
+            values = np.sqrt(values)
+        else:
+            average = self.average_length
+            relative = self.document_length / average if average > 0 else np.zeros_like(self.document_length)
+            length_norm = (1.0 - BM25_B) + BM25_B * relative
+            denominator = BM25_K1 * length_norm[weighted.indices] + values
+            denominator[denominator == 0.0] += TOIS_BM25_EPSILON
+            values = values * (BM25_K1 + 1.0) / denominator
+        weighted.data = values * np.repeat(idf, stored)
+        weighted.eliminate_zeros()
+        return weighted
+
+    def weight_documents(self, documents: sp.csr_matrix) -> sp.csr_matrix:
+        """The documents x terms matrix itself, weighted (the study's ``TF_IDF(D)``)."""
+        return self.weight_terms(sp.csr_matrix(documents).T.tocsr()).T.tocsr()
+
+
 # ----- similarity kernels ---------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SimilarityKernel:
-    """One similarity of the module table, with its parameters (see the module docstring)."""
+    """One similarity of the module table, with its parameters (see the module docstring);
+    ``variant="tois"`` adds the study's ``1e-6`` to the denominators (module docstring)."""
 
     kind: str = "cosine"
     shrink: float = 0.0
@@ -120,9 +232,11 @@ class SimilarityKernel:
     asymmetric_alpha: float = 0.5
     tversky_alpha: float = 1.0
     tversky_beta: float = 1.0
+    variant: str = "standard"
 
     def check(self) -> None:
         check_choice("similarity", self.kind, SIMILARITIES)
+        check_choice("variant", self.variant, VARIANTS)
         check_nonnegative("shrink", self.shrink)
         check_nonnegative("tversky_alpha", self.tversky_alpha)
         check_nonnegative("tversky_beta", self.tversky_beta)
@@ -133,9 +247,16 @@ class SimilarityKernel:
     def is_set_based(self) -> bool:
         return self.kind in SET_SIMILARITIES
 
+    @property
+    def dtype(self) -> type:
+        """Arithmetic of the similarities: float64 for "tois" (the study's Cython code computes
+        and selects in double precision, so its 1e-6 always tells ties apart), else float32.
+        Kept similarities are stored as float32 either way, as the study's ``W_sparse``."""
+        return np.float64 if self.variant == "tois" else np.float32
+
     def prepare(self, vectors: sp.csr_matrix) -> sp.csr_matrix:
         """Set-based similarities compare supports: binarise."""
-        vectors = sp.csr_matrix(vectors, dtype=np.float32)
+        vectors = sp.csr_matrix(vectors, dtype=self.dtype)
         if self.is_set_based:
             vectors = vectors.copy()
             vectors.eliminate_zeros()
@@ -145,52 +266,88 @@ class SimilarityKernel:
     def factors(self, prepared: sp.csr_matrix, role: str) -> np.ndarray:
         """Per-vector statistic entering the denominator, for a target or a neighbour."""
         if self.is_set_based:
-            return np.diff(prepared.indptr).astype(np.float32)
+            return np.diff(prepared.indptr).astype(self.dtype)
         squares = np.asarray(prepared.multiply(prepared).sum(axis=1), dtype=np.float64).ravel()
         if self.kind == "cosine":
-            return np.sqrt(squares).astype(np.float32)
+            return np.sqrt(squares).astype(self.dtype)
         exponent = self.asymmetric_alpha if role == "target" else 1.0 - self.asymmetric_alpha
         powered = np.zeros_like(squares)
         np.power(squares, exponent, out=powered, where=squares > 0)
-        return powered.astype(np.float32)
+        return powered.astype(self.dtype)
 
-    def finish(self, gram: np.ndarray, target: np.ndarray, neighbour: np.ndarray) -> None:
+    def finish(self, gram: np.ndarray, row_statistic: np.ndarray, column_statistic: np.ndarray,
+               targets_on_rows: bool = True) -> None:
         """Turn a block of dot products into similarities, in place.
 
-        ``gram[r, c]`` pairs target ``r`` (statistic ``target[r]``) and neighbour ``c``.
+        ``gram[r, c]`` pairs row ``r`` (statistic ``row_statistic[r]``) and column ``c``. The
+        targets are the rows (``targets_on_rows``) or the columns; the statistics must have
+        been computed (:meth:`factors`) for those roles.
         """
-        t = target[:, None]
-        n = neighbour[None, :]
+        rows = row_statistic[:, None]
+        columns = column_statistic[None, :]
+        tois = self.variant == "tois"
+        number = gram.dtype.type
+        shrink = number(self.shrink) + (number(TOIS_EPSILON) if tois else number(0.0))
         if self.kind in ("cosine", "asymmetric"):
             if not self.normalize:
+                if tois and self.shrink != 0:  # the study's code: a constant factor, no ranking change
+                    np.divide(gram, number(self.shrink), out=gram)
                 return
-            denominator = t * n + np.float32(self.shrink)
+            denominator = rows * columns + shrink
         elif self.kind == "jaccard":
-            denominator = (t + n) - gram + np.float32(self.shrink)
+            denominator = (rows + columns) - gram + shrink
         elif self.kind == "dice":
             np.multiply(gram, 2.0, out=gram)
-            denominator = (t + n) + np.float32(self.shrink)
+            denominator = (rows + columns) + shrink
         else:  # tversky
-            a, b = np.float32(self.tversky_alpha), np.float32(self.tversky_beta)
-            denominator = (1 - a - b) * gram + (a * t + b * n) + np.float32(self.shrink)
+            t, n = (rows, columns) if targets_on_rows else (columns, rows)
+            a, b = number(self.tversky_alpha), number(self.tversky_beta)
+            if tois:
+                denominator = gram + (t - gram) * a + (n - gram) * b + shrink
+            else:
+                denominator = (1 - a - b) * gram + (a * t + b * n) + shrink
         np.divide(gram, denominator, out=gram, where=denominator > 0)
 
 
 @dataclass(frozen=True)
 class NeighbourSide:
-    """The neighbour vectors of a similarity, prepared once (binarised for set-based kernels,
-    their denominator statistics, and transposed to features x neighbours for the product)."""
+    """The column vectors of a similarity, prepared once (binarised for set-based kernels,
+    their denominator statistics, and transposed to features x columns for the product).
+
+    ``role`` is what the columns are: ``"neighbour"`` (the rows compared with them are the
+    targets, the usual case) or ``"target"`` (the rows are the neighbours: the TOIS UserKNN,
+    whose similarity matrix is pruned per column)."""
 
     kernel: SimilarityKernel
     vectors: sp.csr_matrix
     factor: np.ndarray
     by_feature: sp.csr_matrix
+    role: str = "neighbour"
 
     @classmethod
-    def build(cls, kernel: SimilarityKernel, neighbours: sp.csr_matrix) -> NeighbourSide:
+    def build(cls, kernel: SimilarityKernel, columns: sp.csr_matrix, role: str = "neighbour") -> NeighbourSide:
         kernel.check()
-        vectors = kernel.prepare(neighbours)
-        return cls(kernel, vectors, kernel.factors(vectors, "neighbour"), vectors.T.tocsr())
+        check_choice("role", role, ("neighbour", "target"))
+        vectors = kernel.prepare(columns)
+        return cls(kernel, vectors, kernel.factors(vectors, role), vectors.T.tocsr(), role)
+
+
+def similarity_blocks(rows: sp.csr_matrix | None, columns: NeighbourSide, exclude: np.ndarray | None = None,
+                      max_block_bytes: int = MAX_BLOCK_BYTES):
+    """Yield ``(start, stop, block)``: dense similarities (in ``kernel.dtype``) of rows
+    ``start:stop`` of ``rows`` (n_r x f, already weighted; None: the column vectors themselves)
+    to every column vector, in the roles of ``columns.role``; ``exclude[r]`` (a column, or -1)
+    is set to 0."""
+    kernel = columns.kernel
+    prepared = columns.vectors if rows is None else kernel.prepare(rows)
+    row_role = "target" if columns.role == "neighbour" else "neighbour"
+    row_factor = kernel.factors(prepared, row_role)
+
+    def finish(block: np.ndarray, start: int, stop: int) -> None:
+        kernel.finish(block, row_factor[start:stop], columns.factor, targets_on_rows=row_role == "target")
+
+    yield from product_blocks(prepared, columns.by_feature, finish, exclude, max_block_bytes,
+                              left_is_right_transposed=rows is None, dtype=kernel.dtype)
 
 
 def topk_similarity(targets: sp.csr_matrix | None, neighbours: NeighbourSide, topk: int,
@@ -201,15 +358,108 @@ def topk_similarity(targets: sp.csr_matrix | None, neighbours: NeighbourSide, to
     ``targets=None`` compares the neighbours with themselves. ``exclude[r]`` is a neighbour
     column dropped from row r (its own id), or -1. Returns CSR n_t x n_n.
     """
-    kernel = neighbours.kernel
-    prepared = neighbours.vectors if targets is None else kernel.prepare(targets)
-    target_factor = kernel.factors(prepared, "target")
+    if neighbours.role != "neighbour":
+        raise ValueError("topk_similarity needs a NeighbourSide built with role='neighbour'")
+    n_rows = neighbours.vectors.shape[0] if targets is None else targets.shape[0]
+    return _collect_topk(similarity_blocks(targets, neighbours, exclude), check_topk(topk), n_rows,
+                         neighbours.vectors.shape[0])
 
-    def finish(block: np.ndarray, start: int, stop: int) -> None:
-        kernel.finish(block, target_factor[start:stop], neighbours.factor)
 
-    return blocked_topk(prepared, neighbours.by_feature, topk, finish, exclude,
-                        left_is_right_transposed=targets is None)
+@dataclass(frozen=True)
+class ColumnTopK:
+    """A similarity pruned per **column** and read per **row**, as the TOIS UserKNN uses it.
+
+    The columns are the fitted vectors in the role of targets (``NeighbourSide`` with
+    ``role="target"``); each column v keeps its ``topk`` largest nonzero similarities over
+    the fitted vectors (itself excluded; ties keep the lower row). A row u is then scored from
+    the columns that kept it: ``S[u, v] = s(target=v, neighbour=u)`` if u is among the top-K of
+    v, else 0.
+
+    To read the row of a vector that is queried again, possibly with other values (a user's
+    history at query time, or a user unseen in training), the fit keeps, per column, its
+    top-(K+1) list: ``members`` (which fitted rows are in the first K), the K-th and (K+1)-th
+    entries (value and row). A query row u with similarity ``q = s(v, u)`` replaces the fitted
+    row u (if any) in v's pool, so it is kept iff it beats the K-th best of the *other* rows:
+    the (K+1)-th entry if u was among the first K, else the K-th, where "beats" is a larger
+    value, or an equal one and a lower row id. A training user queried with its training row
+    therefore gets exactly the fitted matrix's row (the same blocked products compute both).
+    """
+
+    side: NeighbourSide
+    topk: int
+    members: sp.csr_matrix
+    kth_value: np.ndarray
+    kth_row: np.ndarray
+    next_value: np.ndarray
+    next_row: np.ndarray
+
+    @classmethod
+    def build(cls, side: NeighbourSide, vectors: sp.csr_matrix, topk: int) -> ColumnTopK:
+        """``vectors`` are the fitted vectors as rows (the ones ``side`` was built from)."""
+        if side.role != "target":
+            raise ValueError("ColumnTopK needs a NeighbourSide built with role='target'")
+        topk = check_topk(topk)
+        n_rows, n_columns = vectors.shape[0], side.vectors.shape[0]
+        keep = topk + 1
+        no_row = np.iinfo(np.int64).max
+        # Per column (a row of these arrays): its best `keep` entries so far, in increasing row
+        # order, padded with -inf. Merging a block appends its rows (all higher) and keeps the
+        # `keep` best with topk_mask, whose ties keep the lower position, i.e. the lower row.
+        best_value = np.full((n_columns, 0), -np.inf, dtype=side.kernel.dtype)
+        best_row = np.zeros((n_columns, 0), dtype=np.int64)
+        # The rows are passed explicitly (not None) so that the fit computes exactly what a query does.
+        for start, stop, block in similarity_blocks(vectors, side, np.arange(n_rows)):
+            values = np.hstack([best_value, block.T])
+            ids = np.hstack([best_row, np.broadcast_to(np.arange(start, stop), (n_columns, stop - start))])
+            kept = topk_mask(values.copy(), keep)
+            columns, positions = np.nonzero(kept)
+            rank = np.arange(columns.size) - np.searchsorted(columns, columns)
+            best_value = np.full((n_columns, keep), -np.inf, dtype=side.kernel.dtype)
+            best_row = np.full((n_columns, keep), no_row, dtype=np.int64)
+            best_value[columns, rank] = values[columns, positions]
+            best_row[columns, rank] = ids[columns, positions]
+        present = np.isfinite(best_value)
+        count = present.sum(axis=1)
+        first = topk_mask(best_value.copy(), topk) & present  # the first K of each column
+        columns, positions = np.nonzero(first)
+        members = sp.csr_matrix((np.ones(columns.size, dtype=np.float32), (best_row[columns, positions], columns)),
+                                shape=(n_rows, n_columns))
+        # K-th entry: the smallest kept value, and among equal ones the highest row.
+        kth_value = np.where(first, best_value, np.inf).min(axis=1)
+        at_kth = first & (best_value == kth_value[:, None])
+        kth_row = np.where(at_kth, best_row, -1).max(axis=1)
+        # (K+1)-th entry: the largest value not kept, and among equal ones the lowest row.
+        rest = present & ~first
+        next_value = np.where(rest, best_value, -np.inf).max(axis=1)
+        at_next = rest & (best_value == next_value[:, None])
+        next_row = np.where(at_next, best_row, no_row).min(axis=1)
+        kth_value = np.where(count >= topk, kth_value, -np.inf)
+        kth_row = np.where(count >= topk, kth_row, no_row)
+        next_value = np.where(count > topk, next_value, -np.inf)
+        next_row = np.where(count > topk, next_row, no_row)
+        return cls(side, topk, members, kth_value, kth_row, next_value, next_row)
+
+    def select(self, queries: sp.csr_matrix, query_ids: np.ndarray,
+               exclude: np.ndarray | None = None) -> sp.csr_matrix:
+        """``S`` (n_queries x n_columns, CSR float32) for query rows with ids ``query_ids``
+        (ids past the fitted rows are new vectors); ``exclude[r]``: a column dropped from row r."""
+        query_ids = np.asarray(query_ids, dtype=np.int64)
+        n_fitted, n_columns = self.members.shape
+        data, indices, counts = [], [], []
+        for start, stop, block in similarity_blocks(queries, self.side, exclude):
+            ids = query_ids[start:stop]
+            fitted = ids < n_fitted
+            member = np.zeros(block.shape, dtype=bool)
+            if fitted.any():
+                member[fitted] = self.members[ids[fitted]].toarray() != 0
+            rival_value = np.where(member, self.next_value[None, :], self.kth_value[None, :])
+            rival_row = np.where(member, self.next_row[None, :], self.kth_row[None, :])
+            keep = (block != 0) & ((block > rival_value) | ((block == rival_value) & (ids[:, None] < rival_row)))
+            rows, columns = np.nonzero(keep)
+            data.append(block[rows, columns])
+            indices.append(columns.astype(np.int32))
+            counts.append(np.bincount(rows, minlength=stop - start))
+        return _assemble(data, indices, counts, len(query_ids), n_columns)
 
 
 # ----- the blocked top-K product --------------------------------------------------------
@@ -229,15 +479,26 @@ def blocked_topk(left: sp.csr_matrix, right: sp.csr_matrix, topk: int,
     """
     topk = check_topk(topk)
     left = sp.csr_matrix(left, dtype=np.float32)
-    right = sp.csr_matrix(right, dtype=np.float32)
+    blocks = product_blocks(left, right, finish_block, exclude, max_block_bytes, left_is_right_transposed)
+    return _collect_topk(blocks, topk, left.shape[0], right.shape[1])
+
+
+def product_blocks(left: sp.csr_matrix, right: sp.csr_matrix,
+                   finish_block: Callable[[np.ndarray, int, int], None] | None = None,
+                   exclude: np.ndarray | None = None, max_block_bytes: int = MAX_BLOCK_BYTES,
+                   left_is_right_transposed: bool = False, dtype: type = np.float32):
+    """Yield ``(start, stop, block)``: rows ``start:stop`` of ``finish(left @ right)``, dense
+    ``dtype`` (float32 or float64), with ``exclude[r]`` set to 0 (see :func:`blocked_topk`)."""
+    left = sp.csr_matrix(left, dtype=dtype)
+    right = sp.csr_matrix(right, dtype=dtype)
     n_rows, n_features = left.shape
     n_columns = right.shape[1]
-    dense_right = right.toarray() if use_dense_product(right) else None
+    itemsize = np.dtype(dtype).itemsize
+    dense_right = right.toarray() if use_dense_product(right, itemsize) else None
     densify_left = dense_right is not None and not left_is_right_transposed
-    row_bytes = 4 * max(n_columns, n_features if densify_left else 0, 1)
+    row_bytes = itemsize * max(n_columns, n_features if densify_left else 0, 1)
     rows_per_block = max(1, max_block_bytes // row_bytes)
 
-    data, indices, counts = [], [], []
     for start in range(0, n_rows, rows_per_block):
         stop = min(start + rows_per_block, n_rows)
         if dense_right is not None:
@@ -245,24 +506,33 @@ def blocked_topk(left: sp.csr_matrix, right: sp.csr_matrix, topk: int,
             block = left_block @ dense_right
         else:
             block = (left[start:stop] @ right).toarray()
-        block = np.asarray(block, dtype=np.float32)
+        block = np.asarray(block, dtype=dtype)
         if finish_block is not None:
             finish_block(block, start, stop)
         if exclude is not None:
             columns = np.asarray(exclude[start:stop])
             rows = np.flatnonzero(columns >= 0)
             block[rows, columns[rows]] = 0.0
+        yield start, stop, block
+
+
+def _collect_topk(blocks, topk: int, n_rows: int, n_columns: int) -> sp.csr_matrix:
+    data, indices, counts = [], [], []
+    for start, stop, block in blocks:
         keep = topk_mask(block, topk)
         rows, columns = np.nonzero(keep)
         data.append(block[rows, columns])
         indices.append(columns.astype(np.int32))
         counts.append(np.bincount(rows, minlength=stop - start))
+    return _assemble(data, indices, counts, n_rows, n_columns)
 
+
+def _assemble(data, indices, counts, n_rows: int, n_columns: int) -> sp.csr_matrix:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     if counts:
         np.cumsum(np.concatenate(counts), out=indptr[1:])
     result = sp.csr_matrix(
-        (np.concatenate(data) if data else np.zeros(0, np.float32),
+        (np.concatenate(data).astype(np.float32) if data else np.zeros(0, np.float32),
          np.concatenate(indices) if indices else np.zeros(0, np.int32), indptr),
         shape=(n_rows, n_columns))
     result.has_sorted_indices = True
@@ -297,12 +567,12 @@ def topk_mask(block: np.ndarray, topk: int) -> np.ndarray:
     return keep
 
 
-def use_dense_product(right: sp.csr_matrix) -> bool:
+def use_dense_product(right: sp.csr_matrix, itemsize: int = 4) -> bool:
     """Dense BLAS beats scipy's sparse product once the sparse work per left row,
     estimated as ``sum_f deg_f^2 / n_columns`` (left rows resembling right's columns),
     exceeds the dense work ``n_features * n_columns`` divided by ``DENSE_SPEEDUP``."""
     n_features, n_columns = right.shape
-    if n_features * n_columns * 4 > MAX_DENSE_RIGHT_BYTES or n_columns == 0:
+    if n_features * n_columns * itemsize > MAX_DENSE_RIGHT_BYTES or n_columns == 0:
         return False
     degrees = np.diff(right.indptr).astype(np.float64)
     sparse_work = float(degrees @ degrees) / n_columns

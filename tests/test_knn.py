@@ -1,4 +1,5 @@
-"""ItemKNN / UserKNN and the similarity builder against naive references."""
+"""ItemKNN / UserKNN and the similarity builder against naive references, for both variants
+("standard": the textbook definitions; "tois": the TOIS study's code)."""
 from __future__ import annotations
 
 import math
@@ -12,10 +13,10 @@ from hypothesis.extra.numpy import arrays
 
 import baselines.similarity as similarity
 from baselines.knn import ItemKNN, UserKNN
-from baselines.similarity import (FeatureWeighting, NeighbourSide, SimilarityKernel, blocked_topk, topk_mask,
-                                  topk_similarity)
+from baselines.similarity import (ColumnTopK, FeatureWeighting, NeighbourSide, SimilarityKernel, TOISFeatureWeighting,
+                                  blocked_topk, topk_mask, topk_similarity)
 from datasets.errors import RecAuditError
-from naive_neighbourhood import naive_similarity, naive_topk
+from naive_neighbourhood import naive_similarity, naive_tois_userknn_scores, naive_tois_weights, naive_topk
 from protocols.registry import get_model_class, make_model, registered_models
 from protocols.space import Categorical, Integer, Real
 
@@ -53,17 +54,52 @@ CONTINUOUS_CASES = [
 ]
 
 
+@pytest.mark.parametrize("variant", ["standard", "tois"])
 @pytest.mark.parametrize("shrink", [0.0, 5.0])
 @pytest.mark.parametrize("topk", [3, 7, 100])
 @pytest.mark.parametrize("kind, params", SET_CASES + CONTINUOUS_CASES)
-def test_item_similarity_matches_naive(kind, params, topk, shrink):
+def test_item_similarity_matches_naive(kind, params, topk, shrink, variant):
     matrix = binary_matrix() if (kind, params) in SET_CASES else weighted_matrix()
     items = matrix.T.tocsr()
-    kernel = SimilarityKernel(kind=kind, shrink=shrink, **params)
+    kernel = SimilarityKernel(kind=kind, shrink=shrink, variant=variant, **params)
     built = topk_similarity(None, NeighbourSide.build(kernel, items), topk, exclude=np.arange(items.shape[0]))
-    expected = naive_topk(naive_similarity(items.toarray(), items.toarray(), kind, shrink=shrink, **params),
-                          topk, exclude=np.arange(items.shape[0]))
+    expected = naive_topk(naive_similarity(items.toarray(), items.toarray(), kind, shrink=shrink, variant=variant,
+                                           **params), topk, exclude=np.arange(items.shape[0]))
     assert_same_sparse(built, expected)
+
+
+def test_tois_epsilon_breaks_a_cosine_tie_as_the_study_does():
+    # Target t has 4 items. Neighbour a shares 2 of its 4: 2 / sqrt(4 * 4) = 0.5. Neighbour b
+    # shares all 4 of t's items among its 16: 4 / sqrt(4 * 16) = 0.5. An exact tie, which the
+    # lower index (a) wins in "standard"; the study's 2 / (4 + 1e-6) < 4 / (8 + 1e-6) keeps b.
+    t = np.zeros(18)
+    t[:4] = 1
+    a = np.zeros(18)
+    a[[0, 1, 4, 5]] = 1
+    b = np.zeros(18)
+    b[[0, 1, 2, 3] + list(range(6, 18))] = 1
+    vectors = sp.csr_matrix(np.array([t, a, b], dtype=np.float32))
+    kept = {}
+    for variant in ("standard", "tois"):
+        side = NeighbourSide.build(SimilarityKernel("cosine", variant=variant), vectors)
+        kept[variant] = topk_similarity(vectors[:1], side, 1, exclude=np.array([0])).toarray()[0]
+    assert kept["standard"].tolist() == [0.0, 0.5, 0.0]
+    assert kept["tois"][:2].tolist() == [0.0, 0.0]
+    assert kept["tois"][2] == np.float32(4 / (8 + 1e-6))
+
+
+@pytest.mark.parametrize("kind, params", [("tversky", {"tversky_alpha": 0.5, "tversky_beta": 1.5}),
+                                          ("asymmetric", {"asymmetric_alpha": 0.3})])
+def test_columns_as_targets_swap_the_roles(kind, params):
+    """role='target' puts the target statistics on the columns: the result is the transpose."""
+    matrix = binary_matrix(12, 9, seed=2)
+    kernel = SimilarityKernel(kind, shrink=1.0, variant="tois", **params)
+    as_rows = next(iter(similarity.similarity_blocks(None, NeighbourSide.build(kernel, matrix))))[2]
+    columns_side = NeighbourSide.build(kernel, matrix, role="target")
+    as_columns = next(iter(similarity.similarity_blocks(matrix, columns_side)))[2]
+    np.testing.assert_allclose(as_columns, as_rows.T, rtol=1e-6)
+    expected = naive_similarity(matrix.toarray(), matrix.toarray(), kind, shrink=1.0, variant="tois", **params)
+    np.testing.assert_allclose(as_rows, expected, rtol=1e-5)
 
 
 def test_ties_keep_lower_column_index():
@@ -94,7 +130,7 @@ def test_blocked_builder_equals_dense_product_then_topk(monkeypatch, dense_produ
     rng = np.random.default_rng(5)
     left = sp.random(23, 9, density=0.5, random_state=rng, dtype=np.float32, format="csr")
     right = sp.random(9, 20, density=0.5, random_state=rng, dtype=np.float32, format="csr")
-    monkeypatch.setattr(similarity, "use_dense_product", lambda _right: dense_product)
+    monkeypatch.setattr(similarity, "use_dense_product", lambda _right, *_: dense_product)
     exclude = rng.integers(-1, 20, size=23)
 
     def halve_odd_columns(block, start, stop):
@@ -112,7 +148,7 @@ def test_dense_and_sparse_products_agree_on_cosine(monkeypatch):
     kernel = SimilarityKernel("cosine", shrink=2.0)
     results = []
     for dense_product in (True, False):
-        monkeypatch.setattr(similarity, "use_dense_product", lambda _right, d=dense_product: d)
+        monkeypatch.setattr(similarity, "use_dense_product", lambda _right, *_, d=dense_product: d)
         results.append(topk_similarity(None, NeighbourSide.build(kernel, items), 5, np.arange(40)).toarray())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
@@ -145,20 +181,109 @@ def test_feature_present_everywhere_gets_weight_zero():
     assert weighted.nnz == 1
 
 
+# ----- the study's TF-IDF / BM25 -------------------------------------------------------------
+
+def test_tois_weighting_matches_hand_formulas():
+    # 4 documents (items) x 3 terms (users); N = 4 documents, term counts df = (1, 3, 4).
+    documents = np.array([[2.0, 1.0, 1.0],
+                          [0.0, 1.0, 1.0],
+                          [0.0, 1.0, 4.0],
+                          [0.0, 0.0, 1.0]])
+    idf = [math.log(4 / 2), math.log(4 / 4), math.log(4 / 5)]  # 0 for df = N - 1, negative for df = N
+    weighting = TOISFeatureWeighting.fit(sp.csr_matrix(documents), "tfidf")
+    tfidf = weighting.weight_documents(sp.csr_matrix(documents)).toarray()
+    np.testing.assert_allclose(tfidf, [[math.sqrt(2) * idf[0], 0, idf[2]],
+                                       [0, 0, idf[2]],
+                                       [0, 0, 2 * idf[2]],
+                                       [0, 0, idf[2]]], rtol=1e-6)
+    lengths, average = [4.0, 2.0, 5.0, 1.0], 3.0
+
+    def bm25(x, d, t):
+        return x * 2.2 / (x + 1.2 * (0.25 + 0.75 * lengths[d] / average)) * idf[t]
+
+    weighted = TOISFeatureWeighting.fit(sp.csr_matrix(documents), "bm25").weight_documents(sp.csr_matrix(documents))
+    np.testing.assert_allclose(weighted.toarray(), [[bm25(2, 0, 0), 0, bm25(1, 0, 2)],
+                                                    [0, 0, bm25(1, 1, 2)],
+                                                    [0, 0, bm25(4, 2, 2)],
+                                                    [0, 0, bm25(1, 3, 2)]], rtol=1e-6)
+    # A new term vector (a user's history over the 4 items) takes its idf from its own entries.
+    history = sp.csr_matrix(np.array([[0.0, 9.0, 0.0, 4.0]]))
+    np.testing.assert_allclose(weighting.weight_terms(history).toarray(),
+                               [[0, 3 * math.log(4 / 3), 0, 2 * math.log(4 / 3)]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["none", "tfidf", "bm25"])
+def test_tois_weighting_matches_naive(scheme):
+    train = weighted_matrix(9, 7, seed=5)
+    documents = train.T.tocsr()  # items as documents, users as terms
+    weighting = TOISFeatureWeighting.fit(documents, scheme)
+    np.testing.assert_allclose(weighting.weight_terms(train).toarray(),
+                               naive_tois_weights(train.toarray(), documents.toarray(), scheme), rtol=1e-5)
+    np.testing.assert_allclose(weighting.weight_documents(documents).toarray(),
+                               naive_tois_weights(train.toarray(), documents.toarray(), scheme).T, rtol=1e-5)
+
+
+def test_tois_tfidf_refuses_negative_values():
+    train = weighted_matrix()
+    train.data[0] = -1.0
+    with pytest.raises(RecAuditError, match="negative values") as error:
+        ItemKNN(feature_weighting="tfidf").fit(train)
+    assert "\n" not in str(error.value)
+    ItemKNN(feature_weighting="tfidf", variant="standard").fit(train)
+
+
+# ----- ItemKNN ---------------------------------------------------------------------------------
+
 @pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
 def test_itemknn_with_weighting_is_cosine_of_weighted_items(weighting):
     train = weighted_matrix()
-    model = ItemKNN(similarity="cosine", topk=6, shrink=1.0, feature_weighting=weighting).fit(train)
+    model = ItemKNN(similarity="cosine", topk=6, shrink=1.0, feature_weighting=weighting,
+                    variant="standard").fit(train)
     items = train.T.tocsr()
     weighted = FeatureWeighting.fit(items, weighting).transform(items).toarray()
     expected = naive_topk(naive_similarity(weighted, weighted, "cosine", shrink=1.0), 6, exclude=np.arange(20))
     assert_same_sparse(model.item_similarity_.T, expected)
 
 
+@pytest.mark.parametrize("weighting", ["none", "tfidf", "bm25"])
+@pytest.mark.parametrize("kind, params", [("cosine", {}), ("asymmetric", {"asymmetric_alpha": 0.2}),
+                                          ("cosine", {"normalize": False})])
+def test_tois_itemknn_matches_naive(kind, params, weighting):
+    """The study's items: TF_IDF(URM.T) rows, compared; scores from the weighted history."""
+    train = weighted_matrix()
+    model = ItemKNN(similarity=kind, topk=6, shrink=3.0, feature_weighting=weighting, **params).fit(train)
+    x = train.toarray()
+    items = naive_tois_weights(x, x.T, weighting).T
+    expected = naive_topk(naive_similarity(items, items, kind, shrink=3.0, variant="tois", **params), 6,
+                          exclude=np.arange(20))
+    assert_same_sparse(model.item_similarity_.T, expected)
+    history = weighted_matrix(5, 20, seed=12)
+    scores = model.score(np.arange(5), history)
+    weighted_history = naive_tois_weights(history.toarray(), x.T, weighting)
+    np.testing.assert_allclose(scores, weighted_history @ expected.T, rtol=1e-4, atol=1e-6)
+
+
+def test_tois_itemknn_bm25_history_changes_the_ranking():
+    """BM25 weights a history entry by its item's length: not a per-user factor (unlike TF-IDF
+    on binary data), so scoring the weighted history can reorder items."""
+    train = binary_matrix(40, 20, seed=3)
+    history = binary_matrix(6, 20, density=0.4, seed=4)
+    orders = {}
+    for weighting in ("tfidf", "bm25"):
+        model = ItemKNN(topk=8, shrink=0, feature_weighting=weighting).fit(train)
+        scores = model.score(np.arange(6), history)
+        plain = history @ model.item_similarity_
+        orders[weighting] = (np.argsort(-scores, axis=1, kind="stable"),
+                             np.argsort(-plain.toarray(), axis=1, kind="stable"))
+    assert (orders["tfidf"][0] == orders["tfidf"][1]).all()
+    assert (orders["bm25"][0] != orders["bm25"][1]).any()
+
+
 @pytest.mark.parametrize("normalize_scores", [False, True])
 def test_itemknn_scores_are_history_times_similarity(normalize_scores):
     train = binary_matrix()
-    model = ItemKNN(similarity="jaccard", topk=5, shrink=2.0, normalize_scores=normalize_scores).fit(train)
+    model = ItemKNN(similarity="jaccard", topk=5, shrink=2.0, normalize_scores=normalize_scores,
+                    variant="standard").fit(train)
     items = train.T.toarray()
     weights = naive_topk(naive_similarity(items, items, "jaccard", shrink=2.0), 5, np.arange(20)).T  # W[n, t]
     history = binary_matrix(4, 20, density=0.4, seed=9)
@@ -177,7 +302,7 @@ def test_itemknn_scores_are_history_times_similarity(normalize_scores):
                                           ("asymmetric", {"asymmetric_alpha": 0.8})])
 def test_userknn_matches_naive(kind, params):
     train = weighted_matrix(25, 18, seed=4) if kind != "tversky" else binary_matrix(25, 18, seed=4)
-    model = UserKNN(similarity=kind, topk=4, shrink=3.0, **params).fit(train)
+    model = UserKNN(similarity=kind, topk=4, shrink=3.0, variant="standard", **params).fit(train)
     users = np.arange(25)
     x = train.toarray()
     neighbours = naive_topk(naive_similarity(x, x, kind, shrink=3.0, **params), 4, exclude=users)
@@ -186,7 +311,7 @@ def test_userknn_matches_naive(kind, params):
 
 def test_userknn_normalize_scores_is_a_weighted_average():
     train = weighted_matrix(25, 18, seed=4)
-    model = UserKNN(topk=4, shrink=3.0, normalize_scores=True).fit(train)
+    model = UserKNN(topk=4, shrink=3.0, normalize_scores=True, variant="standard").fit(train)
     x = train.toarray()
     neighbours = naive_topk(naive_similarity(x, x, "cosine", shrink=3.0), 4, exclude=np.arange(25))
     expected = np.zeros_like(x)
@@ -203,14 +328,130 @@ def test_userknn_folds_in_a_user_unseen_in_training():
     newcomer = 17
     without = train.toarray()
     without[newcomer] = 0
-    folded = UserKNN(topk=5).fit(sp.csr_matrix(without)).score([newcomer], train[newcomer])
-    trained = UserKNN(topk=5).fit(train).score([newcomer], train[newcomer])
+    folded = UserKNN(topk=5, variant="standard").fit(sp.csr_matrix(without)).score([newcomer], train[newcomer])
+    trained = UserKNN(topk=5, variant="standard").fit(train).score([newcomer], train[newcomer])
     np.testing.assert_array_equal(folded, trained)
     # A brand-new id past the training users works too, and matches the naive neighbours.
     x = without[np.arange(40) != newcomer]
-    beyond = UserKNN(topk=5).fit(sp.csr_matrix(x)).score([39], train[newcomer])
+    beyond = UserKNN(topk=5, variant="standard").fit(sp.csr_matrix(x)).score([39], train[newcomer])
     neighbours = naive_topk(naive_similarity(train[newcomer].toarray(), x, "cosine", shrink=10.0), 5)
     np.testing.assert_allclose(beyond, neighbours @ x, rtol=1e-5)
+
+
+# ----- UserKNN, variant "tois": pruned per column, read per row ---------------------------------
+
+def test_tois_userknn_hand_computed():
+    # x0 = {0, 1}, x1 = {0}, x2 = {0, 1, 2}; cosine: s(0,1) = 1/sqrt(2) = 0.7071,
+    # s(0,2) = 2/sqrt(6) = 0.8165, s(1,2) = 1/sqrt(3) = 0.5774 (the 1e-6 is negligible here).
+    # Top-1 of each user: 0 -> 2, 1 -> 0, 2 -> 0.
+    # standard: each user from its own top-1: u0 <- 0.8165 x2, u1 <- 0.7071 x0, u2 <- 0.8165 x0.
+    # tois: user u from the users whose top-1 holds u: u0 <- 0.7071 x1 + 0.8165 x2 (0 is the
+    # top-1 of both 1 and 2), u1 <- nobody (zero scores), u2 <- 0.8165 x0.
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=np.float32))
+    users = np.arange(3)
+    a, b = 1 / math.sqrt(2), 2 / math.sqrt(6)
+    tois = UserKNN(topk=1, shrink=0).fit(train).score(users, train)
+    np.testing.assert_allclose(tois, [[a + b, b, b, 0], [0, 0, 0, 0], [b, b, 0, 0]], rtol=1e-5)
+    standard = UserKNN(topk=1, shrink=0, variant="standard").fit(train).score(users, train)
+    np.testing.assert_allclose(standard, [[b, b, b, 0], [a, a, 0, 0], [b, b, 0, 0]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind, params, weighting", [
+    (kind, params, weighting) for kind, params in [("cosine", {}), ("cosine", {"normalize": False}),
+                                                   ("asymmetric", {"asymmetric_alpha": 0.8})]
+    for weighting in ("none", "tfidf", "bm25")
+] + [("tversky", {"tversky_alpha": 0.5, "tversky_beta": 1.5}, "none"), ("jaccard", {}, "none"), ("dice", {}, "none")])
+def test_tois_userknn_matches_naive(kind, params, weighting):
+    train = weighted_matrix(25, 18, seed=4) if kind in ("cosine", "asymmetric") else binary_matrix(25, 18, seed=4)
+    model = UserKNN(similarity=kind, topk=4, shrink=3.0, feature_weighting=weighting, **params).fit(train)
+    users = np.arange(25)
+    expected = naive_tois_userknn_scores(train.toarray(), users, train.toarray(), kind, 4, weighting, shrink=3.0,
+                                         **params)
+    np.testing.assert_allclose(model.score(users, train), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("topk", [1, 3, 8])
+def test_tois_userknn_ties_keep_the_lower_user(seed, topk):
+    """Small binary data: many users tie at the k-th similarity of another user."""
+    train = binary_matrix(14, 6, density=0.4, seed=seed)
+    model = UserKNN(similarity="jaccard", topk=topk, shrink=0).fit(train)
+    users = np.arange(14)
+    expected = naive_tois_userknn_scores(train.toarray(), users, train.toarray(), "jaccard", topk)
+    np.testing.assert_allclose(model.score(users, train), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_tois_userknn_is_the_transpose_of_the_own_top_k():
+    """With a symmetric similarity, reading the per-column pruning per row is the transpose of
+    each user's own top-K (no ties on continuous data)."""
+    train = weighted_matrix(30, 20, seed=7)
+    users = np.arange(30)
+    tois = UserKNN(topk=5, shrink=0).fit(train)
+    selected = tois.column_topk_.select(tois.weighting_.weight_terms(train), users, users).toarray()
+    x = train.toarray()
+    own = naive_topk(naive_similarity(x, x, "cosine", variant="tois"), 5, exclude=users)
+    np.testing.assert_allclose(selected, own.T, rtol=1e-6)
+    assert (np.count_nonzero(selected, axis=1) != 5).any()  # a user may have more or fewer than K
+
+
+@pytest.mark.parametrize("weighting", ["none", "tfidf", "bm25"])
+def test_tois_userknn_folds_in_changed_and_unseen_users(weighting):
+    train = weighted_matrix(30, 16, seed=8)
+    x = train.toarray()
+    x[29] = 0  # a user without training interactions (strong generalisation)
+    train = sp.csr_matrix(x)
+    model = UserKNN(topk=4, shrink=1.0, feature_weighting=weighting).fit(train)
+    rng = np.random.default_rng(3)
+    users = np.array([0, 5, 29, 31, 5])  # 31: an id past the training users; 5 twice, two histories
+    history = (rng.random((5, 16)) < 0.4) * rng.uniform(0.5, 3.0, (5, 16))
+    history[1] = x[5]  # user 5 with its training row, then with another history
+    expected = naive_tois_userknn_scores(x, users, history, "cosine", 4, weighting, shrink=1.0)
+    scores = model.score(users, sp.csr_matrix(history))
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores[1], model.score([5], train[5])[0], rtol=1e-6)
+
+
+def test_tois_userknn_normalize_scores_is_a_weighted_average_of_weighted_rows():
+    train = weighted_matrix(25, 18, seed=4)
+    model = UserKNN(topk=4, shrink=3.0, normalize_scores=True, feature_weighting="tfidf").fit(train)
+    x = train.toarray()
+    weighted = naive_tois_weights(x, x.T, "tfidf")
+    similarity = np.zeros((25, 25))  # S[u, v] = s(v, u) if u is in the top-K of v
+    for v in range(25):
+        similarity[:, v] = naive_topk(naive_similarity(weighted[v:v + 1], weighted, "cosine", shrink=3.0,
+                                                       variant="tois"), 4, exclude=[v])[0]
+    expected = np.zeros_like(x)
+    for u in range(25):
+        for t in range(18):
+            used = [v for v in range(25) if similarity[u, v] != 0 and weighted[v, t] != 0]
+            norm = sum(abs(similarity[u, v]) for v in used)
+            expected[u, t] = sum(similarity[u, v] * weighted[v, t] for v in used) / norm if norm else 0.0
+    np.testing.assert_allclose(model.score(np.arange(25), train), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_column_topk_lists_match_sorting():
+    """The K-th and (K+1)-th entries of each column, and its first-K members, against a sort."""
+    train = binary_matrix(20, 7, density=0.4, seed=1)
+    kernel = SimilarityKernel("dice", variant="tois")
+    side = NeighbourSide.build(kernel, train, role="target")
+    for topk in (1, 2, 5, 19, 40):
+        lists = ColumnTopK.build(side, train, topk)
+        x = train.toarray()
+        for v in range(20):
+            column = naive_similarity(x[v:v + 1], x, "dice", variant="tois")[0]
+            ranked = sorted((-value, u) for u, value in enumerate(column) if value != 0 and u != v)
+            members = {u for _, u in ranked[:topk]}
+            assert set(np.flatnonzero(lists.members[:, v].toarray().ravel())) == members
+            if len(ranked) >= topk:
+                value, row = ranked[topk - 1]
+                assert (lists.kth_value[v], lists.kth_row[v]) == pytest.approx((-value, row))
+            else:
+                assert lists.kth_value[v] == -np.inf
+            if len(ranked) > topk:
+                value, row = ranked[topk]
+                assert (lists.next_value[v], lists.next_row[v]) == pytest.approx((-value, row))
+            else:
+                assert lists.next_value[v] == -np.inf
 
 
 def test_fits_are_deterministic():
@@ -227,6 +468,7 @@ def test_fits_are_deterministic():
     ({"shrink": -1.0}, "shrink must be a finite number >= 0"),
     ({"feature_weighting": "idf"}, "unknown feature_weighting 'idf'"),
     ({"similarity": "dice", "feature_weighting": "bm25"}, "has no effect on the set-based similarity 'dice'"),
+    ({"variant": "paper"}, "unknown variant 'paper'"),
 ])
 def test_bad_parameters_raise_one_line_errors(params, message):
     for cls in (ItemKNN, UserKNN):
@@ -247,7 +489,9 @@ def test_registered_names_and_search_spaces():
             assert cls.search_space["shrink"] == Integer(0, 1000)
     assert models["itemknn-tversky"].search_space["tversky_beta"] == Real(0.0, 2.0)
     assert models["userknn-cosine"].search_space["feature_weighting"] == Categorical(("none", "tfidf", "bm25"))
-    assert set(models["itemknn-jaccard"].parameter_names()) == {"topk", "shrink", "normalize_scores"}
+    assert set(models["itemknn-jaccard"].parameter_names()) == {"topk", "shrink", "normalize_scores", "variant"}
+    for name in ("itemknn", "userknn", "itemknn-cosine", "userknn-tversky"):
+        assert models[name]().variant == "tois" and "variant" not in models[name].search_space
     with pytest.raises(RecAuditError, match="no parameter"):
         make_model("itemknn-jaccard", {"asymmetric_alpha": 0.3})
 
