@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from baselines.knn import ItemSimilarityModel
 from baselines.similarity import register_similarity_variants, similarity_search_space
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import ANY_FEATURES, Requirements, TrainingData, UnsupportedProtocolError
 from protocols.registry import register
 from protocols.space import Real

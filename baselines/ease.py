@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
 from protocols.space import Real

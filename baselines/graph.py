@@ -78,7 +78,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.similarity import aggregate_scores, blocked_topk, check_choice, check_nonnegative, check_topk
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
 from protocols.space import Categorical, Integer, Real

@@ -15,8 +15,8 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
-from neural.device import thread_scope
+from common.errors import RecAuditError
+from common.threads import thread_scope
 from protocols.contract import Recommender, TrainingData
 from protocols.early_stopping import EarlyStopping
 from protocols.registry import register

@@ -66,7 +66,7 @@ from baselines.similarity import (FEATURE_WEIGHTINGS, SET_SIMILARITIES, VARIANTS
                                   NeighbourSide, SimilarityKernel, TOISFeatureWeighting, aggregate_scores,
                                   check_choice, check_topk, register_similarity_variants, similarity_search_space,
                                   topk_similarity)
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import Recommender, TrainingData
 from protocols.registry import register
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.registry import register
 from protocols.space import Categorical, Integer, Real
 

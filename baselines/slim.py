@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.ease import item_gram
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
 from protocols.space import Integer, Real

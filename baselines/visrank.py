@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.content import resolve_features
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import FeatureSet
 from protocols.contract import ANY_FEATURES, Recommender, Requirements, TrainingData, UnsupportedProtocolError
 from protocols.registry import register

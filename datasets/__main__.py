@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from tabulate import tabulate
 
-from datasets.errors import RecAuditError, run_cli
+from common.errors import RecAuditError, run_cli
 from datasets.fetch import fetch_dataset, mirror_root
 from datasets.registry import PREPROCESSING_OPTIONS, DatasetSpec, get_dataset, registered_datasets
 

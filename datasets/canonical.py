@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.atomic import atomic_directory
-from datasets.errors import RecAuditError
+from common.atomic import atomic_directory
+from common.errors import RecAuditError
 from datasets.item_data import FeatureSet, make_feature_set, read_feature_set, write_feature_set
 
 INTERACTION_DTYPES = {"user": "int32", "item": "int32", "rating": "float32", "timestamp": "int64"}

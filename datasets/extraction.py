@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.extractor_networks import FeatureNetwork, build_network, read_state_dict
 from datasets.extractors import DEFAULT_EXTRACTOR, ExtractorSpec, get_extractor, resolve_weights
 from datasets.images import default_workers, iter_batches, read_item_images

@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 
 
 class FeatureNetwork(nn.Module):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from datasets.images import Preprocessing
 
 DEFAULT_EXTRACTOR = "efficientnet-lite0"

@@ -28,8 +28,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from datasets.atomic import atomic_directory
-from datasets.errors import RecAuditError
+from common.atomic import atomic_directory
+from common.errors import RecAuditError
 from datasets.registry import ArchiveSpec, DatasetSpec, FileSpec, get_dataset, is_safe_relative_path, parse_checksum
 
 MIRROR_VARIABLE = "RECAUDIT_MIRROR"

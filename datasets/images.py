@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import ItemImages
 
 # Per-channel (mean, std) in 0..255 pixel units: pixel -> (pixel - mean) / std.

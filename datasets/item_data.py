@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.atomic import atomic_directory
-from datasets.errors import RecAuditError
+from common.atomic import atomic_directory
+from common.errors import RecAuditError
 
 FEATURE_SET_FORMAT = 1
 DEFAULT_STOP_METRIC = "ndcg@10"

@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from datasets.canonical import PreparedData, normalise_images, write_prepared
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from datasets.item_data import FeatureSet, make_feature_set
 from datasets.parsers import PARSERS, RawDataset
 from datasets.parsers.raw import RawFeatures

@@ -36,7 +36,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
-from datasets.errors import unknown_name_error
+from common.errors import unknown_name_error
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 PREPROCESSING_OPTIONS = ("rating_threshold", "deduplicate", "min_user_interactions", "min_item_interactions")

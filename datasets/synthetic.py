@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import make_feature_set
 from datasets.parsers.raw import sorted_unique
 from datasets.parsers.readers import sha256_file
@@ -257,7 +257,7 @@ def write_synthetic_raw(kind: str, folder: Path | str, *, n_users: int = 30, n_i
     Returns ``folder``.
     """
     if kind not in RAW_KINDS:
-        from datasets.errors import unknown_name_error
+        from common.errors import unknown_name_error
 
         raise unknown_name_error("synthetic raw kind", kind, RAW_KINDS)
     folder = Path(folder)

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.content import item_content, resolve_features
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from neural.training import NeuralRecommender, _is_number, _require, sparse_rows
 from protocols.contract import ANY_FEATURES, Requirements, TrainingData
 from protocols.registry import register

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1

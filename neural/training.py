@@ -35,9 +35,10 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from neural.checkpoint import fingerprint, load_checkpoint, save_checkpoint
-from neural.device import check_device_name, deterministic_scope, resolve_device, thread_scope
+from common.threads import thread_scope
+from neural.device import check_device_name, deterministic_scope, resolve_device
 from protocols.contract import Recommender, TrainingData
 from protocols.early_stopping import DEFAULT_METRIC, EarlyStopping
 

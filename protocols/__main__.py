@@ -6,8 +6,8 @@ module of the command being run is imported, so ``evaluate`` never loads Optuna.
 """
 from __future__ import annotations
 
-from datasets.cli import dispatch
-from datasets.errors import run_cli
+from common.cli import dispatch
+from common.errors import run_cli
 
 COMMANDS = {
     "split": ("protocols.cli_split", "compute one split of params.yaml and write it"),

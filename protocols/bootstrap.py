@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 
 BOOTSTRAP_METHODS = ("bca", "percentile")
 # 2000 resamples: the Monte-Carlo spread (sd over seeds) of a 95% BCa limit was 3-4% of the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import SEEDS_DIR
 from protocols.runner import (DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, evaluation_settings,  # noqa: F401

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datasets.atomic import atomic_directory
+from common.atomic import atomic_directory
 from protocols.model_sources import input_manifests, manifests
 from protocols.params import DEFAULT_PARAMS, load_params
 

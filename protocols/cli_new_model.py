@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 
 HELP = "write a new model file and its test from a template (then add one params entry and run dvc repro)"
 KINDS = {"baseline": "baselines", "neural": "neural"}

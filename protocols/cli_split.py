@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from datasets.canonical import load_prepared
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.params import DEFAULT_PARAMS, load_params, split_entry
 from protocols.split_card import summary_line
 from protocols.split_data import write_split

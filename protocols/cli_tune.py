@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.registry import make_model

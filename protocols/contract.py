@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import FeatureSet, TrainingData, ValidationData
 from protocols.space import Dimension
 

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from datasets.item_data import DEFAULT_STOP_METRIC, ValidationData
 
 DEFAULT_METRIC = DEFAULT_STOP_METRIC

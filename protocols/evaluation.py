@@ -48,7 +48,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols import metrics as M
 from datasets.item_data import DEFAULT_STOP_METRIC, ValidationData
 from protocols.split_data import Split

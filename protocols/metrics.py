@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import numpy as np
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 
 METRIC_VERSION = "1"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from protocols.registry import registered_models
 
-PROJECT_PACKAGES = ("datasets", "protocols", "baselines", "neural", "reports")
+PROJECT_PACKAGES = ("common", "datasets", "protocols", "baselines", "neural", "reports")
 
 
 def module_file(module: str) -> Path | None:

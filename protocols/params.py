@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 
 DEFAULT_PARAMS = Path("params.yaml")
 SUITE_SECTIONS = ("tuning", "evaluation", "reports")

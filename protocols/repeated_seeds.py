@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 
 
 def aggregate_seeds(records: Sequence[dict]) -> dict:

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.atomic import atomic_directory, atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_directory, atomic_file
+from common.errors import RecAuditError
 
 METRICS_FILE = "metrics.json"
 PER_USER_FILE = "per_user.parquet"

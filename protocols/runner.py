@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from datasets.item_data import FeatureSet, ItemImages, TrainingData, read_feature_set
 from protocols.contract import Recommender, TaskProfile, UnsupportedProtocolError, check_requirements
 from protocols.registry import get_model_class, make_model, registered_models

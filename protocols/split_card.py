@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.splitting.keys import contains, pair_keys, sorted_unique
 
 INTERACTION_PARTS = ("train", "validation", "test", "validation_input", "test_input")

@@ -49,9 +49,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.atomic import atomic_directory
+from common.atomic import atomic_directory
 from datasets.canonical import normalise_interactions
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import FeatureSet, read_feature_set, write_feature_set
 
 PART_FILES = {

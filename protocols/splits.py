@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from datasets.canonical import PreparedData
-from datasets.errors import unknown_name_error
+from common.errors import unknown_name_error
 from protocols.split_data import Split
 from protocols.splitting.base import PROTOCOLS
 from protocols.splitting.given import given_split

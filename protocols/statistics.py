@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from protocols.bootstrap import DEFAULT_RESAMPLES, bootstrap_columns_ci, check_bootstrap_settings
 from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds  # noqa: F401  (public API)
 

@@ -66,7 +66,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from protocols.contract import UnsupportedProtocolError
 from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric, validation_value
 from protocols.registry import get_model_class, make_model

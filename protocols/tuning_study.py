@@ -31,7 +31,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 
 logger = logging.getLogger("protocols.tuning")
 

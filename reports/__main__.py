@@ -5,8 +5,8 @@ Each command lives in a module exposing ``HELP`` (one line), ``add_arguments(par
 """
 from __future__ import annotations
 
-from datasets.cli import dispatch
-from datasets.errors import run_cli
+from common.cli import dispatch
+from common.errors import run_cli
 
 COMMANDS = {
     "build": ("reports.leaderboard", "write the Markdown leaderboard from the result files"),

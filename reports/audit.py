@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 from protocols.bootstrap import bootstrap_mean_ci
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import METRICS_FILE, read_per_user, read_record, short_reason

@@ -20,7 +20,7 @@ on the command line)::
 
 Each entry of ``values`` becomes one :class:`Claim`. Metric labels are RecAudit's
 (``protocols.metrics``: ``name@k`` or ``auc``). Every file is validated on load; a
-violation raises :class:`~datasets.errors.RecAuditError` with one line naming the file and
+violation raises :class:`~common.errors.RecAuditError` with one line naming the file and
 the field.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from datasets.errors import RecAuditError, unknown_name_error
+from common.errors import RecAuditError, unknown_name_error
 from protocols.metrics import CUTOFF_FREE_METRICS, PER_USER_METRICS
 
 CLAIMS_DIR = Path(__file__).parent / "claims"

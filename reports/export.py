@@ -17,7 +17,7 @@ settings: ``seed``, ``reports.metrics``, ``reports.alpha``, ``reports.n_resample
   ``<m>_ci_low``, ``<m>_ci_high`` and ``<m>_marker`` (``better`` / ``worse`` / empty), then the
   tuning trials, seeds and seconds. Numbers are written at full precision.
 
-The output folder is replaced as a whole (``datasets.atomic.atomic_directory``): no stale
+The output folder is replaced as a whole (``common.atomic.atomic_directory``): no stale
 file of a split that has no results any more.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.atomic import atomic_directory
+from common.atomic import atomic_directory
 from reports.leaderboard import entries_by_split, read_entries, report_settings
 from reports.tables import (BETTER, REFERENCE, WORSE, Entry, SplitTable, StatisticsSettings,
                             best_values, is_best, legend_lines, metric_value, section_lines, seeds_cell,

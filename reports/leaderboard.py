@@ -19,8 +19,8 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 from protocols.bootstrap import check_bootstrap_settings
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import PER_USER_FILE, find_result_files, read_per_user, read_record

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.atomic import atomic_directory
-from datasets.errors import RecAuditError
+from common.atomic import atomic_directory
+from common.errors import RecAuditError
 from reports.leaderboard import entries_by_split, read_entries, report_settings
 from reports.tables import Entry, StatisticsSettings, has_values, metric_value, row_order
 from reports.verdicts import verdict_table

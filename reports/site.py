@@ -25,8 +25,8 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from datasets.atomic import atomic_file
-from datasets.errors import RecAuditError
+from common.atomic import atomic_file
+from common.errors import RecAuditError
 from protocols.results import find_result_files
 from reports.leaderboard import entries_by_split, inputs_digest, read_entry, report_settings
 from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, csv_html, find_plots, inferred_table,

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from datasets.atomic import atomic_file
+from common.atomic import atomic_file
 from protocols.results import find_result_files
 from protocols.statistics import apply_holm, compare_to_reference
 from reports.leaderboard import entries_by_split, inputs_digest, read_entry, report_settings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from protocols.__main__ import main
 from protocols.cli_new_model import KINDS
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.bootstrap import bootstrap_mean_ci
 from protocols.results import RECORD_KEYS, write_run
 from reports.__main__ import main

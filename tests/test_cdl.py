@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import TrainingData, make_feature_set
 from neural.cdl import CDL, scaled_content
 from neural.training import sparse_rows

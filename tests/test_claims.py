@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from reports.claims import CLAIMS_DIR, is_metric_label, load_claims, load_paper_claims
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError, run_cli
+from common.errors import RecAuditError, run_cli
 from protocols import registry
 from protocols.__main__ import main
 from datasets.item_data import make_feature_set

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import yaml
 
 from datasets.canonical import PreparedData, write_prepared
-from datasets.errors import run_cli
+from common.errors import run_cli
 from datasets.item_data import make_feature_set
 from protocols.__main__ import main
 from protocols.split_data import FEATURES_DIR, IMAGES_FILE, PART_FILES, load_split

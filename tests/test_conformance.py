@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.conformance import (CHECKS, check_batch_invariance, check_fit_leaves_params_unchanged,
                                    check_global_random_state_untouched, check_heldout_users,
                                    check_refit_leaks_no_state, check_refuses_without_requirements,

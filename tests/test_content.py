@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from baselines.content import ItemKNNCBF, ItemKNNCFCBF
 from baselines.similarity import FeatureWeighting
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import make_feature_set
 from naive_neighbourhood import naive_similarity, naive_topk
 from protocols.contract import Requirements, TaskProfile, TrainingData, UnsupportedProtocolError, check_requirements

@@ -15,7 +15,7 @@ import pytest
 
 import datasets.__main__ as cli
 from datasets import registry
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.registry import DatasetSpec, FileSpec
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.contract import Recommender, TrainingData, ValidationData
 from protocols.early_stopping import EarlyStopping, parse_metric, validation_value
 

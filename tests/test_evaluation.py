@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols import evaluation as E
 from protocols.contract import Recommender
 from protocols.evaluation import RankingTask, evaluate, evaluate_scores, final_data, tuning_data

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from protocols.bootstrap import bootstrap_mean_ci
 from reports.__main__ import main
 from reports.export import csv_table, latex_escape, latex_table, markdown_table

@@ -22,7 +22,7 @@ from PIL import Image
 
 import datasets.__main__ as cli
 from datasets import fetch
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.extraction import extract_features, load_encoder
 from datasets.extractor_networks import FeatureNetwork, ResNet50, efficientnet_lite0, resnet50
 from datasets.extractors import WeightsSource, extractor_names, get_extractor, resolve_weights

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from datasets import fetch as fetch_module
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.fetch import (derive_ml100k_to_ml1m_title_map, derive_ml_latest_small_poster_index, download,
                             fetch_dataset, file_checksum, open_archive, url_cache_path)
 from datasets.registry import ArchiveSpec, DatasetSpec, FileSpec, get_dataset

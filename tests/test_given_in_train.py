@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.evaluation import final_data, tuning_data
 from protocols.splits import make_split
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from baselines.graph import P3alpha, RP3beta, topk_per_column
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 
 VARIANTS = ("tois", "paper")
 

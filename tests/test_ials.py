@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.ials import IALS, _PaddedRows, _solve_side, _spd_solve, ials_loss
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 from protocols.contract import TrainingData, ValidationData
 from protocols.early_stopping import validation_value

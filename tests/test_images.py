@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.images import (Preprocessing, decode_image, iter_batches, load_image, preprocess, read_image_bytes,
                              read_item_images)
 from datasets.item_data import ItemImages

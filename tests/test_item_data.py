@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import (TrainingData, feature_set_sha256, make_feature_set, read_feature_set,
                                 write_feature_set)
 from protocols.split_data import load_split, write_split

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from datasets.canonical import PreparedData, load_prepared
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.fetch import fetch_dataset
 from datasets.item_data import ItemImages, make_feature_set, read_feature_set
 from datasets.prepare import prepare_dataset, tfidf

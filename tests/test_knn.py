@@ -15,7 +15,7 @@ import baselines.similarity as similarity
 from baselines.knn import ItemKNN, UserKNN
 from baselines.similarity import (ColumnTopK, FeatureWeighting, NeighbourSide, SimilarityKernel, TOISFeatureWeighting,
                                   blocked_topk, topk_mask, topk_similarity)
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from naive_neighbourhood import naive_similarity, naive_tois_userknn_scores, naive_tois_weights, naive_topk
 from protocols.registry import get_model_class, make_model, registered_models
 from protocols.space import Categorical, Integer, Real

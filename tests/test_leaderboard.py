@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from protocols.bootstrap import bootstrap_mean_ci
 from protocols.results import read_results, result_dir, short_reason, write_result, write_run
 from reports.__main__ import main

@@ -4,7 +4,7 @@ from math import log2
 import numpy as np
 import pytest
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols import metrics as M
 
 # Four users, ranked lists of length 5 (True = relevant item at that rank).

@@ -14,7 +14,7 @@ from protocols.model_sources import imported_modules, manifest, source_closure
 from protocols.registry import get_model_class
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("datasets", "protocols", "baselines", "neural")
+PACKAGES = ("common", "datasets", "protocols", "baselines", "neural")
 
 
 def test_imports_are_followed_absolute_relative_and_inside_functions(tmp_path):
@@ -24,7 +24,7 @@ def test_imports_are_followed_absolute_relative_and_inside_functions(tmp_path):
         from . import knn
         from .similarity import cosine_similarity
         from protocols import space
-        from datasets.errors import RecAuditError
+        from common.errors import RecAuditError
 
         def later():
             from protocols.metrics import ndcg
@@ -32,7 +32,7 @@ def test_imports_are_followed_absolute_relative_and_inside_functions(tmp_path):
         """))
     found = imported_modules("baselines.fake", source)
     assert found == {"baselines", "baselines.knn", "baselines.similarity", "protocols", "protocols.space",
-                     "protocols.metrics", "datasets", "datasets.errors", "neural", "neural.sampling"}
+                     "protocols.metrics", "common", "common.errors", "neural", "neural.sampling"}
 
 
 def test_closure_of_a_model_holds_its_own_imports_and_nothing_else():
@@ -102,3 +102,14 @@ def test_editing_shared_training_code_changes_every_neural_manifest_and_no_basel
     assert changed == neural
     assert {"gmf", "mlp", "neumf", "multvae", "multdae", "cdae", "bprmf"} <= changed
     assert not changed & {"ease", "slim", "itemknn-cosine", "pop"}
+
+
+def test_no_baseline_imports_neural_code():
+    from protocols.registry import registered_models
+
+    for name, cls in registered_models().items():
+        if not cls.__module__.startswith("baselines."):
+            continue
+        files = {path.relative_to(ROOT).as_posix() for path in source_closure(cls.__module__).values()}
+        assert not any(path.startswith("neural/") for path in files), (name, sorted(files))
+        assert "common/errors.py" in files  # the shared helpers live in common/

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import protocols.early_stopping
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from neural.autoencoders import MultVAE
 from neural.bprmf import BPRMF
 from neural.cdae import CDAE

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.parsers import PARSERS
 from datasets.parsers.splits import read_negative_file
 from datasets.synthetic import write_synthetic_raw

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.text import Text
 from PIL import Image
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from reports import figures
 from reports.__main__ import main
 from reports.leaderboard import entries_by_split, read_entries, report_settings

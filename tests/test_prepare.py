@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets.canonical import load_prepared
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.prepare import deduplicate, k_core_mask, prepare_dataset, preprocess, resolve_options
 from datasets.synthetic import write_synthetic_raw
 from mirror_raw import link_raw

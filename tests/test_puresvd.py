@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from baselines.puresvd import PureSVD
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
 

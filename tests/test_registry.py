@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.registry import (PREPROCESSING_OPTIONS, FileSpec, dataset_names, get_dataset, is_safe_relative_path,
                                parse_checksum, registered_datasets)
 

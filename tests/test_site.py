@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from protocols.bootstrap import bootstrap_mean_ci
 from reports import site
 from reports.__main__ import COMMANDS

@@ -8,7 +8,7 @@ from sklearn.linear_model import ElasticNet
 
 import baselines.slim as slim_module
 from baselines.slim import SLIM, nonnegative_elastic_net
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
 TIGHT = {"tol": 1e-12, "max_iter": 10_000, "topk": 1000}

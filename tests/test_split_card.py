@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import make_feature_set, write_feature_set
 from protocols.split_card import gini, make_card, part_sha256, side_description, summary_line, table_sha256
 from protocols.split_data import FEATURES_DIR, PART_FILES, load_split, write_split

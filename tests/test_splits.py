@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.split_data import PART_FILES
 from protocols.splits import PROTOCOLS, make_split
 from protocols.splitting.negatives import positive_keys, sample_negatives

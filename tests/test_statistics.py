@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import protocols.bootstrap as bootstrap_module
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.bootstrap import bca_levels, bootstrap_columns_ci, bootstrap_difference_ci, bootstrap_mean_ci
 from protocols.statistics import (COMPARISON_COLUMNS, aggregate_seeds, apply_holm, cohens_dz, compare_to_reference,
                                   holm, mean_per_user_over_seeds, paired_t_test, paired_test, paired_values,

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from datasets.canonical import load_prepared, write_prepared
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.synthetic import make_synthetic, write_synthetic_raw
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from datasets.errors import RecAuditError, run_cli
+from common.errors import RecAuditError, run_cli
 from protocols import registry
 from protocols.__main__ import main
 from protocols.cli_tune import load_tuned, trials_path, write_tuned

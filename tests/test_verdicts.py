@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from datasets.errors import run_cli
+from common.errors import run_cli
 from reports.__main__ import main
 from tests.report_results import BASE, REFERENCE, STEP, slightly_better, write_model, write_params, write_unsupported
 

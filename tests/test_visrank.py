@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from baselines.visrank import AGGREGATES, NO_FEATURES_SCORE, VisRank
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.item_data import make_feature_set
 from protocols.contract import ANY_FEATURES, TaskProfile, TrainingData, UnsupportedProtocolError, check_requirements
 from protocols.registry import registered_models

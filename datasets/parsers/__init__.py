@@ -1,7 +1,7 @@
 """Raw files -> :class:`RawDataset` (original ids), one small parser per registered dataset.
 
 ``PARSERS[name](raw_dir)`` reads ``data/raw/<name>/`` as written by ``datasets.fetch``.
-A malformed line raises :class:`~datasets.errors.RecAuditError` naming the file and the
+A malformed line raises :class:`~common.errors.RecAuditError` naming the file and the
 1-based line number; a missing file raises one naming the file.
 """
 from __future__ import annotations

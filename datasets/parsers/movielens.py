@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from datasets.parsers.raw import RawDataset, RawFeatures, pairs_frame, split_genres
 from datasets.parsers.readers import read_table, read_user_lists, require_file, require_folder
 from datasets.parsers.splits import read_rating_file

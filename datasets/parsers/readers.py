@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
 PYTHON_CONVERTERS = {"int": int, "float": float, "str": str}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.canonical import PreparedData, normalise_interactions
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.split_card import make_card, side_description
 from protocols.split_data import PART_FILES, Split, empty_part
 from protocols.splitting.keys import pair_keys, sorted_unique

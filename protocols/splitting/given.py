@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.canonical import PreparedData, normalise_interactions
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.splitting.base import (
     FRACTION_FROM_ZERO, REQUIRED, Outcome, any_name, one_of, random_rank_within_user, round_half_up, split_protocol)
 from protocols.splitting.negatives import free_item_counts, positive_keys, sample_negatives

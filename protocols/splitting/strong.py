@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.splitting.base import (
     OPEN_FRACTION, Outcome, Rule, interactions_of, random_rank_within_user, round_half_up, split_protocol)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from datasets.canonical import PreparedData
-from datasets.errors import RecAuditError
+from common.errors import RecAuditError
 from protocols.splitting.base import (
     FRACTION_FROM_ZERO, OPEN_FRACTION, Outcome, integer_at_least, interactions_of,
     latest_first_rank_within_user, one_of, random_rank_within_user, require_timestamps,
