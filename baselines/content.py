@@ -71,7 +71,7 @@ class ContentFeaturesMixin:
 class ItemKNNCBF(ContentFeaturesMixin, ItemSimilarityModel):
     """Content-based item k-nearest-neighbours.
 
-    Items are compared by their content vectors ``c_t`` (rows of ``side.item_content``, items
+    Items are compared by their content vectors ``c_t`` (rows of the chosen feature set, items
     x features, optionally TF-IDF/BM25 weighted)::
 
         s(t, n) = similarity(c_t, c_n);  W[n, t] = s(t, n) for the topk neighbours n != t of t

@@ -44,7 +44,6 @@ class RandomScores(Recommender):
         self.seed = seed
 
     def _fit(self, data) -> None:
-        train = data.interactions
         self.fitted_seed_ = int(self.seed)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

@@ -20,22 +20,19 @@ A prepared dataset is a folder:
 from __future__ import annotations
 
 import json
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from common.atomic import atomic_directory
 from common.errors import RecAuditError
-from datasets.item_data import FeatureSet, make_feature_set, read_feature_set, write_feature_set
+from datasets.item_data import FeatureSet, read_feature_set, write_feature_set
 
 INTERACTION_DTYPES = {"user": "int32", "item": "int32", "rating": "float32", "timestamp": "int64"}
 IMAGE_COLUMNS = ("item", "image_path", "sha256")
 FEATURES_DIR = "features"
-# The sets the compatibility property ``item_content`` prefers, in this order.
-CONTENT_PREFERENCE = ("genres", "tags", "bow-tfidf")
 
 
 @dataclass
@@ -57,32 +54,12 @@ class PreparedData:
     item_images: pd.DataFrame | None = None
     given: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
-    # Compatibility, goes away with ``item_content`` below: a single content matrix passed by
-    # older callers becomes the feature set ``content``.
-    item_content: InitVar[sp.spmatrix | None] = None
 
-    def __post_init__(self, item_content=None) -> None:
+    def __post_init__(self) -> None:
         self.interactions = normalise_interactions(self.interactions)
         self.item_features = dict(self.item_features)
-        if item_content is not None:
-            self.item_features.setdefault("content", make_feature_set("content", item_content))
         if self.item_images is not None:
             self.item_images = normalise_images(self.item_images, self.n_items)
-
-
-def _first_sparse_content(self: PreparedData) -> sp.csr_matrix | None:
-    """Compatibility only, goes away once protocols/ and baselines/ read ``item_features``: the
-    first sparse content set (``genres``, ``tags``, ``bow-tfidf`` in that preference, else any
-    other sparse set in key order) as a CSR matrix, or None."""
-    sparse = {key: features for key, features in self.item_features.items() if features.is_sparse}
-    for key in (*CONTENT_PREFERENCE, *sorted(sparse)):
-        if key in sparse:
-            return sparse[key].csr()
-    return None
-
-
-# Read-only: assigning ``data.item_content`` raises AttributeError (set ``item_features``).
-PreparedData.item_content = property(_first_sparse_content)
 
 
 def normalise_images(table: pd.DataFrame, n_items: int) -> pd.DataFrame:

@@ -26,8 +26,7 @@ from pathlib import Path
 from common.errors import RecAuditError
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import SEEDS_DIR
-from protocols.runner import (DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, evaluation_settings,  # noqa: F401
-                              final_run, model_params)
+from protocols.runner import DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, final_run
 
 HELP = "fit a model on a split (train + validation) and evaluate it on the test part (over seeds if stochastic)"
 

@@ -151,22 +151,6 @@ def test_feature_sets_round_trip_and_are_verified(tmp_path):
         load_prepared(tmp_path / "out")
 
 
-def test_compatibility_item_content_is_read_only_and_prefers_genres_tags_bow_tfidf():
-    def data_with(keys):
-        features = {key: make_feature_set(key, sp.random(4, 3, density=0.6, format="csr", rng=i))
-                    for i, key in enumerate(keys)}
-        return PreparedData("x", pd.DataFrame({"user": [0], "item": [0]}), 1, 4, pd.DataFrame({"user": [0]}),
-                            pd.DataFrame({"item": range(4)}), item_features=features)
-
-    for keys, chosen in [(["bow", "bow-tfidf"], "bow-tfidf"), (["tags", "genres"], "genres"),
-                         (["bow", "tags"], "tags"), (["category-city"], "category-city")]:
-        data = data_with(keys)
-        assert (data.item_content != data.item_features[chosen].csr()).nnz == 0, keys
-    assert data_with([]).item_content is None
-    with pytest.raises(AttributeError):
-        data_with([]).item_content = sp.csr_matrix((4, 1))
-
-
 def test_old_prepared_folder_asks_to_prepare_again(tmp_path):
     raw_dir = write_synthetic_raw("movielens-1m", tmp_path / "raw", n_users=10, seed=5)
     prepare_dataset("movielens-1m", raw_dir, tmp_path / "out", {})
@@ -235,7 +219,6 @@ def test_movielens_100k_feature_sets(movielens_100k):
     assert (genres.n_items, genres.dim, int(genres.values.nnz)) == (1682, 19, 2893)
     assert genres.present.all()  # every u.item row has a genre flag (two only "unknown")
     assert genres.meta["source"] == "u.item" and genres.meta["feature_names"][0] == "unknown"
-    assert (data.item_content != genres.csr()).nnz == 0  # compatibility property
 
 
 @needs_mirror
@@ -281,7 +264,7 @@ def test_ml_latest_small_posters_and_genres(tmp_path):
 @pytest.mark.slow
 def test_citeulike_t_bag_of_words_and_its_tfidf(tmp_path):
     raw_dir = link_raw("citeulike-t", tmp_path)
-    data = prepare_dataset("citeulike-t", raw_dir, tmp_path / "prepared", {})
+    prepare_dataset("citeulike-t", raw_dir, tmp_path / "prepared", {})
     assert sorted(p.name for p in (tmp_path / "prepared" / "features").iterdir()) == ["bow", "bow-tfidf"]
     back = load_prepared(tmp_path / "prepared")
     bow, weighted = back.item_features["bow"], back.item_features["bow-tfidf"]
@@ -308,7 +291,6 @@ def test_citeulike_t_bag_of_words_and_its_tfidf(tmp_path):
     assert np.allclose(norms[weighted.present & (np.diff(weighted.csr().indptr) > 0)], 1, atol=1e-5)
     counts = bow.csr()[item].toarray().ravel()
     assert {int(w): int(counts[w]) for w in np.flatnonzero(counts)} == texts[original[item]]
-    assert (data.item_content != weighted.csr()).nnz == 0  # compatibility: bow-tfidf preferred to bow
     meta = json.loads((tmp_path / "prepared" / "meta.json").read_text())
     assert meta["item_features"]["bow-tfidf"]["n_present"] == len(texts)
     assert meta["item_features"]["bow"]["rows_dropped_no_interactions"] == 25_975 - 25_584

@@ -23,7 +23,7 @@ def test_same_seed_same_data_different_seed_different_data():
     first, second = make_synthetic(300, 200, 0.05, 11, **kwargs), make_synthetic(300, 200, 0.05, 11, **kwargs)
     other = make_synthetic(300, 200, 0.05, 12, **kwargs)
     assert first.interactions.equals(second.interactions)
-    assert (first.item_content != second.item_content).nnz == 0
+    assert (first.item_features["bow"].csr() != second.item_features["bow"].csr()).nnz == 0
     assert not first.interactions[["user", "item"]].equals(other.interactions[["user", "item"]])
 
 
@@ -76,11 +76,11 @@ def test_planted_structure_rank_k_svd_beats_popularity():
 def test_content_carries_the_latent_factors():
     data = make_synthetic(800, 500, 0.04, 22, content_features=300)
     train, test = holdout(as_matrix(data), seed=1)
-    content = data.item_content.toarray()
+    content = data.item_features["bow"].dense()
     content /= np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
     by_content = recall_at_10(train @ (content @ content.T), train, test)  # content-based item kNN
     by_chance = recall_at_10(np.random.default_rng(0).random(train.shape), train, test)
-    assert data.item_content.shape == (500, 300) and data.item_content.nnz > 0
+    assert data.item_features["bow"].values.shape == (500, 300) and data.item_features["bow"].values.nnz > 0
     assert by_content > 3 * by_chance, (by_content, by_chance)
 
 
