@@ -13,6 +13,10 @@ Per claim (``metric`` of ``model`` on split ``protocol``, reported value ``r``):
   ``lo <= r <= hi`` (on a small test set our own sampling error can exceed 5%, and a value we
   cannot tell apart from ours is not refuted); otherwise "not reproduced", whichever side
   ``m`` falls on.
+- **Not comparable**: a claim flagged ``not_comparable`` in its claims file (its number was
+  computed under a protocol we do not reproduce, e.g. an evaluation that counted training items
+  as hits) gets the verdict "not comparable" whatever our mean: the reproduction is shown for the
+  record (or the not-run reasons), never judged against the reported value.
 - **Progress**: the best baseline on the same split (record ``family == "baseline"``, highest
   mean on the claim's metric, ties by name, the claim's own model excluded) is the reference
   of ``protocols.statistics.compare_to_reference`` (two-sided paired Wilcoxon signed-rank
@@ -53,6 +57,7 @@ DEFAULT_TOLERANCE = 0.05
 CONFIDENCE = 0.95
 TEST = "wilcoxon"
 REPRODUCED, NOT_REPRODUCED, NOT_RUN, NO_REPORTED_VALUE = "reproduced", "not reproduced", "not run", "no reported value"
+NOT_COMPARABLE = "not comparable"
 CONFIRMED, NOT_CONFIRMED = "progress confirmed", "not confirmed"
 
 
@@ -115,7 +120,7 @@ class ProgressCheck:
 class ClaimAudit:
     claim: Claim
     verdict: str
-    reason: str = ""  # why not run
+    reason: str = ""  # why not run (also for a not-comparable claim without a result)
     reproduction: Reproduction | None = None
     progress: ProgressCheck | None = None
     progress_note: str = ""  # why no progress check
@@ -231,10 +236,12 @@ def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availabilit
         record = results.record(claim.protocol, claim.model)
         reasons = not_run_reasons(claim, available, record)
         if reasons:
-            audits.append(ClaimAudit(claim, NOT_RUN, reason="; ".join(reasons)))
+            audits.append(ClaimAudit(claim, NOT_COMPARABLE if claim.not_comparable else NOT_RUN,
+                                     reason="; ".join(reasons)))
             continue
         found = reproduce(claim, record, results, settings)
-        verdict = reproduction_verdict(claim.reported, found.mean, found.ci_low, found.ci_high, settings.tolerance)
+        verdict = NOT_COMPARABLE if claim.not_comparable else reproduction_verdict(
+            claim.reported, found.mean, found.ci_low, found.ci_high, settings.tolerance)
         baseline = best_baseline(claim, results)
         note = ""
         if baseline is None:
@@ -310,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_file(args.out, mode="w") as handle:
         handle.write(text)
     n_claims = sum(len(audits) for _, audits in audited)
-    n_run = sum(a.verdict != NOT_RUN for _, audits in audited for a in audits)
+    n_run = sum(a.reproduction is not None for _, audits in audited for a in audits)
     papers_word = "paper" if len(papers) == 1 else "papers"
     print(f"wrote {args.out}: {n_claims} claims of {len(papers)} {papers_word}, {n_run} with a result")
     return 0

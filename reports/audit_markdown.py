@@ -7,15 +7,15 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from reports.audit import (CONFIDENCE, CONFIRMED, NO_REPORTED_VALUE, NOT_CONFIRMED, NOT_REPRODUCED, NOT_RUN,
-                           REPRODUCED, AuditSettings, ClaimAudit)
+from reports.audit import (CONFIDENCE, CONFIRMED, NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_CONFIRMED, NOT_REPRODUCED,
+                           NOT_RUN, REPRODUCED, AuditSettings, ClaimAudit)
 from reports.claims import PaperClaims
 
 DASH = "–"
 CLAIM_HEADERS = ["split", "model (paper's name)", "metric", "reported", "read in", "ours", "difference",
                  "reproduction", "best baseline", "p (Holm)", "progress", "notes"]
-SUMMARY_HEADERS = ["paper", "claims", REPRODUCED, NOT_REPRODUCED, NOT_RUN, NO_REPORTED_VALUE, CONFIRMED,
-                   NOT_CONFIRMED]
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN, NO_REPORTED_VALUE)
+SUMMARY_HEADERS = ["paper", "claims", *VERDICTS, CONFIRMED, NOT_CONFIRMED]
 
 
 def render_audit(audited: Sequence[tuple[PaperClaims, Sequence[ClaimAudit]]], settings: AuditSettings) -> str:
@@ -38,14 +38,18 @@ def legend(settings: AuditSettings) -> list[str]:
         "",
         "- **reported**: the paper's number; **read in**: where it was read, with its provenance tag "
         "([paper]: the paper or the authors' own artefact; [reprint]: a later paper reprinting it, the original "
-        "table not seen; [lecture]: the lecture's slide of the table).",
+        "table not seen; [lecture]: the lecture's slide of the table; [rerun]: not the paper's own number but a later "
+        "study's re-run of the authors' code under the split's protocol).",
         f"- **ours**: our mean under the same split, `± sd` over seeds (ddof 1) for a stochastic model run with "
         f"several seeds, and `[low, high]`, the {CONFIDENCE:.0%} BCa bootstrap interval of the mean over users "
         f"({settings.n_resamples} resamples, seed {settings.seed}). **difference**: ours - reported (relative "
         "to reported).",
         f"- **reproduction**: \"{REPRODUCED}\" when |ours - reported| <= {settings.tolerance:g} x reported "
         f"(`audit.tolerance`) or the reported value lies in our interval; \"{NOT_REPRODUCED}\" otherwise; "
-        f"\"{NOT_RUN}\" with the reasons in the notes when we have no result for the claim.",
+        f"\"{NOT_RUN}\" with the reasons in the notes when we have no result for the claim; "
+        f"\"{NOT_COMPARABLE}\" when the claims file flags the paper's number as computed under a protocol we do "
+        "not reproduce (e.g. an evaluation that counted training items as hits; the notes say which): ours is "
+        "shown for the record, the difference is no verdict on the reproduction.",
         "- **best baseline**: the baseline (family \"baseline\") with the highest mean on the claim's metric on "
         "the same split, the claim's own model excluded. **p (Holm)**: two-sided paired Wilcoxon signed-rank "
         "test over users, model against that baseline, Holm-adjusted over each paper's distinct comparisons. "
@@ -57,7 +61,7 @@ def legend(settings: AuditSettings) -> list[str]:
 def summary_row(paper: PaperClaims, audits: Sequence[ClaimAudit]) -> list[str]:
     verdicts = [a.verdict for a in audits]
     progress = [a.progress.verdict for a in audits if a.progress is not None]
-    return [paper.paper, str(len(audits)), *(str(verdicts.count(v)) for v in SUMMARY_HEADERS[2:6]),
+    return [paper.paper, str(len(audits)), *(str(verdicts.count(v)) for v in VERDICTS),
             str(progress.count(CONFIRMED)), str(progress.count(NOT_CONFIRMED))]
 
 
@@ -73,7 +77,8 @@ def claim_row(audit: ClaimAudit) -> list[str]:
     claim = audit.claim
     described = "; ".join(part for part in (claim.paper_model, claim.setting) if part)
     reported = DASH if claim.reported is None else f"{claim.reported:g}"
-    notes = [text for text in (audit.reason, claim.note, audit.progress_note) if text]
+    flag = f"{NOT_COMPARABLE}: {claim.not_comparable}" if claim.not_comparable else ""
+    notes = [text for text in (flag, audit.reason, claim.note, audit.progress_note) if text]
     ours = difference = baseline = p_value = progress = DASH
     found = audit.reproduction
     if found is not None:

@@ -14,9 +14,17 @@ on the command line)::
         paper_model: NeuMF with pre-training       # the paper's row label
         setting: 32 factors             # optional: what else distinguishes the row
         where: results table            # where the numbers were read
-        provenance: [reprint]           # tags of paper-claims.md: paper, reprint, lecture
+        provenance: [reprint]           # tags of paper-claims.md (paper, reprint, lecture) or rerun
         note: did not finish            # optional; required when a value is null
+        not_comparable: ...             # optional: why the value cannot be compared with ours
         values: {hr@10: 0.726, ndcg@10: 0.445}     # metric label -> reported value (or null)
+
+Provenance ``rerun`` marks a number that is not the paper's own but a later study's re-run of
+the authors' code under a stated protocol (e.g. the TOIS 2021 re-runs of CDL and CVAE).
+``not_comparable`` flags a number computed under a protocol we do not reproduce, e.g. an
+evaluation that counted training items as hits: its text says why, and the audit shows the
+claim as "not comparable" instead of judging the reproduction. ``note`` carries any other
+remark on the row (e.g. that our item content differs from the paper's).
 
 Each entry of ``values`` becomes one :class:`Claim`. Metric labels are RecAudit's
 (``protocols.metrics``: ``name@k`` or ``auc``). Every file is validated on load; a
@@ -36,9 +44,10 @@ from common.errors import RecAuditError, unknown_name_error
 from protocols.metrics import CUTOFF_FREE_METRICS, PER_USER_METRICS
 
 CLAIMS_DIR = Path(__file__).parent / "claims"
-PROVENANCE_TAGS = ("paper", "reprint", "lecture")
+PROVENANCE_TAGS = ("paper", "reprint", "lecture", "rerun")
 FILE_KEYS = ("paper", "citation", "notes", "defaults", "claims")
-CLAIM_KEYS = ("dataset", "protocol", "model", "paper_model", "setting", "where", "provenance", "note", "values")
+CLAIM_KEYS = ("dataset", "protocol", "model", "paper_model", "setting", "where", "provenance", "note",
+              "not_comparable", "values")
 REQUIRED_CLAIM_KEYS = ("dataset", "protocol", "model", "paper_model", "where", "provenance", "values")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _CUTOFF_METRIC = re.compile(r"([a-z_]+)@([1-9][0-9]*)")
@@ -47,7 +56,9 @@ _CUTOFF_METRIC = re.compile(r"([a-z_]+)@([1-9][0-9]*)")
 @dataclass(frozen=True)
 class Claim:
     """One number a paper reports: ``metric`` of ``model`` on ``protocol`` is ``reported``
-    (``None`` when the paper gives none, e.g. a run that did not finish; ``note`` says why)."""
+    (``None`` when the paper gives none, e.g. a run that did not finish; ``note`` says why).
+    ``not_comparable`` is empty, or says why the number cannot be compared with a reproduction
+    under ``protocol`` (e.g. the paper's evaluation counted training items as hits)."""
 
     paper: str  # the claims file's stem
     dataset: str
@@ -60,6 +71,7 @@ class Claim:
     where: str
     provenance: tuple[str, ...]
     note: str
+    not_comparable: str = ""
 
     @property
     def identity(self) -> tuple[str, str, str, str, str]:
@@ -167,6 +179,9 @@ def _claims_of_entry(path: Path, field: str, key: str, entry: dict) -> list[Clai
     setting = _text(path, f"{field}.setting", entry.get("setting", ""), allow_empty=True)
     where = _text(path, f"{field}.where", entry["where"])
     note = _text(path, f"{field}.note", entry.get("note", ""), allow_empty=True)
+    not_comparable = ""
+    if "not_comparable" in entry:  # a flag is its reason: present means non-empty
+        not_comparable = _text(path, f"{field}.not_comparable", entry["not_comparable"])
     provenance = entry["provenance"]
     if (not isinstance(provenance, list) or not provenance or len(set(map(str, provenance))) < len(provenance)
             or any(tag not in PROVENANCE_TAGS for tag in provenance)):
@@ -182,7 +197,8 @@ def _claims_of_entry(path: Path, field: str, key: str, entry: dict) -> list[Clai
             raise _error(path, value_field, f"{label!r} is not a RecAudit metric label (name@k with name one of "
                                             f"{', '.join(m for m in PER_USER_METRICS if m != 'auc')}, or auc)")
         claims.append(Claim(key, dataset, protocol, model, paper_model, setting, label,
-                            _reported(path, value_field, value, note), where, tuple(provenance), note))
+                            _reported(path, value_field, value, note), where, tuple(provenance), note,
+                            not_comparable))
     return claims
 
 

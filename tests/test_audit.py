@@ -14,9 +14,10 @@ from common.errors import RecAuditError
 from protocols.bootstrap import bootstrap_mean_ci
 from protocols.results import RECORD_KEYS, write_run
 from reports.__main__ import main
-from reports.audit import (NO_REPORTED_VALUE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Availability, AuditSettings,
-                           ResultIndex, audit_paper, audit_settings, not_run_reasons, reproduction_verdict)
-from reports.claims import Claim, load_paper_claims
+from reports.audit import (NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Availability,
+                           AuditSettings, ResultIndex, audit_paper, audit_settings, not_run_reasons,
+                           reproduction_verdict)
+from reports.claims import Claim, load_claims, load_paper_claims
 
 N_USERS = 60
 SEED = 7
@@ -165,8 +166,9 @@ def test_audit_end_to_end(workspace):
     assert unreported["notes"] == "did not finish" and unreported["progress"] == "not confirmed"
 
     summary = next(line for line in text.splitlines() if line.startswith("| Synthetic"))
-    assert [cell.strip() for cell in summary.strip("|").split("|")] == ["Synthetic", "8", "1", "2", "4", "1", "1",
-                                                                          "3"]
+    # claims, reproduced, not reproduced, not comparable, not run, no reported value, confirmed, not confirmed
+    assert [cell.strip() for cell in summary.strip("|").split("|")] == ["Synthetic", "8", "1", "2", "0", "4", "1",
+                                                                          "1", "3"]
     assert "A protocol note." in text and "Nobody. 2024." in text
 
 
@@ -197,6 +199,60 @@ def test_one_paper_only_and_unknown_paper(workspace):
     assert "## Synthetic" in run_audit(tmp_path, "synthetic")
     with pytest.raises(RecAuditError, match="unknown paper 'ncf'; known papers: synthetic"):
         run_audit(tmp_path, "ncf")
+
+
+def test_flagged_claims_are_not_comparable_not_failed_reproductions(workspace):
+    """A claim flagged not_comparable (e.g. an evaluation that counted training items as hits)
+    shows our result for the record but is never judged "not reproduced", with or without a
+    result; its flag's reason leads the notes."""
+    tmp_path, frames = workspace
+    path = tmp_path / "claims" / "synthetic.yaml"
+    document = yaml.safe_load(path.read_text())
+    flaw = "flawed protocol: training items counted as hits"
+    document["claims"] += [
+        claim_entry("movielens-100k/holdout", "multvae", {"ndcg@10": 0.9}, setting="own figures", not_comparable=flaw),
+        claim_entry("movielens-100k/strong", "multvae", {"ndcg@10": 0.9}, setting="own figures", not_comparable=flaw),
+    ]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    text = run_audit(tmp_path)
+    rows = table_rows(text)
+    assert len(rows) == 10
+    comparable = next(r for r in rows if r["model (paper's name)"] == "multvae (MULTVAE)" and r["metric"] == "ndcg@10"
+                      and r["split"] == "movielens-100k/holdout")
+    with_result, without = [r for r in rows if r["model (paper's name)"] == "multvae (MULTVAE; own figures)"]
+    assert with_result["reproduction"] == NOT_COMPARABLE  # 0.9 is far above ours: "not reproduced" if unflagged
+    assert with_result["ours"] == comparable["ours"] and with_result["difference"].startswith("-")
+    assert with_result["notes"] == f"{NOT_COMPARABLE}: {flaw}"
+    # the progress check is about our result, not the reported value: the same comparison, one Holm member
+    assert (with_result["progress"], with_result["p (Holm)"]) == (comparable["progress"], comparable["p (Holm)"])
+    assert (without["reproduction"], without["ours"]) == (NOT_COMPARABLE, "–")
+    assert without["notes"] == (f"{NOT_COMPARABLE}: {flaw}; "
+                                "no result file for split movielens-100k/strong, model multvae")
+    summary = next(line for line in text.splitlines() if line.startswith("| Synthetic"))
+    assert [cell.strip() for cell in summary.strip("|").split("|")] == ["Synthetic", "10", "1", "2", "2", "4", "1",
+                                                                          "2", "3"]
+    assert f'"{NOT_COMPARABLE}" when the claims file flags' in text and "[rerun]:" in text
+
+
+def test_cvae_paper_curves_are_not_comparable_and_the_tois_rerun_awaits_results(tmp_path):
+    """The real CDL/CVAE claims against an empty results folder: the TOIS re-run rows are "not
+    run" only for want of a result (dataset, model and split all known), the CVAE paper's own
+    curves are "not comparable"."""
+    from datasets.registry import registered_datasets
+    from protocols.params import load_params
+    from protocols.registry import registered_models
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    available = Availability(frozenset(registered_datasets()), frozenset(registered_models()),
+                             frozenset(params["splits"]))
+    for key, n_flagged in (("cdl", 0), ("cvae", 24)):
+        (paper,) = load_claims(paper=key)
+        audits = audit_paper(paper, ResultIndex(tmp_path), available, AuditSettings())
+        assert len(audits) == 24 + n_flagged
+        for audit in audits:
+            assert audit.reason == f"no result file for split {audit.claim.protocol}, model {key}"
+            assert audit.verdict == (NOT_COMPARABLE if audit.claim.not_comparable else NOT_RUN)
+        assert sum(a.verdict == NOT_COMPARABLE for a in audits) == n_flagged
 
 
 # ---------------------------------------------------------------- the rules one by one

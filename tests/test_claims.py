@@ -1,5 +1,6 @@
-"""The claims registry: every number re-read from paper-claims.md, the schema's one-line errors,
-and the model and dataset names the claims use."""
+"""The claims registry: every number re-read from paper-claims.md (CDL and CVAE: from the TOIS
+CiteULike section of content-and-visual-models.md), the schema's one-line errors, and the model
+and dataset names the claims use."""
 from __future__ import annotations
 
 import re
@@ -12,6 +13,11 @@ from reports.claims import CLAIMS_DIR, is_metric_label, load_claims, load_paper_
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CLAIMS = ROOT / ".." / "shared" / "reference" / "paper-claims.md"
+CONTENT_MODELS = ROOT / ".." / "shared" / "reference" / "content-and-visual-models.md"
+# Papers whose numbers come from content-and-visual-models.md, not paper-claims.md.
+TOIS_CITEULIKE_PAPERS = ("cdl", "cvae")
+TOIS_CITEULIKE_SPLITS = ("citeulike-a/tois-p1", "citeulike-a/tois-p10", "citeulike-t/tois-p1",
+                         "citeulike-t/tois-p10")
 
 # ---------------------------------------------------------------- the real registry
 
@@ -30,12 +36,14 @@ def all_claims():
 
 def test_registry_loads_every_paper():
     papers = load_claims()
-    assert [p.key for p in papers] == ["curatornet", "delrio", "dvbpr", "ease", "multvae", "ncf", "sansa", "vbpr"]
+    assert [p.key for p in papers] == ["cdl", "curatornet", "cvae", "delrio", "dvbpr", "ease", "multvae", "ncf",
+                                       "sansa", "vbpr"]
     counts = {p.key: len(p.claims) for p in papers}
     # cells of paper-claims.md: NCF 3x4, Mult-VAE 2x9 + 6 notebook values, EASE 6x6 + 3 Netflix values,
-    # SANSA 7x3 + 2 poster values, VBPR 8x6, DVBPR 8, CuratorNet 6x7, del Rio 6x4
+    # SANSA 7x3 + 2 poster values, VBPR 8x6, DVBPR 8, CuratorNet 6x7, del Rio 6x4;
+    # content-and-visual-models.md: CDL 4 splits x 6 cutoffs (TOIS re-run), CVAE the same + the paper's 4 x 6
     assert counts == {"ncf": 12, "multvae": 24, "ease": 39, "sansa": 23, "vbpr": 48, "dvbpr": 8,
-                      "curatornet": 42, "delrio": 24}
+                      "curatornet": 42, "delrio": 24, "cdl": 24, "cvae": 48}
 
 
 def test_claimed_model_and_dataset_names_are_registered_or_known_to_be_missing():
@@ -49,17 +57,21 @@ def test_claimed_model_and_dataset_names_are_registered_or_known_to_be_missing()
 
 def test_registered_datasets_use_split_keys_of_the_pipeline_form():
     from datasets.registry import registered_datasets
+    from protocols.params import load_params
 
+    splits = set(load_params(ROOT / "params.yaml")["splits"])
     for claim in all_claims():
         assert claim.protocol.startswith(claim.dataset + "/")
         if claim.dataset in registered_datasets():
-            assert claim.protocol == "movielens-1m-ncf/leave-one-out"  # the only one we hold today
+            # NCF's leave-one-out split is the only one params.yaml does not define yet
+            assert claim.protocol in splits or claim.protocol == "movielens-1m-ncf/leave-one-out", claim
 
 
 def test_paper_selection_by_stem_or_name_and_unknown_lists_known():
     assert [p.key for p in load_claims(paper="ncf")] == ["ncf"]
     assert [p.key for p in load_claims(paper="mult-vae")] == ["multvae"]
-    with pytest.raises(RecAuditError, match=r"unknown paper 'bert4rec'; known papers: curatornet, delrio, dvbpr"):
+    assert [p.key for p in load_claims(paper="CVAE")] == ["cvae"]
+    with pytest.raises(RecAuditError, match=r"unknown paper 'bert4rec'; known papers: cdl, curatornet, cvae, delrio"):
         load_claims(paper="bert4rec")
 
 
@@ -230,10 +242,11 @@ def prose_cells(key: str, section: str) -> dict[tuple, tuple]:
 def test_every_registry_value_matches_paper_claims_md():
     text = PAPER_CLAIMS.read_text(encoding="utf-8")
     expected = expected_cells(text)
+    claims = [c for c in all_claims() if c.paper not in TOIS_CITEULIKE_PAPERS]
     registry = {(c.paper, c.dataset, c.paper_model, c.setting, c.metric): (c.reported, c.note if c.reported is None
                                                                             else "", c.provenance)
-                for c in all_claims()}
-    assert len(registry) == len(all_claims())  # the key tells every claim apart
+                for c in claims}
+    assert len(registry) == len(claims)  # the key tells every claim apart
     missing = sorted(set(expected) - set(registry))
     extra = sorted(set(registry) - set(expected))
     assert not missing, f"cells of paper-claims.md without a claim: {missing[:5]}"
@@ -263,6 +276,91 @@ def test_transcription_check_catches_a_typo():
     assert list(cells.values())[0][0] == registry_value != list(typo.values())[0][0]
 
 
+# ---------------------------------------------------------------- CDL and CVAE: the TOIS CiteULike section
+
+RECALL_CUTOFFS = (50, 100, 150, 200, 250, 300)
+TOIS_SETTING, FIGURES_SETTING = "TOIS re-run of the authors' code", "the paper's figures"
+
+
+def citeulike_protocol(label: str) -> str:
+    """``CiteULike-a P=10`` -> ``citeulike-a/tois-p10``."""
+    found = re.fullmatch(r"CiteULike-([at]) P=(1|10)", label)
+    assert found, f"unexpected split label {label!r}"
+    return f"citeulike-{found.group(1)}/tois-p{found.group(2)}"
+
+
+def tois_citeulike_cells(text: str) -> dict[tuple, tuple]:
+    """(paper, protocol, paper_model, setting, metric) -> (value, provenance, flagged not comparable):
+    the TOIS re-run table (CVAE and CDL) and the CVAE paper's own curves, read from the section
+    "The CiteULike protocol of the TOIS study" of content-and-visual-models.md."""
+    (section,) = [body for heading, body in parse_sections(text).items()
+                  if heading.startswith("The CiteULike protocol of the TOIS study")]
+    (table,) = tables(section)
+    header, *rows = table
+    assert header == ["split", "CVAE", "CDL"]
+    expected = {}
+    for label, *columns in rows:
+        for model, cell in zip(header[1:], columns):
+            values = cell.split()
+            assert len(values) == len(RECALL_CUTOFFS), f"{label} {model}: {cell!r}"
+            for cutoff, value in zip(RECALL_CUTOFFS, values):
+                expected[(model.lower(), citeulike_protocol(label), model, TOIS_SETTING, f"recall@{cutoff}")] = \
+                    (float(value), ("rerun",), False)
+    own = section.split("The CVAE paper's own curves", 1)[1].split("\n- ", 1)[0]
+    assert "flawed evaluation" in own and "[authors' issue tracker" in own  # the authors' artefact: [paper]
+    curves = re.findall(r"(CiteULike-[at] P=\d+)((?:\s+\.\d+){6})", own)
+    assert len(curves) == 4
+    for label, values in curves:
+        for cutoff, value in zip(RECALL_CUTOFFS, values.split()):
+            expected[("cvae", citeulike_protocol(label), "CVAE", FIGURES_SETTING, f"recall@{cutoff}")] = \
+                (float(value), ("paper",), True)
+    return expected
+
+
+@pytest.mark.skipif(not CONTENT_MODELS.is_file(), reason=f"{CONTENT_MODELS} not present (CI has it)")
+def test_cdl_and_cvae_values_match_content_and_visual_models_md():
+    expected = tois_citeulike_cells(CONTENT_MODELS.read_text(encoding="utf-8"))
+    claims = [c for c in all_claims() if c.paper in TOIS_CITEULIKE_PAPERS]
+    registry = {(c.paper, c.protocol, c.paper_model, c.setting, c.metric): (c.reported, c.provenance,
+                                                                             bool(c.not_comparable))
+                for c in claims}
+    assert len(registry) == len(claims) == len(expected) == 72  # 2 models x 4 splits x 6 + CVAE's own 4 x 6
+    assert registry == expected
+
+
+def test_cdl_and_cvae_claims_point_at_the_tois_splits_and_flag_the_flawed_curves():
+    from protocols.params import load_params
+    from protocols.registry import registered_models
+
+    params = load_params(ROOT / "params.yaml")
+    suite = params["suites"]["citeulike"]
+    assert set(TOIS_CITEULIKE_SPLITS) <= set(params["splits"]) and set(suite["splits"]) == set(TOIS_CITEULIKE_SPLITS)
+    assert set(RECALL_CUTOFFS) <= set(suite["evaluation"]["cutoffs"]) and "recall" in suite["evaluation"]["metrics"]
+    papers = {p.key: p for p in load_claims() if p.key in TOIS_CITEULIKE_PAPERS}
+    assert {p.paper for p in papers.values()} == {"CDL", "CVAE"}
+    for key, paper in papers.items():
+        assert key in registered_models() and {c.model for c in paper.claims} == {key}
+        assert {c.dataset for c in paper.claims} == {"citeulike-a", "citeulike-t"}
+        assert {c.protocol for c in paper.claims} == set(TOIS_CITEULIKE_SPLITS)
+        assert {c.metric for c in paper.claims} == {f"recall@{k}" for k in RECALL_CUTOFFS}
+        for claim in paper.claims:
+            if claim.dataset == "citeulike-a":  # our content is the tags; the paper's was the text
+                assert "content differs" in claim.note and "tags" in claim.note and "mult.dat" in claim.note
+            else:
+                assert claim.note == ""
+        rerun = [c for c in paper.claims if c.setting == TOIS_SETTING]
+        assert len(rerun) == 24 and all(c.provenance == ("rerun",) and not c.not_comparable for c in rerun)
+        assert all("TOIS 2021" in c.where for c in rerun)
+    assert not any(c.not_comparable for c in papers["cdl"].claims)
+    flagged = [c for c in papers["cvae"].claims if c.not_comparable]
+    assert len(flagged) == 24 and {c.setting for c in flagged} == {FIGURES_SETTING}
+    assert {c.provenance for c in flagged} == {("paper",)}
+    for claim in flagged:
+        assert claim.not_comparable.startswith("flawed protocol:")
+        assert "training items as hits" in claim.not_comparable and "README" in claim.not_comparable
+    assert any("not_comparable" in note for note in papers["cvae"].notes)
+
+
 # ---------------------------------------------------------------- schema errors
 
 VALID = """\
@@ -279,6 +377,16 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "test.yaml"
     path.write_text(text)
     return path
+
+
+def test_not_comparable_flag_and_rerun_tag(tmp_path):
+    text = VALID.replace("provenance: [paper]}", "provenance: [rerun]}").replace(
+        "values: {ndcg@10: 0.5}}", "values: {ndcg@10: 0.5}}\n"
+        "  - {dataset: movielens-100k, protocol: movielens-100k/holdout, model: ease, paper_model: EASE,\n"
+        "     setting: own, not_comparable: '  flawed  protocol: training items counted', values: {ndcg@10: 0.9}}")
+    first, second = load_paper_claims(write(tmp_path, text)).claims
+    assert (first.provenance, first.not_comparable, first.tags) == (("rerun",), "", "[rerun]")
+    assert second.not_comparable == "flawed protocol: training items counted"  # whitespace folded like every text
 
 
 def test_valid_file_expands_defaults(tmp_path):
@@ -306,6 +414,10 @@ def test_valid_file_expands_defaults(tmp_path):
      "must be 'movielens-100k/<split name>'"),
     ("where: Table 1, ", "where: '', ", r"claims\[0\]\.where", "non-empty string"),
     ("defaults: {", "defaults: {values: {}, ", "defaults", "unknown key\\(s\\) values"),
+    ("paper_model: EASE,", "paper_model: EASE, not_comparable: '',", r"claims\[0\]\.not_comparable",
+     "non-empty string"),
+    ("paper_model: EASE,", "paper_model: EASE, not_comparable: true,", r"claims\[0\]\.not_comparable",
+     "non-empty string"),
 ])
 def test_schema_errors_name_file_and_field(tmp_path, old, new, field, problem):
     assert old in VALID
