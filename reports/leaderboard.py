@@ -24,7 +24,7 @@ from common.errors import RecAuditError
 from protocols.bootstrap import check_bootstrap_settings
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import PER_USER_FILE, find_result_files, read_per_user, read_record
-from reports.tables import Entry, StatisticsSettings, split_section
+from reports.tables import Entry, StatisticsSettings, budget_note, split_section
 
 HELP = "build the leaderboard (Markdown) from the result files"
 DEFAULT_METRICS = ("ndcg@10", "recall@20", "hr@10", "precision@10", "coverage@10")
@@ -105,6 +105,9 @@ def build_leaderboard(entries: list[Entry], metrics: list[str], digest: str | No
              f"Built by `python -m reports build` from {len(entries)} result files{source}. "
              f"Rows: baselines, then neural models, each sorted by {metrics[0]}; the legend under each "
              "table says how its intervals and marks were computed.", ""]
+    note = budget_note(entries)
+    if note:
+        lines += [f"**{note}**", ""]
     for dataset, protocol in groups:
         lines += split_section(dataset, protocol, groups[(dataset, protocol)], metrics, settings)
     return "\n".join(lines).rstrip("\n") + "\n"

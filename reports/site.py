@@ -32,7 +32,7 @@ from reports.leaderboard import entries_by_split, inputs_digest, read_entry, rep
 from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, csv_html, find_plots, inferred_table,
                                markdown_html, plot_figure, sortable_table, text_cell)
 from reports.tables import (BETTER, BOLD_LEGEND, REFERENCE, WORSE, Entry, SplitTable, StatisticsSettings,
-                            best_values, hyperparameter_row, is_best, legend_lines, metric_value, seconds,
+                            best_values, budget_note, hyperparameter_row, is_best, legend_lines, metric_value, seconds,
                             seeds_cell, split_table, trials_cell)
 
 HELP = "build the leaderboard as one self-contained HTML page (sortable tables, verdicts, plots)"
@@ -105,10 +105,12 @@ def build_site(entries: Sequence[Entry], metrics: list[str], settings: Statistic
     contents.append(("plots", "Plots"))
     source = f" (inputs sha256 {escape(digest[:16])})" if digest else ""
     links = "".join(f'<li><a href="#{escape(anchor)}">{escape(label)}</a></li>' for anchor, label in contents)
+    budget = budget_note(entries)
+    budget_html = f'<p class="note"><strong>{escape(budget)}</strong></p>\n' if budget else ""
     header = (f"<header>\n<h1>{escape(TITLE)}</h1>\n<p class=\"note\">Built by <code>python -m reports site</code> "
               f"from {len(entries)} result files{source}. Rows: baselines, then neural models, each sorted by "
               f"{escape(metrics[0])}; click a column header to sort its table by that column, click again to "
-              f"reverse.</p>\n<nav aria-label=\"Contents\"><ul>{links}</ul></nav>\n</header>")
+              f"reverse.</p>\n{budget_html}<nav aria-label=\"Contents\"><ul>{links}</ul></nav>\n</header>")
     body = header + "\n<main>\n" + "\n".join(sections) + "\n</main>"
     return fill_template(body)
 

@@ -260,6 +260,23 @@ def legend_lines(metrics: list[str], tested: list[str], reference: str | None, n
     return lines
 
 
+PAPER_TRIALS = 50  # the TOIS study's trials per model (Ferrari Dacrema et al., TOIS 2021)
+
+
+def budget_note(entries) -> str | None:
+    """A plain warning when the baselines were tuned with fewer trials than the TOIS study's 50:
+    a baseline tuned briefly can score below the value the literature reports for it."""
+    budgets = [int((entry.record.get("tuning") or {}).get("trials_budget") or 0) for entry in entries
+               if entry.record.get("family") == "baseline" and entry.record.get("tuning")]
+    budgets = [budget for budget in budgets if budget > 1]  # models with nothing to search run one trial
+    if not budgets or min(budgets) >= PAPER_TRIALS:
+        return None
+    return (f"Budget: the baselines here were tuned with {min(budgets)} trials each, against the TOIS study's "
+            f"{PAPER_TRIALS}; with so small a budget a tuned baseline can score below the value the literature "
+            "reports for it, which flatters the methods it is compared with. `tuning.budget: paper` in "
+            "params.yaml gives every model 50 trials.")
+
+
 def hyperparameter_row(entry: Entry) -> list[str]:
     record = entry.record
     tuning = record.get("tuning") or {}

@@ -259,3 +259,23 @@ def test_empty_results_give_an_empty_board(tmp_path):
     text = build(tmp_path / "results", params, tmp_path / "board.md")
     assert "from 0 result files" in text and "##" not in text
     assert "sorted by ndcg@10" in text  # the default metrics
+
+
+def test_a_small_tuning_budget_is_said_plainly_on_the_leaderboard_and_the_page():
+    from reports.leaderboard import build_leaderboard
+    from reports.site import build_site
+    from reports.tables import Entry, budget_note
+
+    def entry(model, family, budget):
+        tuning = None if budget is None else {"status": "ok", "trials_run": budget, "trials_budget": budget}
+        record = {"dataset": "d", "protocol": "p", "model": model, "family": family, "status": "ok",
+                  "metrics": {"ndcg@10": 0.1}, "tuning": tuning, "seeds": [None], "sampled": False}
+        return Entry(record, pd.DataFrame({"user": [0, 1], "ndcg@10": [0.1, 0.1]}))
+
+    small = [entry("pop", "baseline", 1), entry("ease", "baseline", 5), entry("mlp", "neural", 5)]
+    note = budget_note(small)
+    assert note is not None and "5 trials" in note and "50" in note and "tuning.budget: paper" in note
+    assert note in build_leaderboard(small, ["ndcg@10"])
+    assert "tuned with 5 trials" in build_site(small, ["ndcg@10"])
+    assert budget_note([entry("ease", "baseline", 50), entry("pop", "baseline", 1)]) is None
+    assert budget_note([entry("ease", "baseline", None)]) is None  # untuned defaults: no tuning budget to judge
