@@ -133,9 +133,11 @@ class DeepmatAdadelta(torch.optim.Optimizer):
                 state["step"] += 1
                 grad = parameter.grad.to_dense() if parameter.grad.is_sparse else parameter.grad
                 flat = [t.view(-1) for t in (parameter, grad, state["square_avg"], state["acc_delta"])]
-                # On the CPU the update runs over cache-sized slices, so that its dozen element-wise
-                # passes read memory once (4x faster on the 4M-entry first layer); on a GPU in one go.
-                size = flat[0].numel() if parameter.is_cuda else min(flat[0].numel(), _UPDATE_SLICE)
+                # On one CPU thread the update runs over cache-sized slices, so that its dozen
+                # element-wise passes read memory about once (faster on the 4M-entry first layer);
+                # with several threads (each small op would pay a parallel region) or on a GPU, in one go.
+                sliced = not parameter.is_cuda and torch.get_num_threads() == 1
+                size = min(flat[0].numel(), _UPDATE_SLICE) if sliced else flat[0].numel()
                 scratch = [torch.empty(size, dtype=parameter.dtype, device=parameter.device) for _ in range(2)]
                 for start in range(0, flat[0].numel(), size):
                     self._update(*(t[start:start + size] for t in flat), rho, group,

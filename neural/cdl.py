@@ -75,8 +75,10 @@ class HybridFactorModel(NeuralRecommender):
     network's code of item j; one epoch = network updates, then theta, then one ALS sweep."""
 
     folds_in_users: ClassVar[bool] = False
-    # The ALS and network sizes are fixed per fit; run on the caller's thread setting.
-    training_threads: ClassVar[int | None] = None
+    # One CPU thread while training, as iALS: on the shared 2-core machine a CiteULike-t-sized
+    # SDAE step took 50 ms on one thread and 230-250 ms on two (load ~3: every element-wise op
+    # then waits for a descheduled second thread); results also stop depending on the core count.
+    training_threads: ClassVar[int | None] = 1
     # Regularisation of the user factors (lambda_u) and of v_j - theta_j (lambda_v), set by subclasses.
     lambda_u: float
     lambda_v: float

@@ -15,7 +15,11 @@ CVAE: 50 epochs per DAE layer and latent layer + 100 whole-VAE epochs, then 100 
 projected as ``sum over stages of seconds per epoch x default epochs``. ``--full`` runs the
 default schedule and also prints recall@50..300 on ``given/p10/test.parquet`` (training items
 excluded, users without test items skipped), next to the TOIS re-run of the authors' code. The
-machine load (``uptime``) is printed with the numbers: timings on a shared machine vary.
+models train on one CPU thread (``training_threads = 1``); ``--threads`` sets torch's threads
+for the rest (scoring). ``--checkpoint-dir`` keeps per-epoch checkpoints (one sub-folder per
+model), so that an interrupted ``--full`` run resumes after its last finished epoch (the
+pre-training is redone). The machine load (``uptime``) is printed with the numbers: timings on
+a shared machine vary.
 """
 from __future__ import annotations
 
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-epochs", type=int, default=1, help="epochs of every pre-training stage")
     parser.add_argument("--full", action="store_true", help="fit the default schedule and report recall")
     parser.add_argument("--recall", action="store_true", help="report recall after a shortened fit too")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="resumable per-epoch checkpoints")
     args = parser.parse_args(argv)
     import torch
 
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         cls = get_model_class(name)
         defaults = cls().get_params()
         params = {"device": "cpu", "progress": args.full}
+        if args.checkpoint_dir is not None:
+            params["checkpoint_dir"] = str(args.checkpoint_dir / name)
         if not args.full:
             params.update({key: args.pretrain_epochs for key in set(STAGES[name].values())})
             params["epochs"] = args.epochs
