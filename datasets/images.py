@@ -41,24 +41,34 @@ SCALINGS = {
     # What TensorFlow's EfficientNet-Lite builder trains and evaluates with (MEAN_RGB = 127,
     # STDDEV_RGB = 128): the inception-style scaling in the constants the weights were trained with.
     "tf-lite": ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
+    # The 0..255 values as they are: a model that keeps a uint8 cache scales on its own device.
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
+# How the image reaches resize x resize before the crop: keep the aspect ratio (shorter side to
+# ``resize``, the torchvision convention) or stretch both sides to ``resize`` (PIL's
+# ``resize((s, s))``, as DVBPR's released code feeds its CNN).
+RESIZE_MODES = ("shorter-side", "exact")
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Resize the shorter side to ``resize``, centre-crop ``crop`` x ``crop``, scale by ``scaling``."""
+    """Resize (the shorter side, or both sides with ``resize_mode="exact"``) to ``resize``,
+    centre-crop ``crop`` x ``crop``, scale by ``scaling``."""
 
     resize: int
     crop: int
     scaling: str
     interpolation: str = "bilinear"
+    resize_mode: str = "shorter-side"
 
     def __post_init__(self) -> None:
         if self.scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {self.scaling!r}; known: {', '.join(SCALINGS)}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"unknown interpolation {self.interpolation!r}; known: {', '.join(INTERPOLATIONS)}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {self.resize_mode!r}; known: {', '.join(RESIZE_MODES)}")
         if not 0 < self.crop <= self.resize:
             raise ValueError(f"the crop ({self.crop}) must be positive and at most the resize ({self.resize})")
 
@@ -73,7 +83,8 @@ class Preprocessing:
     def describe(self) -> dict:
         """What a feature set's meta records about the input pipeline."""
         mean, std = SCALINGS[self.scaling]
-        return {"decode": "Pillow, converted to RGB", "resize_shorter_side": self.resize,
+        resized = "resize_shorter_side" if self.resize_mode == "shorter-side" else "resize_both_sides"
+        return {"decode": "Pillow, converted to RGB", resized: self.resize,
                 "interpolation": f"Pillow {self.interpolation} (antialiased)", "centre_crop": self.crop,
                 "scaling": self.scaling, "mean_0_255": [round(v, 6) for v in mean],
                 "std_0_255": [round(v, 6) for v in std], "layout": "NCHW float32 RGB"}
@@ -120,9 +131,12 @@ def decode_image(data: bytes, name: str | Path = "image") -> Image.Image:
 def preprocess(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
     """RGB image -> float32 array 3 x crop x crop (resize shorter side, centre crop, scale)."""
     width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = preprocessing.resize, int(preprocessing.resize * long / short)
-    size = (new_short, new_long) if width <= height else (new_long, new_short)
+    if preprocessing.resize_mode == "exact":
+        size = (preprocessing.resize, preprocessing.resize)
+    else:
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = preprocessing.resize, int(preprocessing.resize * long / short)
+        size = (new_short, new_long) if width <= height else (new_long, new_short)
     if size != image.size:
         image = image.resize(size, INTERPOLATIONS[preprocessing.interpolation])
     crop = preprocessing.crop
