@@ -19,6 +19,7 @@ the content does; :func:`read_feature_set` checks it before anything uses the va
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -277,7 +278,9 @@ class TrainingData:
     - ``validation``: early-stopping data (None: train the full length);
     - ``item_features``: named feature sets by key (see :meth:`features`);
     - ``images``: item images, or None;
-    - ``items``: the item table (``item``, ``original_id``, titles, ...), or None.
+    - ``items``: the item table (``item``, ``original_id``, titles, ...), or None;
+    - ``timestamps``: users x items CSR of each interaction's latest time (float64), where the
+      split has times (None otherwise): baskets and sequences for the models that read them.
     """
 
     interactions: sp.csr_matrix
@@ -285,6 +288,7 @@ class TrainingData:
     item_features: Mapping[str, FeatureSet] = field(default_factory=dict)
     images: ItemImages | None = None
     items: pd.DataFrame | None = None
+    timestamps: sp.csr_matrix | None = None
 
     @property
     def n_users(self) -> int:
@@ -315,9 +319,8 @@ class TrainingData:
         raise RecAuditError(f"item feature set name {name!r} is ambiguous ({available}); give the full key")
 
     def with_validation(self, validation: ValidationData | None) -> TrainingData:
-        return TrainingData(interactions=self.interactions, validation=validation, item_features=self.item_features,
-                            images=self.images, items=self.items)
+        return dataclasses.replace(self, validation=validation)
 
     def with_interactions(self, interactions: sp.csr_matrix) -> TrainingData:
-        return TrainingData(interactions=interactions, validation=self.validation, item_features=self.item_features,
-                            images=self.images, items=self.items)
+        """The same item data around other interactions (whose times are unknown)."""
+        return dataclasses.replace(self, interactions=interactions, timestamps=None)

@@ -103,6 +103,16 @@ class NeuralRecommender(Recommender):
     def _check_params(self) -> None:
         """Raise RecAuditError for a model-specific parameter out of range (extend in subclasses)."""
 
+    def _learning_rates(self) -> tuple[float, ...]:
+        """The rates training steps through: the first, then the next each time validation runs
+        out of patience (early stopping once the list is spent); default ``(lr,)``."""
+        return (float(self.lr),)
+
+    def _fixed_rate_drops(self) -> tuple[int, ...] | None:
+        """Epochs after which to move to the next rate regardless of validation (a refit
+        replaying the drops its tuning trial made), or None to follow validation."""
+        return None
+
     def _initial_network(self, data: TrainingData, generator, device):
         """The network training starts from: freshly initialised (NeuMF may pretrain here)."""
         return self._fresh_network(data, generator, device)
@@ -135,15 +145,18 @@ class NeuralRecommender(Recommender):
         init_seed, device_seed = (int(s) for s in rng.integers(0, 2**62, size=2))
         init_generator = torch.Generator().manual_seed(init_seed)
         generator = torch.Generator(device=device).manual_seed(device_seed)
+        rates = self._learning_rates()
+        fixed_drops = self._fixed_rate_drops()
         stopper = EarlyStopping(validation, validate_every=self.validate_every, patience=self.patience,
-                                metric=validation.metric if validation is not None else DEFAULT_METRIC)
+                                metric=validation.metric if validation is not None else DEFAULT_METRIC,
+                                rate_steps=len(rates) - 1 if fixed_drops is None else 0)
 
         item_data = {key: features.sha256 for key, features in data.item_features.items()}
         if data.images is not None:
             item_data["images"] = data.images.manifest_sha256
         key = fingerprint(self, data.interactions, validation, device.type, item_data) if self.checkpoint_dir else None
         saved = load_checkpoint(self.checkpoint_dir, key, self.epochs) if key else None
-        state = {"epoch": 0, "step": 0, "extras": {}}
+        state = {"epoch": 0, "step": 0, "extras": {}, "rate_drops": []}
         if saved is None:
             network = self._initial_network(data, init_generator, device)
             state["extras"] = self._training_extras()
@@ -156,7 +169,7 @@ class NeuralRecommender(Recommender):
             optimizer.load_state_dict(saved["optimizer"])
             rng.bit_generator.state = saved["numpy_rng"]
             generator.set_state(saved["torch_rng"])
-            state = {name: saved[name] for name in state}
+            state = {name: saved[name] if name in saved else value for name, value in state.items()}
             stopper.load_state(saved["stopper"])
             self._restore_training_extras(state["extras"])
         self.network_ = network
@@ -190,6 +203,7 @@ class NeuralRecommender(Recommender):
                         f"{state['epoch']}; lower lr or raise regularisation")
                 network.eval()
                 stopper.after_epoch(state["epoch"], self, snapshot=snapshot, last=state["epoch"] == self.epochs)
+                self._step_rate(optimizer, rates, fixed_drops, stopper, state)
                 validated = stopper.history[-1] if stopper.history and stopper.history[-1]["epoch"] == state["epoch"] \
                     else None
                 record = {"epoch": state["epoch"], "loss": epoch_loss, stopper.metric: None if validated is None
@@ -212,6 +226,20 @@ class NeuralRecommender(Recommender):
         self.history_ = history
         self.epochs_run_ = state["epoch"]
         self.stopped_early_ = stopper.stopped_early
+        self.rate_drops_ = list(state["rate_drops"])
+
+    @staticmethod
+    def _step_rate(optimizer, rates, fixed_drops, stopper, state) -> None:
+        """Move to the rate that validation (or the fixed drops) asks for after this epoch."""
+        if fixed_drops is None:
+            wanted = stopper.rate_step
+        else:
+            wanted = sum(1 for epoch in fixed_drops if epoch <= state["epoch"])
+        wanted = min(wanted, len(rates) - 1)
+        if wanted > len(state["rate_drops"]):
+            state["rate_drops"].extend([state["epoch"]] * (wanted - len(state["rate_drops"])))
+            for group in optimizer.param_groups:
+                group["lr"] = rates[wanted]
 
     # ----- scoring -------------------------------------------------------------------
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

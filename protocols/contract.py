@@ -24,6 +24,7 @@ Subclasses implement ``_fit`` and ``_score`` (and may override ``_score_candidat
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import ClassVar
@@ -127,8 +128,7 @@ def _check_images(needs: Requirements, profile: TaskProfile, name: str) -> None:
 def as_training_data(data) -> TrainingData:
     """``data`` itself, or a bare interaction matrix wrapped as data without side information."""
     if isinstance(data, TrainingData):
-        return TrainingData(interactions=as_interaction_matrix(data.interactions), validation=data.validation,
-                            item_features=data.item_features, images=data.images, items=data.items)
+        return dataclasses.replace(data, interactions=as_interaction_matrix(data.interactions))
     return TrainingData(interactions=as_interaction_matrix(data))
 
 

@@ -9,6 +9,9 @@ validation data's ``metric``, which the runner sets to ``tuning.metric``) after 
 best value so far and asks the model to stop once ``patience`` validations in a row have not
 improved on the best. A value improves when ``value > best + min_delta``; NaN never improves.
 ``patience=None`` trains every epoch but still hands back the best snapshot.
+With ``rate_steps`` > 0, running out of patience first lowers the learning rate (``rate_step``
+counts up, the patience counter restarts) and stops only once ``rate_steps`` lower rates are
+spent: CuratorNet's list of decaying rates, one early-stopping rule.
 
 The model records the epoch it kept as ``best_epoch_``. The tuner freezes ``epochs =
 best_epoch_`` (and ``patience = None``) in the tuned parameters, so the final refit on train
@@ -104,11 +107,13 @@ class EarlyStopping:
     patience: int | None = None
     metric: str | None = None  # None: the validation data's own metric
     min_delta: float = 0.0
+    rate_steps: int = 0
     best_epoch: int | None = field(default=None, init=False)
     best_value: float | None = field(default=None, init=False)
     best_snapshot: Any = field(default=None, init=False)
     history: list[dict] = field(default_factory=list, init=False)
     stopped_early: bool = field(default=False, init=False)
+    rate_step: int = field(default=0, init=False)
     _bad_validations: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +124,8 @@ class EarlyStopping:
                                           or self.patience < 1):
             raise RecAuditError(f"patience={self.patience!r} is invalid; use None (no early stop) or an "
                                 "integer >= 1")
+        if isinstance(self.rate_steps, bool) or not isinstance(self.rate_steps, int) or self.rate_steps < 0:
+            raise RecAuditError(f"rate_steps={self.rate_steps!r} is invalid; use an integer >= 0")
         if not (isinstance(self.min_delta, int | float) and self.min_delta >= 0):
             raise RecAuditError(f"min_delta={self.min_delta!r} is invalid; use a number >= 0")
         if self.metric is None:
@@ -151,19 +158,24 @@ class EarlyStopping:
             return False
         self._bad_validations += 1
         if self.patience is not None and self._bad_validations >= self.patience:
-            self.stopped_early = True
+            if self.rate_step < self.rate_steps:
+                self.rate_step += 1
+                self._bad_validations = 0
+            else:
+                self.stopped_early = True
         return self.stopped_early
 
     def state(self) -> dict:
         """Plain bookkeeping (best snapshot included) for a checkpoint; see :meth:`load_state`."""
         return {"best_epoch": self.best_epoch, "best_value": self.best_value, "best_snapshot": self.best_snapshot,
                 "history": list(self.history), "stopped_early": self.stopped_early,
-                "bad_validations": self._bad_validations}
+                "bad_validations": self._bad_validations, "rate_step": self.rate_step}
 
     def load_state(self, state: dict) -> None:
         self.best_epoch, self.best_value = state["best_epoch"], state["best_value"]
         self.best_snapshot, self.history = state["best_snapshot"], list(state["history"])
         self.stopped_early, self._bad_validations = state["stopped_early"], state["bad_validations"]
+        self.rate_step = int(state.get("rate_step", 0))
 
     def best_epoch_or(self, epochs_run: int) -> int:
         """The epoch to report as ``best_epoch_``: the best validated one, else the last run."""

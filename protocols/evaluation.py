@@ -101,7 +101,7 @@ def interaction_matrix(frames: list[pd.DataFrame], n_users: int, n_items: int) -
 def tuning_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:
     """(matrix to fit on while tuning, validation task); reads no test part."""
     shape = (split.n_users, split.n_items)
-    train = interaction_matrix([split.train], *shape)
+    train = interaction_matrix(fit_parts(split, "tuning"), *shape)
     history = interaction_matrix([split.validation_input], *shape) if split.is_strong else train
     truth = interaction_matrix([split.validation], *shape)
     negatives = _stage_negatives(split, "validation_negatives")
@@ -117,12 +117,37 @@ def final_data(split: Split) -> tuple[sp.csr_matrix, RankingTask]:
     shape = (split.n_users, split.n_items)
     truth = interaction_matrix([split.test], *shape)
     negatives = _stage_negatives(split, "test_negatives")
+    refit = interaction_matrix(fit_parts(split, "final"), *shape)
     if split.is_strong:
-        refit = interaction_matrix([split.train, split.validation_input, split.validation], *shape)
         history = interaction_matrix([split.test_input], *shape)
         return refit, _ranking_task(history, truth, negatives)
-    refit = interaction_matrix([split.train, split.validation], *shape)
     return refit, _ranking_task(refit, truth, negatives)
+
+
+def fit_parts(split: Split, stage: str) -> list[pd.DataFrame]:
+    """The split's parts a model is fitted on: train while tuning; for the final run, train and
+    validation (and, under strong generalisation, the validation users' input too)."""
+    if stage == "tuning":
+        return [split.train]
+    if split.is_strong:
+        return [split.train, split.validation_input, split.validation]
+    return [split.train, split.validation]
+
+
+def interaction_times(frames: list[pd.DataFrame], n_users: int, n_items: int) -> sp.csr_matrix | None:
+    """Users x items CSR (float64) of the latest ``timestamp`` of each pair in ``frames``, or
+    None when a frame has no timestamps. A pair's value is 0 only if its time is 0."""
+    if not frames or any("timestamp" not in frame.columns for frame in frames):
+        return None
+    users = np.concatenate([f["user"].to_numpy(dtype=np.int64) for f in frames])
+    items = np.concatenate([f["item"].to_numpy(dtype=np.int64) for f in frames])
+    times = np.concatenate([f["timestamp"].to_numpy(dtype=np.float64) for f in frames])
+    order = np.lexsort((times, items, users))  # the latest time of a pair comes last
+    users, items, times = users[order], items[order], times[order]
+    last = np.r_[(users[1:] != users[:-1]) | (items[1:] != items[:-1]), True] if len(users) else np.zeros(0, bool)
+    matrix = sp.csr_matrix((times[last], (users[last], items[last])), shape=(n_users, n_items))
+    matrix.sort_indices()
+    return matrix
 
 
 def _stage_negatives(split: Split, part: str) -> pd.DataFrame | None:

@@ -99,7 +99,7 @@ def extracted_features(features_root: Path | str | None, dataset: str) -> dict[s
 def training_inputs(split: Split, stage: str, metric: str, features_root: Path | str | None = DEFAULT_FEATURES_ROOT,
                     raw_root: Path | str | None = DEFAULT_RAW_ROOT):
     """(TrainingData, RankingTask) of ``split`` for ``stage`` ``"tuning"`` or ``"final"``."""
-    from protocols.evaluation import final_data, tuning_data
+    from protocols.evaluation import final_data, fit_parts, interaction_times, tuning_data
 
     if stage not in ("tuning", "final"):
         raise ValueError(f"stage must be 'tuning' or 'final', got {stage!r}")
@@ -110,8 +110,9 @@ def training_inputs(split: Split, stage: str, metric: str, features_root: Path |
     if split.item_images is not None and raw_root is not None:
         images = ItemImages.from_table(split.item_images, split.n_items, Path(raw_root) / dataset)
     validation = task.validation_data(metric) if stage == "tuning" else None
+    times = interaction_times(fit_parts(split, stage), split.n_users, split.n_items)
     data = TrainingData(interactions=fit_matrix, validation=validation, item_features=features, images=images,
-                        items=split.items)
+                        items=split.items, timestamps=times)
     return data, task
 
 

@@ -204,3 +204,22 @@ def test_bad_metric_labels_give_one_line_errors(label, message):
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(RecAuditError, match=message):
         EarlyStopping(validation=None, **kwargs)
+
+
+def test_rate_steps_lower_the_rate_before_stopping_by_hand():
+    """Patience 2 with 2 lower rates: two bad validations move to the next rate (and restart the
+    count) twice, then two more stop; an improvement restarts the count without a step."""
+    stopper = EarlyStopping(None, patience=2, rate_steps=2)
+    values = [0.5, 0.4, 0.4, 0.6, 0.5, 0.5, 0.5, 0.5]
+    steps, stops = [], []
+    for epoch, value in enumerate(values, start=1):
+        stops.append(stopper.record(epoch, value))
+        steps.append(stopper.rate_step)
+    assert steps == [0, 0, 1, 1, 1, 2, 2, 2]
+    assert stops == [False] * 7 + [True]
+    assert stopper.best_epoch == 4
+    restored = EarlyStopping(None, patience=2, rate_steps=2)
+    restored.load_state(stopper.state())
+    assert restored.rate_step == 2 and restored.stopped_early
+    with pytest.raises(RecAuditError, match="rate_steps=-1 is invalid"):
+        EarlyStopping(None, rate_steps=-1)

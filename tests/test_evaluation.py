@@ -433,3 +433,15 @@ def test_evaluate_calls_the_model_contract():
     validation = task.validation_data("hr@2")
     assert validation.metric == "hr@2" and task.validation_data().metric == "ndcg@10"
     assert np.array_equal(validation.candidates, task.candidates) and np.array_equal(validation.users, task.users)
+
+
+def test_interaction_times_keep_the_latest_time_of_each_pair():
+    import pandas as pd
+
+    from protocols.evaluation import interaction_times
+
+    first = pd.DataFrame({"user": [0, 0, 1], "item": [2, 1, 0], "timestamp": [30, 10, 5]})
+    second = pd.DataFrame({"user": [0, 1], "item": [2, 2], "timestamp": [20, 7]})
+    times = interaction_times([first, second], 2, 3).toarray()
+    assert times.tolist() == [[0, 10, 30], [5, 0, 7]]
+    assert interaction_times([first, second.drop(columns="timestamp")], 2, 3) is None
