@@ -1,4 +1,4 @@
-"""Seconds per VBPR epoch and VisRank scoring time on ml-latest-small with poster features.
+"""Seconds per VBPR and CuratorNet epoch and VisRank scoring time on ml-latest-small with poster features.
 
 Not collected by pytest. Run from the repository root::
 
@@ -14,7 +14,10 @@ interactions, 1280-d non-negative features present for 5,559 items.
 VBPR trains with its defaults (K = K' = 20, batch 1024, Adam) for ``--epochs`` epochs; the
 fastest epoch is reported (the first also pays one-time set-up), with the seconds to score
 every user over every item. VisRank is fitted once per aggregate and scores every user (its
-training history) over every item. ``--threads`` sets torch's CPU threads for scoring (VBPR
+training history) over every item. CuratorNet trains ``--epochs`` epochs on the triples of its
+six guidelines (``--curatornet-samples`` per guideline, the suite's 5,000 by default; the
+one-time clustering and sampling is timed apart) and again on as many uniform triples.
+``--threads`` sets torch's CPU threads for scoring (VBPR
 trains on ``VBPR.training_threads`` threads) and BLAS's through the environment (set before
 numpy loads). The machine load (``uptime``) is printed: timings on a shared machine vary.
 """
@@ -45,14 +48,19 @@ def real_data():
 
     from datasets.item_data import TrainingData, read_feature_set
 
-    frame = pd.read_parquet(PREPARED / "interactions.parquet", columns=["user", "item"])
+    from protocols.evaluation import interaction_times
+
+    frame = pd.read_parquet(PREPARED / "interactions.parquet", columns=["user", "item", "timestamp"])
     features = read_feature_set(FEATURES)
     n_users = int(frame["user"].max()) + 1
     train = sp.csr_matrix((np.ones(len(frame), np.float32), (frame["user"], frame["item"])),
                           shape=(n_users, features.n_items))
     train.sum_duplicates()
     train.data[:] = 1.0
-    return TrainingData(train, item_features={features.key: features}), f"ml-latest-small, {features.key} posters"
+    items = pd.read_parquet(PREPARED / "items.parquet")
+    return TrainingData(train, item_features={features.key: features}, items=items,
+                        timestamps=interaction_times([frame], n_users, features.n_items)), \
+        f"ml-latest-small, {features.key} posters"
 
 
 def synthetic_data(seed: int = 0):
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="VBPR's device: cpu, cuda or auto")
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in even if the data exist")
+    parser.add_argument("--curatornet-samples", type=int, default=5000)
     args = parser.parse_args(argv)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(args.threads)
@@ -93,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from baselines.visrank import AGGREGATES, VisRank
+    from neural.curatornet import CuratorNet
     from neural.vbpr import VBPR
     from tests.benchmarks._common import peak_rss_mb
 
@@ -130,6 +140,21 @@ def main(argv: list[str] | None = None) -> int:
         visrank.score(users, train[users])
         score_seconds = time.perf_counter() - score_started
         print(f"visrank ({aggregate}): fit {fit_seconds:.2f} s, score all users {score_seconds:.2f} s", flush=True)
+
+    for sampling in ("guidelines", "uniform"):
+        artist = "genres" if data.items is not None else None  # the suite's stand-in for an artist
+        curatornet = CuratorNet(sampling=sampling, samples_per_guideline=args.curatornet_samples, epochs=args.epochs,
+                                artist=artist, device=args.device, seed=0)
+        fit_started = time.perf_counter()
+        curatornet.fit(data)
+        fit_seconds = time.perf_counter() - fit_started
+        epochs = [record["seconds"] for record in curatornet.history_]
+        score_started = time.perf_counter()
+        curatornet.score(users, train[users])
+        score_seconds = time.perf_counter() - score_started
+        print(f"curatornet ({sampling}, {curatornet.n_triples_:,} triples {curatornet.triples_per_guideline_}): "
+              f"{min(epochs):.2f} s/epoch (all {', '.join(f'{s:.2f}' for s in epochs)}); fit {fit_seconds:.1f} s "
+              f"(set-up {fit_seconds - sum(epochs):.1f} s); score all users {score_seconds:.2f} s", flush=True)
     print("load after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     return 0
