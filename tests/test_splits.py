@@ -179,6 +179,24 @@ def test_leave_one_out_users_short_of_negatives_stay_in_train():
     assert split.card["excluded"]["users_without_enough_negatives"]["count"] == 1
 
 
+@given(data=datasets(), seed=seeds())
+@PROPERTY
+def test_leave_one_out_cold_view_keeps_train_and_only_cold_test_items(data, seed):
+    """VBPR's cold-start view: train and validation equal the plain split's; test keeps exactly
+    the plain test rows whose item has at most 5 training interactions."""
+    params = {"order": "random", "negatives": 0}
+    try:
+        plain = make_split(data, "leave-one-out", seed, params)
+    except RecAuditError:
+        return
+    cold = make_split(data, "leave-one-out", seed, {**params, "cold_test_max_train": 5})
+    assert keys(cold.train) == keys(plain.train) and keys(cold.validation) == keys(plain.validation)
+    counts = plain.train["item"].value_counts()
+    expected = {(u, i) for u, i in keys(plain.test) if counts.get(i, 0) <= 5}
+    assert keys(cold.test) == expected
+    assert cold.card["excluded"]["test_items_above_cold_threshold"]["count"] == len(plain.test) - len(expected)
+
+
 def test_negatives_are_uniform_on_both_sampling_paths():
     # 3000 users who each touched items 0..5 of 10: free items 6..9. k=2 uses rejection, k=3 the exact path.
     n_users = 3000

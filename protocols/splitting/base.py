@@ -58,6 +58,10 @@ def integer_at_least(minimum: int) -> Rule:
     return Rule(f"an integer >= {minimum}", lambda v: _is_integer(v) and v >= minimum)
 
 
+def optional_integer_at_least(minimum: int) -> Rule:
+    return Rule(f"null or an integer >= {minimum}", lambda v: v is None or (_is_integer(v) and v >= minimum))
+
+
 def one_of(*choices: str) -> Rule:
     return Rule("one of " + ", ".join(repr(c) for c in choices), lambda v: v in choices)
 

@@ -13,7 +13,7 @@ from datasets.canonical import PreparedData
 from common.errors import RecAuditError
 from protocols.splitting.base import (
     FRACTION_FROM_ZERO, OPEN_FRACTION, Outcome, integer_at_least, interactions_of,
-    latest_first_rank_within_user, one_of, random_rank_within_user, require_timestamps,
+    latest_first_rank_within_user, one_of, optional_integer_at_least, random_rank_within_user, require_timestamps,
     round_half_up, split_protocol)
 from protocols.splitting.negatives import free_item_counts, positive_keys, sample_negatives
 
@@ -59,8 +59,10 @@ def holdout(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2, 
     )
 
 
-@split_protocol("leave-one-out", order=one_of("random", "latest"), negatives=integer_at_least(0))
-def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random", negatives=99) -> Outcome:
+@split_protocol("leave-one-out", order=one_of("random", "latest"), negatives=integer_at_least(0),
+                cold_test_max_train=optional_integer_at_least(0))
+def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random", negatives=99,
+                  cold_test_max_train=None) -> Outcome:
     """One test and one validation interaction per user, plus fixed sampled negatives.
 
     ``order='latest'`` holds out each user's latest interaction for test and the next latest
@@ -70,6 +72,10 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
     dataset; other users stay in train only. Each held-out user gets ``negatives`` test
     negatives and, independently drawn, ``negatives`` validation negatives, uniformly without
     replacement from the items the user never touched (``negatives=0``: full ranking).
+
+    ``cold_test_max_train=N`` keeps only the test interactions whose item has at most N
+    training interactions (VBPR's "cold start" view, N = 5); the others leave the split
+    altogether, so train and validation are exactly those of the same split without it.
     """
     if order == "latest":
         require_timestamps(data, "leave-one-out", "order='latest' needs them; use order='random'")
@@ -88,10 +94,23 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
     held_users = np.flatnonzero(held)
     validation_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
     test_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
+    train = ~test & ~validation
+    kept_test = test
+    warm_tests = 0
+    if cold_test_max_train is not None:
+        train_count = np.bincount(frame["item"].to_numpy(np.int64)[train], minlength=data.n_items)
+        kept_test = test & (train_count[frame["item"].to_numpy(np.int64)] <= cold_test_max_train)
+        warm_tests = int((test & ~kept_test).sum())
+    cold_rule = {} if cold_test_max_train is None else {"cold_test": (
+        f"test keeps only items with at most {cold_test_max_train} training interactions; "
+        f"{warm_tests} other test interactions left the split")}
     return Outcome(
-        parts={"train": frame[~test & ~validation], "validation": frame[validation], "test": frame[test],
+        parts={"train": frame[train], "validation": frame[validation], "test": frame[kept_test],
                "validation_negatives": validation_negatives, "test_negatives": test_negatives},
         excluded={
+            **({} if cold_test_max_train is None else {"test_items_above_cold_threshold": {
+                "count": warm_tests, "reason": f"test item has more than {cold_test_max_train} training "
+                                               "interactions: dropped (the cold-start view)"}}),
             "users_below_3_interactions": {"count": int(((n_u > 0) & (n_u < 3)).sum()), "reason": (
                 "fewer than 3 interactions: train only, never evaluated")},
             "users_without_enough_negatives": {"count": int(((n_u >= 3) & (free < negatives)).sum()), "reason": (
@@ -100,7 +119,7 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
         rules={"order": ("latest timestamp first, ties broken by higher item id" if order == "latest"
                          else "uniformly random per user"),
                "negatives": "uniform without replacement from items the user never touched in the dataset, "
-                            "drawn separately for validation and test"},
+                            "drawn separately for validation and test", **cold_rule},
     )
 
 
