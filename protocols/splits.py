@@ -28,9 +28,9 @@ from protocols.split_data import Split
 from protocols.splitting.base import PROTOCOLS
 from protocols.splitting.given import given_split
 from protocols.splitting.strong import strong
-from protocols.splitting.weak import cold_items, holdout, leave_one_out, temporal
+from protocols.splitting.weak import cold_items, holdout, last_basket, leave_one_out, temporal
 
-__all__ = ["PROTOCOLS", "make_split", "holdout", "leave_one_out", "temporal", "cold_items", "strong",
+__all__ = ["PROTOCOLS", "make_split", "holdout", "leave_one_out", "temporal", "cold_items", "last_basket", "strong",
            "given_split"]
 
 

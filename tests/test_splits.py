@@ -407,11 +407,11 @@ def test_bad_parameters_are_one_line_errors(protocol, params, message):
 
 
 def test_unknown_protocol_and_bad_seed():
-    with pytest.raises(RecAuditError, match="unknown protocol 'random'; known protocols: cold-items, given, holdout"):
+    with pytest.raises(RecAuditError, match="unknown protocol 'random'; known protocols: cold-items, given, holdout, last-basket"):
         make_split(random_data(0, 5, 5, 0.5), "random", 0)
     with pytest.raises(RecAuditError, match="holdout: seed must be an integer"):
         make_split(random_data(0, 5, 5, 0.5), "holdout", "0")
-    assert sorted(PROTOCOLS) == ["cold-items", "given", "holdout", "leave-one-out", "strong", "temporal"]
+    assert sorted(PROTOCOLS) == ["cold-items", "given", "holdout", "last-basket", "leave-one-out", "strong", "temporal"]
 
 
 def test_repeated_pairs_are_refused():
@@ -457,3 +457,35 @@ def test_citeulike_a_p1_given_regression(tmp_path):
     assert len(split.train) + len(split.validation) == len(data.given["p1"]["train"]) == 5551
     assert len(split.validation) == 555 and split.validation["user"].nunique() == 555
     assert keys(split.test) == keys(data.given["p1"]["test"])
+
+
+def test_last_basket_by_hand():
+    """User 0: baskets at t=1 {0, 1}, t=5 {2}, t=9 {3, 4}: test {3, 4}, validation {2}.
+    User 1: t=2 {0}, t=3 {5}: test {5}, no validation (its previous basket is its first).
+    User 2: one basket: train only."""
+    frame = pd.DataFrame({"user": [0, 0, 0, 0, 0, 1, 1, 2, 2],
+                          "item": [0, 1, 2, 3, 4, 0, 5, 1, 2],
+                          "timestamp": [1, 1, 5, 9, 9, 2, 3, 7, 7]})
+    split = make_split(make_data(frame, 3, 6), "last-basket", 0, {})
+    assert keys(split.test) == {(0, 3), (0, 4), (1, 5)}
+    assert keys(split.validation) == {(0, 2)}
+    assert keys(split.train) == {(0, 0), (0, 1), (1, 0), (2, 1), (2, 2)}
+    assert split.card["excluded"]["users_with_one_basket"]["count"] == 1
+
+
+@given(data=datasets(), seed=seeds())
+@PROPERTY
+def test_last_basket_properties(data, seed):
+    try:
+        split = make_split(data, "last-basket", seed, {})
+    except RecAuditError as error:
+        assert "two baskets" in str(error)
+        return
+    check_split(data, split)
+    for part, later in ((split.train, split.validation), (split.train, split.test), (split.validation, split.test)):
+        earlier_max = part.groupby("user")["timestamp"].max()
+        later_min = later.groupby("user")["timestamp"].min()
+        both = earlier_max.index.intersection(later_min.index)
+        assert (earlier_max[both] < later_min[both]).all()
+    for part in (split.validation, split.test):
+        assert (part.groupby("user")["timestamp"].nunique() == 1).all()  # one basket per user

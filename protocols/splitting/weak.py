@@ -194,3 +194,42 @@ def cold_items(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.
                            "validation items from the items left after test"},
     )
 
+
+
+@split_protocol("last-basket")
+def last_basket(data: PreparedData, rng: np.random.Generator) -> Outcome:
+    """CuratorNet's replay protocol (Messina et al. 2020): a user's *basket* is the items
+    consumed at one timestamp; each user's last basket is the test event when it is not the
+    user's first (replaying purchases in time order, only that basket has no later purchase in
+    training), and, for tuning, the basket before it is the validation event when that one is
+    not the first either. Everything else is train; users with a single basket are train only.
+    The seed is unused: nothing is random.
+    """
+    require_timestamps(data, "last-basket", "baskets are items with equal timestamps")
+    frame = interactions_of(data, "last-basket")
+    users = frame["user"].to_numpy(np.int64)
+    times = frame["timestamp"].to_numpy(np.int64)
+    order = np.lexsort((-times, users))  # per user, latest first
+    sorted_users, sorted_times = users[order], times[order]
+    user_start = np.r_[True, sorted_users[1:] != sorted_users[:-1]]
+    new_basket = user_start | np.r_[True, sorted_times[1:] != sorted_times[:-1]]
+    basket_number = np.cumsum(new_basket) - 1
+    first_of_user = np.maximum.accumulate(np.where(user_start, basket_number, 0))
+    rank_sorted = basket_number - first_of_user  # 0: the user's latest basket
+    rank = np.empty_like(rank_sorted)
+    rank[order] = rank_sorted
+    n_baskets = np.zeros(data.n_users, dtype=np.int64)
+    np.maximum.at(n_baskets, users, rank + 1)
+    test = (rank == 0) & (n_baskets[users] >= 2)
+    validation = (rank == 1) & (n_baskets[users] >= 3)
+    if not test.any():
+        raise RecAuditError(f"last-basket: no user of {data.name!r} has two baskets (distinct timestamps); "
+                            "use leave-one-out or temporal")
+    return Outcome(
+        parts={"train": frame[~test & ~validation], "validation": frame[validation], "test": frame[test]},
+        excluded={"users_with_one_basket": {"count": int(((n_baskets == 1)).sum()), "reason": (
+            "a single basket (one timestamp): train only, never evaluated")}},
+        rules={"basket": "the items a user consumed at one timestamp",
+               "test": "each user's last basket, when the user has at least 2",
+               "validation": "the basket before it, when the user has at least 3"},
+    )
