@@ -171,3 +171,40 @@ def test_beats_popularity_on_planted_data(solver):
 def test_movielens_lcfn_regression_value(solver, expected):
     """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
     assert lcfn_recall(IALS(epochs=4, solver=solver)) == pytest.approx(expected, abs=3e-3)
+
+
+def test_log_confidence_by_hand_and_the_binary_equivalence():
+    """c - 1 = alpha log(1 + r / eps): r = 3, alpha 2, eps 0.5 gives 2 ln 7. On binary data the
+    log scaling is the linear one with alpha' = alpha ln(1 + 1/eps): the same fit."""
+    import math
+
+    from baselines.ials import IALS
+
+    weights = IALS(alpha=2.0, confidence="log", epsilon=0.5)._confidence_minus_one(
+        sp.csr_matrix(np.array([[3.0, 0.0], [0.0, 1.0]], dtype=np.float32)))
+    assert weights.toarray() == pytest.approx(np.array([[2 * math.log(7), 0], [0, 2 * math.log(3)]]), rel=1e-6)
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((30, 20)) < 0.2).astype(np.float32))
+    log = IALS(factors=4, alpha=2.0, confidence="log", epsilon=0.5, epochs=3, solver="cholesky").fit(train)
+    linear = IALS(factors=4, alpha=2.0 * math.log(3.0), epochs=3, solver="cholesky").fit(train)
+    users = np.arange(30)
+    assert np.allclose(log.score(users, train), linear.score(users, train), atol=1e-4)
+
+
+def test_tois_init_first_user_step_solves_against_root_k_uniform_item_factors():
+    """init='tois': item factors k^-1/2 U[0, 1) from the seed; the first update computes the
+    user factors from them exactly (Hu et al. eq. 4, solved here by hand)."""
+    from baselines.ials import IALS
+
+    rng = np.random.default_rng(1)
+    train = sp.csr_matrix((rng.random((40, 30)) < 0.2).astype(np.float32))
+    model = IALS(factors=9, alpha=3.0, reg=0.5, init="tois", epochs=1, solver="cholesky", seed=3).fit(train)
+    items = (9 ** -0.5 * np.random.default_rng(3).random((30, 9))).astype(np.float32).astype(np.float64)
+    dense = train.toarray()
+    for user in range(40):
+        confidence = 1 + 3.0 * dense[user]
+        left = items.T @ (confidence[:, None] * items) + 0.5 * np.eye(9)
+        right = items.T @ (confidence * dense[user])
+        assert np.allclose(model.user_factors_[user], np.linalg.solve(left, right), atol=1e-4)
+    with pytest.raises(Exception, match="init must be one of normal, tois"):
+        IALS(init="xavier").fit(train)
