@@ -9,6 +9,14 @@ The item vectors come from a named item feature set (``features``): ``genres``, 
 ``bow-tfidf``, image features such as ``efficientnet-lite0``, ... The default (None) reads the
 dataset's text-like content, the first of :data:`CONTENT_PREFERENCE` it has. Items without
 content (``present`` False) have an all-zero vector, so they get no similarity.
+
+``variant`` as in :mod:`baselines.knn`, ``"tois"`` by default: what the TOIS study's
+``KNN/ItemKNNCBFRecommender.py`` and ``KNN/ItemKNN_CFCBF_Hybrid_Recommender.py`` compute.
+TF-IDF/BM25 weight the compared matrix with items as documents (the study's
+``TF_IDF(ICM_train)``: ``sqrt(x) log(N_items / (1 + df_feature))``; for the hybrid, the stacked
+``[w * ICM | URM^T]``, so users count as features too), every normalised denominator gets
+``+ 1e-6``, and the history scores unweighted (the study weights only the item matrix).
+``"standard"``: the textbook weighting of :class:`baselines.similarity.FeatureWeighting`.
 """
 from __future__ import annotations
 
@@ -90,11 +98,11 @@ class ItemKNNCBF(ContentFeaturesMixin, ItemSimilarityModel):
     def __init__(self, similarity: str = "cosine", topk: int = 100, shrink: float = 10.0,
                  normalize: bool = True, asymmetric_alpha: float = 0.5, tversky_alpha: float = 1.0,
                  tversky_beta: float = 1.0, feature_weighting: str = "none",
-                 normalize_scores: bool = False, features: str | None = None):
+                 normalize_scores: bool = False, features: str | None = None, variant: str = "tois"):
         super().__init__(similarity=similarity, topk=topk, shrink=shrink, normalize=normalize,
                          asymmetric_alpha=asymmetric_alpha, tversky_alpha=tversky_alpha,
                          tversky_beta=tversky_beta, feature_weighting=feature_weighting,
-                         normalize_scores=normalize_scores)
+                         normalize_scores=normalize_scores, variant=variant)
         self.features = features
 
     def _item_vectors(self, data) -> sp.csr_matrix:
@@ -134,11 +142,12 @@ class ItemKNNCFCBF(ContentFeaturesMixin, ItemSimilarityModel):
     def __init__(self, similarity: str = "cosine", topk: int = 100, shrink: float = 10.0,
                  normalize: bool = True, asymmetric_alpha: float = 0.5, tversky_alpha: float = 1.0,
                  tversky_beta: float = 1.0, feature_weighting: str = "none",
-                 normalize_scores: bool = False, content_weight: float = 1.0, features: str | None = None):
+                 normalize_scores: bool = False, content_weight: float = 1.0, features: str | None = None,
+                 variant: str = "tois"):
         super().__init__(similarity=similarity, topk=topk, shrink=shrink, normalize=normalize,
                          asymmetric_alpha=asymmetric_alpha, tversky_alpha=tversky_alpha,
                          tversky_beta=tversky_beta, feature_weighting=feature_weighting,
-                         normalize_scores=normalize_scores)
+                         normalize_scores=normalize_scores, variant=variant)
         self.content_weight = content_weight
         self.features = features
 

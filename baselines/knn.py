@@ -43,7 +43,7 @@ study's claims, and the models of a suite are built from their constructor defau
 with each user's own top-K, our UserKNN falls 0.006-0.04 recall@20 short of every UserKNN row
 of the study's table. "standard" stays one keyword away for a label of its own
 (``{model: userknn-cosine, variant: standard}``). The content models of
-:mod:`baselines.content` keep "standard" until their constructors take ``variant``.
+:mod:`baselines.content` default to "tois" too (their module docstring says what it means there).
 
 Measured (``tests/benchmarks/bench_tois_knn.py --all``: the SpectralCF ML-1M split, the
 study's Table 42 settings, against its Table 32): every ItemKNN similarity is within 0.0001

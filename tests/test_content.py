@@ -56,10 +56,25 @@ def test_cbf_similarity_is_naive_similarity_of_content(kind, params, continuous)
 @pytest.mark.parametrize("weighting", ["tfidf", "bm25"])
 def test_cbf_weighting_applies_to_content_features(weighting):
     train, content = data(seed=2)
-    model = ItemKNNCBF(topk=5, shrink=0.0, feature_weighting=weighting).fit(with_content(train, content))
+    model = ItemKNNCBF(topk=5, shrink=0.0, feature_weighting=weighting, variant="standard").fit(
+        with_content(train, content))
     weighted = FeatureWeighting.fit(content, weighting).transform(content).toarray()
     expected = naive_topk(naive_similarity(weighted, weighted, "cosine"), 5, exclude=np.arange(N_ITEMS))
     assert_same_sparse(model.item_similarity_.T, expected)
+
+
+def test_cbf_tois_tfidf_is_the_studys_formula_over_items_as_documents():
+    """The study's TF_IDF(ICM): x -> sqrt(x) * log(N_items / (1 + df_feature)), then cosine with
+    + 1e-6 in the denominator; the history scores unweighted."""
+    train, content = data(seed=2)
+    model = ItemKNNCBF(topk=5, shrink=0.0, feature_weighting="tfidf").fit(with_content(train, content))
+    dense = content.toarray().astype(np.float64)
+    df = (dense > 0).sum(axis=0)
+    weighted = np.sqrt(dense) * np.log(N_ITEMS / (1.0 + df))[None, :]
+    expected = naive_topk(naive_similarity(weighted, weighted, "cosine", variant="tois"), 5, exclude=np.arange(N_ITEMS))
+    assert_same_sparse(model.item_similarity_.T, expected)
+    history = train[:4]
+    np.testing.assert_allclose(model.score(np.arange(4), history), history.toarray() @ expected.T, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("content_weight", [0.1, 1.0, 30.0])
