@@ -64,6 +64,8 @@ def fetch_dataset(dataset: str | DatasetSpec, destination: Path | str, mirror: P
     ``cache`` holds upstream downloads (default ``data/downloads``); it is not used with a mirror.
     """
     spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    if spec.unavailable is not None:
+        raise RecAuditError(f"{spec.name} cannot be fetched: {spec.unavailable}")
     destination = Path(destination)
     root = mirror_root(mirror)
     if root is not None:

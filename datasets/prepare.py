@@ -222,6 +222,19 @@ def remap_rows(matrix: sp.csr_matrix, row_ids, ids: pd.Index) -> sp.csr_matrix:
     return sp.csr_matrix(remapped, dtype=np.float32)
 
 
+def remap_dense_rows(values: np.ndarray, row_ids, ids: pd.Index, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a dense ``values`` (labelled ``row_ids``) in the order of ``ids``, and which ids
+    have a row: the others get zeros and are not present."""
+    index = pd.Index(np.asarray(row_ids))
+    if index.has_duplicates:
+        raise RecAuditError(f"the feature set {key!r} has two rows for one item; fix its parser")
+    rows = index.get_indexer(ids)
+    present = rows >= 0
+    remapped = np.zeros((len(ids), values.shape[1]), dtype=np.float32)
+    remapped[present] = values[rows[present]]
+    return remapped, present
+
+
 # ----- item feature sets and images ---------------------------------------------------
 
 
@@ -230,6 +243,10 @@ def prepared_feature_sets(dataset: str, raw_sets: dict[str, RawFeatures], item_i
     plus ``bow-tfidf`` for a ``bow`` set."""
     sets = {}
     for key, raw_set in raw_sets.items():
+        if isinstance(raw_set.values, np.ndarray):  # dense (image features): stays dense, absent where no row
+            values, present = remap_dense_rows(raw_set.values, raw_set.ids, item_ids, key)
+            sets[key] = make_feature_set(key, values, present, meta=feature_meta(dataset, raw_set.meta))
+            continue
         values = remap_rows(sp.csr_matrix(raw_set.values), raw_set.ids, item_ids)
         sets[key] = make_feature_set(key, values, meta=feature_meta(dataset, raw_set.meta))
         if key == "bow":

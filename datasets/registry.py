@@ -28,6 +28,12 @@ Poster manifests, generated once from the mirror (hashes from the files themselv
 
 The posters are copyrighted artwork of the films' rights holders: research use only, never
 redistributed (each entry's licence says so).
+
+Sizes: ``ArchiveSpec.size`` and ``FileSpec.size`` (direct downloads) give the bytes a fetch from
+upstream downloads, approximate where the host publishes no figure, so that ``python -m datasets
+list`` can say how large a download is before anyone starts it (the visual papers' files are
+2-6 GB each). A dataset whose files cannot be fetched at all (private data) has no files and says
+why, and how to obtain them, in ``unavailable``; fetching it refuses with that sentence.
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class ArchiveSpec:
     name: str
     url: str
     checksum: str | None  # the archive's published checksum; None where none is published
+    size: int | None = None  # bytes of the download (approximate where none is published); None: unknown
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class FileSpec:
     archive: ArchiveSpec | None = None  # ... or a member of this archive
     member: str | None = None
     derive: str | None = None  # or rebuilt by fetch from other files of the dataset (name of a derivation)
+    size: int | None = None  # bytes of a direct download (approximate where none is published); None: unknown
 
     def __post_init__(self) -> None:
         sources = (self.url is not None) + (self.archive is not None) + (self.derive is not None)
@@ -73,6 +81,8 @@ class FileSpec:
                 raise ValueError(f"{self.name}: {path!r} must be a relative path without '..'")
         if self.checksum is not None:
             parse_checksum(self.checksum)
+        if self.size is not None and (self.url is None or self.size < 0):
+            raise ValueError(f"{self.name}: a size is the bytes of a direct download (archives carry their own)")
 
     @property
     def upstream(self) -> str:
@@ -97,8 +107,11 @@ class DatasetSpec:
     files: tuple[FileSpec, ...]
     default_preprocessing: MappingProxyType = field(
         default_factory=lambda: MappingProxyType(default_preprocessing()), hash=False, compare=False)
+    unavailable: str | None = None  # why the files cannot be fetched and how to obtain them (then no files)
 
     def __post_init__(self) -> None:
+        if (self.unavailable is None) == (not self.files):
+            raise ValueError(f"{self.name}: give files, or no files and the reason they are unavailable")
         names = [f.name for f in self.files]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate file names")
@@ -111,6 +124,17 @@ class DatasetSpec:
             if spec.name == name:
                 return spec
         raise KeyError(f"{self.name} has no file {name!r}")
+
+    def downloads(self) -> tuple[ArchiveSpec | FileSpec, ...]:
+        """What a fetch from upstream downloads: each archive once, each direct file once (by URL);
+        derived files are built locally and download nothing."""
+        seen, sources = set(), []
+        for file in self.files:
+            source = file.archive if file.archive is not None else file if file.url is not None else None
+            if source is not None and source.url not in seen:
+                seen.add(source.url)
+                sources.append(source)
+        return tuple(sources)
 
 
 def default_preprocessing(**overrides) -> dict:
@@ -140,11 +164,14 @@ def github_raw(repository: str, commit: str, path: str) -> str:
 
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
-ML_100K_ZIP = ArchiveSpec("ml-100k.zip", f"{GROUPLENS}/ml-100k.zip", "md5:0e33842e24a9c977be4e0107933c0723")
-ML_1M_ZIP = ArchiveSpec("ml-1m.zip", f"{GROUPLENS}/ml-1m.zip", "md5:c4d9eecfca2ab87c1945afe126590906")
+# Sizes: the zips' Content-Length as GroupLens serves them (approximate is enough for `list`).
+ML_100K_ZIP = ArchiveSpec("ml-100k.zip", f"{GROUPLENS}/ml-100k.zip", "md5:0e33842e24a9c977be4e0107933c0723",
+                          size=4_924_029)
+ML_1M_ZIP = ArchiveSpec("ml-1m.zip", f"{GROUPLENS}/ml-1m.zip", "md5:c4d9eecfca2ab87c1945afe126590906",
+                        size=5_917_549)
 # GroupLens publishes ml-latest-small.zip.md5 beside the zip, but no copy of its value was found;
 # the five members are still verified by sha256.
-ML_LATEST_SMALL_ZIP = ArchiveSpec("ml-latest-small.zip", f"{GROUPLENS}/ml-latest-small.zip", None)
+ML_LATEST_SMALL_ZIP = ArchiveSpec("ml-latest-small.zip", f"{GROUPLENS}/ml-latest-small.zip", None, size=978_202)
 
 RECSYS2019 = ("MaurizioFD/RecSys2019_DeepLearning_Evaluation", "f5618c65573c5b220713775bdd56971663de9828")
 NCF = ("hexiangnan/neural_collaborative_filtering", "4aab159e81c44b062c091bdaed0ab54ac632371f")
@@ -474,10 +501,128 @@ def _entries() -> tuple[DatasetSpec, ...]:
     )
 
 
+# ---------------------------------------------------------------- the visual papers' datasets
+#
+# VBPR (He & McAuley, AAAI 2016), DVBPR (Kang et al., ICDM 2017) and CuratorNet (UGallery). None of
+# their files is in the mirror, and no trusted checksum is published for any of them: fetching fails
+# closed and prints each file's hash, to be checked and recorded here. Sizes are approximate.
+
+VISUAL_PAPER_DATASETS = ("amazon-women-vbpr", "amazon-men-vbpr", "amazon-phones-vbpr", "tradesy-vbpr",
+                         "amazon-fashion-dvbpr", "amazon-women-dvbpr", "amazon-men-dvbpr", "tradesy-dvbpr",
+                         "ugallery-curatornet")
+# The 2014 Amazon release's per-category files, as linked from http://jmcauley.ucsd.edu/data/amazon/links.html
+# (the same URLs appear in many public download scripts).
+AMAZON_2014 = "http://snap.stanford.edu/data/amazon/productGraph"
+TRADESY = "http://jmcauley.ucsd.edu/data/tradesy"
+# The four files of the authors' download_dataset.sh (kang205/DVBPR; three of its lines are commented out).
+DVBPR_HOST = "http://cseweb.ucsd.edu/~wckang/DVBPR"
+VBPR_RECORD_BYTES = 10 + 4 * 4096  # a 10-byte item id, then 4096 float32
+VBPR_CITATION = ("Ruining He and Julian McAuley. 2016. VBPR: Visual Bayesian Personalized Ranking from Implicit "
+                 "Feedback. AAAI.")
+AMAZON_2014_CITATION = (" Data: Julian McAuley, Christopher Targett, Qinfeng Shi and Anton van den Hengel. 2015. "
+                        "Image-based Recommendations on Styles and Substitutes. SIGIR.")
+DVBPR_CITATION = ("Wang-Cheng Kang, Chen Fang, Zhaowen Wang and Julian McAuley. 2017. Visually-Aware Fashion "
+                  "Recommendation and Design with Generative Image Models. ICDM.")
+RESEARCH_ONLY_LICENCE = ("No licence published: the host asks users to cite the papers; research use only. Reviews, "
+                         "product photos and the features computed from them come from {source} (copyright of their "
+                         "owners): do not redistribute.")
+VBPR_STATS = dict(published_users=None, published_items=None, published_interactions=None,
+                  stats_source="VBPR's dataset table (after its preprocessing) was not available here to check; "
+                               "no counts recorded")
+DVBPR_STATS_SOURCE = "Kang et al. 2017, dataset table (as shown in the lecture, lecture-deep-learning-recsys.md)"
+
+
+def _amazon_2014(category: str, *, metadata: bool, features_size: int | None) -> tuple[FileSpec, ...]:
+    """A category's reviews, optionally its metadata (for the sub-category), and its image features."""
+    files = [FileSpec(f"reviews_{category}.json.gz", f"amazon-2014/reviews_{category}.json.gz", None,
+                      url=f"{AMAZON_2014}/categoryFiles/reviews_{category}.json.gz")]
+    if metadata:
+        files.append(FileSpec(f"meta_{category}.json.gz", f"amazon-2014/meta_{category}.json.gz", None,
+                              url=f"{AMAZON_2014}/categoryFiles/meta_{category}.json.gz"))
+    files.append(FileSpec(f"image_features_{category}.b", f"amazon-2014/image_features_{category}.b", None,
+                          url=f"{AMAZON_2014}/image_features/categoryFiles/image_features_{category}.b",
+                          size=features_size))
+    return tuple(files)
+
+
+def _vbpr_amazon(name: str, what: str, category: str, subcategory: str | None,
+                 features_size: int | None) -> DatasetSpec:
+    within = f"the '{subcategory}' items of " if subcategory else ""
+    return DatasetSpec(
+        name=name,
+        description=(f"VBPR's Amazon {what}: {within}the 2014 Amazon {category.replace('_', ' ')} reviews as implicit "
+                     "feedback, with the 4096-d CNN image features published beside them"),
+        citation=VBPR_CITATION + AMAZON_2014_CITATION,
+        licence=RESEARCH_ONLY_LICENCE.format(source="Amazon"), licence_short="research use only",
+        homepage="http://jmcauley.ucsd.edu/data/amazon/",
+        side_information=("item image features (4096-d CNN)", "review times"),
+        files=_amazon_2014(category, metadata=subcategory is not None, features_size=features_size), **VBPR_STATS)
+
+
+def _dvbpr(name: str, what: str, file: str, size: int, users: int, items: int, interactions: int) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        description=f"DVBPR's {what}: the authors' train/validation/test partition with each item's JPEG image",
+        citation=DVBPR_CITATION, licence=RESEARCH_ONLY_LICENCE.format(source="Amazon and Tradesy.com"),
+        licence_short="research use only", homepage="https://github.com/kang205/DVBPR",
+        side_information=("item images", "the authors' train/validation/test partition"),
+        published_users=users, published_items=items, published_interactions=interactions,
+        stats_source=DVBPR_STATS_SOURCE,
+        files=(FileSpec(file, f"dvbpr/{file}", None, url=f"{DVBPR_HOST}/{file}", size=size),))
+
+
+def _visual_paper_entries() -> tuple[DatasetSpec, ...]:
+    clothing = "Clothing_Shoes_and_Jewelry"
+    # DVBPR sizes: not published; estimated at ~17.5 kB per item image, which puts the four files in
+    # the 2-6 GB the reference gives for them (content-and-visual-models.md).
+    return (
+        # Amazon Women / Men are sub-categories of Clothing, Shoes & Jewelry: the parser keeps the items
+        # whose metadata category path starts with it (the authors split the category the same way).
+        _vbpr_amazon("amazon-women-vbpr", "Women", clothing, "Women", None),
+        _vbpr_amazon("amazon-men-vbpr", "Men", clothing, "Men", None),
+        # 303,890 feature records (a public reader's loop bound) x 16,394 bytes.
+        _vbpr_amazon("amazon-phones-vbpr", "Phones", "Cell_Phones_and_Accessories", None,
+                     303_890 * VBPR_RECORD_BYTES),
+        DatasetSpec(
+            name="tradesy-vbpr",
+            description="VBPR's Tradesy.com: users' bought and want lists as implicit feedback, with 4096-d CNN "
+                        "image features",
+            citation=VBPR_CITATION, licence=RESEARCH_ONLY_LICENCE.format(source="Tradesy.com"),
+            licence_short="research use only", homepage="http://jmcauley.ucsd.edu/data/tradesy/",
+            side_information=("item image features (4096-d CNN)",),
+            files=(FileSpec("tradesy.json.gz", "tradesy/tradesy.json.gz", None, url=f"{TRADESY}/tradesy.json.gz"),
+                   FileSpec("image_features_tradesy.b", "tradesy/image_features_tradesy.b", None,
+                            url=f"{TRADESY}/image_features_tradesy.b", size=5_500_000_000)),  # 5.5 GB (reference)
+            **VBPR_STATS),
+        _dvbpr("amazon-fashion-dvbpr", "Amazon Fashion (6 categories)", "AmazonFashion6ImgPartitioned.npy",
+               4_100_000_000, 64_583, 234_892, 513_367),
+        _dvbpr("amazon-women-dvbpr", "Amazon Women", "AmazonWomenWithImgPartitioned.npy",
+               6_100_000_000, 97_678, 347_591, 827_678),
+        _dvbpr("amazon-men-dvbpr", "Amazon Men", "AmazonMenWithImgPartitioned.npy",
+               1_900_000_000, 34_244, 110_636, 254_870),
+        _dvbpr("tradesy-dvbpr", "Tradesy.com", "TradesyImgPartitioned.npy",
+               5_700_000_000, 33_864, 326_393, 655_409),
+        DatasetSpec(
+            name="ugallery-curatornet",
+            description="UGallery art purchases (CuratorNet's data): private",
+            citation=("Manuel Cartagena, Patricio Cerda, Pablo Messina, Felipe del Rio and Denis Parra. 2020. "
+                      "CuratorNet: Visually-aware Recommendation of Art Images. ComplexRec workshop, RecSys."),
+            licence="Private data of UGallery, shared by the authors on request; not redistributable.",
+            licence_short="private", homepage="https://github.com/ialab-puc/CuratorNet",
+            side_information=("item images (private)", "artists", "purchase times"),
+            published_users=None, published_items=None, published_interactions=None,
+            stats_source="no counts recorded", files=(),
+            unavailable=("UGallery's purchases and artwork images are private; ask the CuratorNet authors (Denis "
+                         "Parra's group, PUC Chile; see https://github.com/ialab-puc/CuratorNet) for access. Their "
+                         "notebook experiments/main.ipynb links an anonymised release (purchases, inventory, "
+                         "ResNet50 embeddings, no images) that RecAudit does not fetch yet")),
+    )
+
+
 @cache
 def registered_datasets() -> MappingProxyType:
     """Every registered dataset by name (built on first use: the poster manifest is read then)."""
-    return MappingProxyType({spec.name: spec for spec in _entries()})
+    return MappingProxyType({spec.name: spec for spec in _entries() + _visual_paper_entries()})
 
 
 def dataset_names() -> list[str]:

@@ -49,7 +49,7 @@ def test_list_shows_published_counts_and_where_raw_files_are(monkeypatch, tmp_pa
     monkeypatch.delenv("RECAUDIT_MIRROR", raising=False)
     cli.main(["list"])
     row = table_row(capsys.readouterr().out, "toy")
-    assert row == ["toy", "2", "3", "2", "published", "item colours", "made up", "no"]
+    assert row == ["toy", "2", "3", "2", "published", "?", "item colours", "made up", "no"]
     monkeypatch.setenv("RECAUDIT_MIRROR", str(mirror))
     cli.main(["list"])
     assert table_row(capsys.readouterr().out, "toy")[-1] == "mirror"
@@ -90,7 +90,7 @@ def test_unknown_dataset_is_one_line_exit_2_without_traceback(tmp_path):
         result = run_module(*command, cwd=tmp_path)
         assert result.returncode == 2
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-        assert result.stderr.startswith("error: unknown dataset 'movielens-2m'; known datasets: citeulike-a, ")
+        assert result.stderr.startswith("error: unknown dataset 'movielens-2m'; known datasets: amazon-fashion-dvbpr, ")
     assert not (tmp_path / "data").exists()
 
 

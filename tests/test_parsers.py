@@ -11,6 +11,7 @@ import pytest
 from common.errors import RecAuditError
 from datasets.parsers import PARSERS
 from datasets.parsers.splits import read_negative_file
+from datasets.registry import VISUAL_PAPER_DATASETS
 from datasets.synthetic import write_synthetic_raw
 from mirror_raw import RAW_FROM_MIRROR, link_raw, mirror_root
 
@@ -34,7 +35,8 @@ REAL_COUNTS = {
 
 
 def test_every_registered_parser_is_covered():
-    assert set(PARSERS) == set(RAW_FROM_MIRROR)
+    # the visual papers' parsers run on synthetic files in test_visual_paper_data.py (no mirror copy)
+    assert set(PARSERS) - set(VISUAL_PAPER_DATASETS) == set(RAW_FROM_MIRROR)
 
 
 @pytest.mark.slow

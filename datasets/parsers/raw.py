@@ -14,10 +14,11 @@ class RawFeatures:
 
     ``meta`` says where it comes from and what it is (``source``: the raw file(s); ``features``:
     a sentence; ``feature_names``: the column labels, or where they are). An item whose row is
-    empty has no content in this set (its presence mask is False after preparation).
+    empty has no content in this set (its presence mask is False after preparation). Dense
+    ``values`` (an ndarray: image features) stay dense; there, absent means not among ``ids``.
     """
 
-    values: sp.csr_matrix
+    values: sp.csr_matrix | np.ndarray
     ids: np.ndarray
     meta: dict = field(default_factory=dict)
 
