@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from common.errors import RecAuditError, run_cli
 from datasets.fetch import fetch_dataset, mirror_root
-from datasets.registry import PREPROCESSING_OPTIONS, DatasetSpec, FileSpec, get_dataset, registered_datasets
+from datasets.registry import PREPROCESSING_OPTIONS, DatasetSpec, FileSpec, download_size, get_dataset, registered_datasets
 
 DATA_ROOT = Path("data")
 
@@ -56,43 +56,11 @@ def dataset_table() -> str:
     rows = []
     for spec in registered_datasets().values():
         counts, origin = _counts(spec)
-        rows.append([spec.name, *(f"{n:,}" if n is not None else "?" for n in counts), origin, download_size(spec),
+        rows.append([spec.name, *(f"{n:,}" if n is not None else "?" for n in counts), origin, download_size(spec, mirror_root()),
                      ", ".join(spec.side_information) or "-", spec.licence_short, _raw_status(spec)])
     headers = ["name", "users", "items", "interactions", "counts", "download", "side information", "licence",
                "raw files"]
     return tabulate(rows, headers=headers, colalign=("left", "right", "right", "right", "left", "right"))
-
-
-def download_size(spec: DatasetSpec) -> str:
-    """How much a fetch from upstream downloads, so a 6 GB file is no surprise: the registry's sizes,
-    else a direct file's size in the mirror; ``>= X`` when some parts are unknown, ``?`` when all are."""
-    if spec.unavailable is not None:
-        return "private"
-    root = mirror_root()
-    known, unknown = 0, 0
-    for source in spec.downloads():
-        size = source.size
-        if size is None and isinstance(source, FileSpec) and root is not None and (root / source.mirror).is_file():
-            size = (root / source.mirror).stat().st_size
-        if size is None:
-            unknown += 1
-        else:
-            known += size
-    if not unknown:
-        return human_bytes(known)
-    return f">= {human_bytes(known)}" if known else "?"
-
-
-def human_bytes(n_bytes: int) -> str:
-    """Decimal units with one decimal: ``5.5 GB``, ``978.2 kB``, ``12 B``."""
-    if n_bytes < 1000:
-        return f"{n_bytes} B"
-    value = float(n_bytes)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 999.95 or unit == "TB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
 
 
 def _counts(spec: DatasetSpec) -> tuple[tuple[int | None, ...], str]:

@@ -137,6 +137,38 @@ class DatasetSpec:
         return tuple(sources)
 
 
+def download_size(spec: DatasetSpec, root: Path | None = None) -> str:
+    """How much a fetch from upstream downloads, so a 6 GB file is no surprise: the registry's sizes,
+    else a direct file's size in the mirror folder ``root``; ``>= X`` when some parts are unknown,
+    ``?`` when all are."""
+    if spec.unavailable is not None:
+        return "private"
+    known, unknown = 0, 0
+    for source in spec.downloads():
+        size = source.size
+        if size is None and isinstance(source, FileSpec) and root is not None and (root / source.mirror).is_file():
+            size = (root / source.mirror).stat().st_size
+        if size is None:
+            unknown += 1
+        else:
+            known += size
+    if not unknown:
+        return human_bytes(known)
+    return f">= {human_bytes(known)}" if known else "?"
+
+
+def human_bytes(n_bytes: int) -> str:
+    """Decimal units with one decimal: ``5.5 GB``, ``978.2 kB``, ``12 B``."""
+    if n_bytes < 1000:
+        return f"{n_bytes} B"
+    value = float(n_bytes)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 999.95 or unit == "TB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def default_preprocessing(**overrides) -> dict:
     options = {"rating_threshold": None, "deduplicate": True, "min_user_interactions": 0, "min_item_interactions": 0}
     options.update(overrides)

@@ -1,4 +1,4 @@
-"""``python -m protocols <command>``: split, models, evaluate, tune, new-model, model-sources.
+"""``python -m protocols <command>``: split, models, evaluate, tune, new-model, model-sources, enable-suite.
 
 Each command lives in its own ``protocols/cli_<command>.py`` module exposing
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``. Only the
@@ -16,6 +16,7 @@ COMMANDS = {
     "tune": ("protocols.cli_tune", "search a model's hyperparameters on the validation part"),
     "new-model": ("protocols.cli_new_model", "write a new model file and its test from a template"),
     "model-sources": ("protocols.cli_model_sources", "hash each model's source files, for per-model DVC deps"),
+    "enable-suite": ("protocols.cli_enable_suite", "add a paper suite of params.yaml to the pipeline and select it"),
 }
 
 

@@ -72,12 +72,17 @@ class AuditSettings:
 @dataclass(frozen=True)
 class Availability:
     """What RecAudit holds today: registered datasets and models, the split keys of
-    ``params.yaml``, and per registered dataset the raw files missing from the mirror."""
+    ``params.yaml``, per registered dataset the raw files missing from the mirror, what a
+    download of it weighs and from where, the private ones, and the paper suite (of
+    ``paper_suites:``) that defines each split not yet in the pipeline."""
 
     datasets: frozenset[str]
     models: frozenset[str]
     splits: frozenset[str]
     mirror_missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    downloads: Mapping[str, str] = field(default_factory=dict)
+    private: Mapping[str, str] = field(default_factory=dict)
+    paper_suite_of: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def current(cls, params: dict, datasets: Iterable[str], mirror: Path | None) -> Availability:
@@ -93,8 +98,22 @@ class Availability:
                 absent = tuple(f.name for f in registered[name].files if not (mirror / f.mirror).is_file())
                 if absent:
                     missing[name] = absent
+        from datasets.registry import download_size
+
         splits = params.get("splits") or {}
-        return cls(frozenset(registered), frozenset(registered_models()), frozenset(splits), missing)
+        downloads, private = {}, {}
+        for name in sorted(set(datasets) & set(registered)):
+            spec = registered[name]
+            if spec.unavailable is not None:
+                private[name] = spec.unavailable.splitlines()[0]
+            else:
+                sources = spec.downloads()
+                where = sources[0].url if sources else "the registry"
+                downloads[name] = f"{download_size(spec, mirror)} from {where}"
+        paper_suite_of = {split: suite_name for suite_name, suite in (params.get("paper_suites") or {}).items()
+                          for split in (suite.get("splits") or {})}
+        return cls(frozenset(registered), frozenset(registered_models()), frozenset(splits), missing, downloads,
+                   private, paper_suite_of)
 
 
 @dataclass(frozen=True)
@@ -185,12 +204,22 @@ def not_run_reasons(claim: Claim, available: Availability, record: dict | None) 
         reasons.append(f"dataset {claim.dataset} not in the registry")
     if claim.model not in available.models:
         reasons.append(f"model {claim.model} not registered")
-    if claim.dataset in available.datasets:
+    if claim.dataset in available.private:
+        reasons.append(f"dataset {claim.dataset} is private ({available.private[claim.dataset]})")
+    elif claim.dataset in available.datasets:
         absent = available.mirror_missing.get(claim.dataset, ())
         if absent:
             more = f" (and {len(absent) - 1} more files)" if len(absent) > 1 else ""
-            reasons.append(f"{claim.dataset}/{absent[0]} missing from the mirror{more}")
-        if claim.protocol not in available.splits:
+            reasons.append(f"data not downloaded: {claim.dataset}/{absent[0]}{more} missing from the mirror; "
+                           f"download {available.downloads.get(claim.dataset, 'size unknown')}")
+        if claim.protocol in available.paper_suite_of and claim.protocol not in available.splits:
+            suite = available.paper_suite_of[claim.protocol]
+            if not absent:
+                reasons.append(f"data not downloaded: {claim.dataset}, "
+                               f"{available.downloads.get(claim.dataset, 'size unknown')}")
+            reasons.append(f"split {claim.protocol} is in the paper suite {suite}: "
+                           f"`python -m protocols enable-suite {suite}` then `dvc repro`")
+        elif claim.protocol not in available.splits:
             reasons.append(f"split {claim.protocol} not in params.yaml")
     return reasons or [f"no result file for split {claim.protocol}, model {claim.model}"]
 

@@ -276,16 +276,29 @@ def make_claim(dataset="movielens-1m-ncf", protocol="movielens-1m-ncf/leave-one-
     return Claim("x", dataset, protocol, model, "NeuMF", "", metric, 0.7, "Table", ("reprint",), "")
 
 
-AVAILABLE = Availability(frozenset({"movielens-1m-ncf", "movielens-1m"}), frozenset({"neumf", "ease"}),
-                         frozenset({"movielens-1m/holdout"}),
-                         {"movielens-1m-ncf": ("ml-1m.train.rating",), "movielens-1m": ("ratings.dat", "a", "b")})
+AVAILABLE = Availability(frozenset({"movielens-1m-ncf", "movielens-1m", "tradesy-vbpr", "ugallery-curatornet"}),
+                         frozenset({"neumf", "ease", "vbpr"}), frozenset({"movielens-1m/holdout"}),
+                         {"movielens-1m-ncf": ("ml-1m.train.rating",), "movielens-1m": ("ratings.dat", "a", "b")},
+                         downloads={"movielens-1m-ncf": "? from https://example.org/ncf",
+                                    "movielens-1m": "5.9 MB from https://example.org/ml-1m.zip",
+                                    "tradesy-vbpr": ">= 5.5 GB from http://example.org/tradesy.json.gz"},
+                         private={"ugallery-curatornet": "UGallery is private"},
+                         paper_suite_of={"tradesy-vbpr/vbpr-all-items": "vbpr-paper"})
 
 
 @pytest.mark.parametrize("claim, result, reasons", [
-    (make_claim(), None, ["movielens-1m-ncf/ml-1m.train.rating missing from the mirror",
+    (make_claim(), None, ["data not downloaded: movielens-1m-ncf/ml-1m.train.rating missing from the mirror; "
+                          "download ? from https://example.org/ncf",
                           "split movielens-1m-ncf/leave-one-out not in params.yaml"]),
-    (make_claim("movielens-1m", "movielens-1m/holdout", "vbpr"), None,
-     ["model vbpr not registered", "movielens-1m/ratings.dat missing from the mirror (and 2 more files)"]),
+    (make_claim("movielens-1m", "movielens-1m/holdout", "bpr"), None,
+     ["model bpr not registered", "data not downloaded: movielens-1m/ratings.dat (and 2 more files) missing from "
+                                  "the mirror; download 5.9 MB from https://example.org/ml-1m.zip"]),
+    (make_claim("tradesy-vbpr", "tradesy-vbpr/vbpr-all-items", "vbpr"), None,
+     ["data not downloaded: tradesy-vbpr, >= 5.5 GB from http://example.org/tradesy.json.gz",
+      "split tradesy-vbpr/vbpr-all-items is in the paper suite vbpr-paper: "
+      "`python -m protocols enable-suite vbpr-paper` then `dvc repro`"]),
+    (make_claim("ugallery-curatornet", "ugallery-curatornet/last-basket", "vbpr"), None,
+     ["dataset ugallery-curatornet is private (UGallery is private)"]),
     (make_claim("ml-20m", "ml-20m/strong", "sansa"), None,
      ["dataset ml-20m not in the registry", "model sansa not registered"]),
     (make_claim(), {"status": "unsupported", "reason": "needs user embeddings"},

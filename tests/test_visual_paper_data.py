@@ -129,7 +129,9 @@ def test_list_shows_each_download_size(monkeypatch, tmp_path, capsys):
 
 
 def test_human_bytes():
-    assert [cli.human_bytes(n) for n in (12, 978_202, 5_500_000_000, 999_960, 2 * 10**13)] == \
+    from datasets.registry import human_bytes
+
+    assert [human_bytes(n) for n in (12, 978_202, 5_500_000_000, 999_960, 2 * 10**13)] == \
         ["12 B", "978.2 kB", "5.5 GB", "1.0 MB", "20.0 TB"]
 
 
