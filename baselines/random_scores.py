@@ -39,6 +39,7 @@ def hashed_uniform(seed: int, users: np.ndarray, items: np.ndarray) -> np.ndarra
 @register("random")
 class RandomScores(Recommender):
     family = "baseline"
+    scores_cold_items = True  # uniform over every item, cold or not
 
     def __init__(self, seed: int = 0):
         self.seed = seed

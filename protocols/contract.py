@@ -71,24 +71,34 @@ class Requirements:
 @dataclass(frozen=True)
 class TaskProfile:
     """What a task offers, for :func:`check_requirements`: how many scored users have no
-    training interaction, the item feature sets (name -> "dense"/"sparse") and whether the
-    items have images."""
+    training interaction, the item feature sets (name -> "dense"/"sparse"), whether the items
+    have images, and whether every item the task asks to find (its truth) is cold (no training
+    interaction, as under ``cold-items``)."""
 
     users_without_training: int = 0
     feature_kinds: tuple = ()
     has_images: bool = False
     where: str = "this split"
+    truth_all_cold: bool = False
 
     @classmethod
-    def of(cls, data: TrainingData, scored_users: np.ndarray, where: str = "this split") -> TaskProfile:
+    def of(cls, data: TrainingData, scored_users: np.ndarray, where: str = "this split",
+           truth: sp.spmatrix | None = None) -> TaskProfile:
         trained = np.diff(sp.csr_matrix(data.interactions).indptr) > 0
         users = np.asarray(scored_users, dtype=np.int64)
         inside = users < len(trained)
         missing = int((~inside).sum() + (~trained[users[inside]]).sum())
         kinds = tuple(sorted({(features.name, "sparse" if features.is_sparse else "dense")
                               for features in data.item_features.values()}))
+        all_cold = False
+        if truth is not None and truth.nnz:
+            warm = np.diff(sp.csc_matrix(data.interactions).indptr) > 0
+            truth_items = np.unique(sp.csr_matrix(truth).indices)
+            inside = truth_items < len(warm)
+            all_cold = not warm[truth_items[inside]].any()
         return cls(users_without_training=missing, feature_kinds=kinds,
-                   has_images=data.images is not None and bool(data.images.present.any()), where=where)
+                   has_images=data.images is not None and bool(data.images.present.any()), where=where,
+                   truth_all_cold=all_cold)
 
 
 def check_requirements(model: Recommender, profile: TaskProfile) -> None:
@@ -96,6 +106,11 @@ def check_requirements(model: Recommender, profile: TaskProfile) -> None:
     requirements are not met by the task described by ``profile``."""
     needs = model.requirements()
     name = model.name or type(model).__name__
+    reads_content = needs.item_features is not None or needs.item_images
+    if profile.truth_all_cold and not (reads_content or model.scores_cold_items):
+        raise UnsupportedProtocolError(
+            f"model {name!r} ranks items by their training interactions, and every item {profile.where} asks for "
+            "has none (needs item content to rank cold items); content models rank them")
     if needs.user_embeddings and profile.users_without_training:
         raise UnsupportedProtocolError(
             f"model {name!r} cannot score {profile.users_without_training} users of {profile.where} who have no "
@@ -146,6 +161,9 @@ class Recommender:
     name: ClassVar[str] = ""
     search_space: ClassVar[dict[str, Dimension]] = {}
     folds_in_users: ClassVar[bool] = True
+    # Whether it ranks items without training interactions meaningfully although it reads no
+    # item content (e.g. random); models that read features or images can, by their content.
+    scores_cold_items: ClassVar[bool] = False
     family: ClassVar[str] = "baseline"
     # Small settings (few epochs or factors) that keep the conformance checks fast; they
     # override the defaults only there.

@@ -118,7 +118,7 @@ def training_inputs(split: Split, stage: str, metric: str, features_root: Path |
 
 def check_task(model: Recommender, data: TrainingData, task, where: str) -> None:
     """Refuse (UnsupportedProtocolError) a model whose requirements the task does not meet."""
-    check_requirements(model, TaskProfile.of(data, task.users, where))
+    check_requirements(model, TaskProfile.of(data, task.users, where, truth=task.truth))
 
 
 def inputs_read(model: Recommender, data: TrainingData, searched: tuple = ()) -> dict:
