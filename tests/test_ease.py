@@ -100,3 +100,39 @@ def test_beats_popularity_on_planted_data():
 def test_movielens_lcfn_regression_value():
     """Recall@20 (normalised by min(20, |test|)) on the mirrored LCFN MovieLens-1M split."""
     assert lcfn_recall(EASE(l2=500.0)) == pytest.approx(0.31114, abs=1e-3)
+
+
+def test_nonnegative_ease_matches_a_nonnegative_least_squares_solve_per_column():
+    """EASE≥0 column j solves min ||X_j - X b||^2 + l2 ||b||^2 with b >= 0, b_j = 0: the same as
+    NNLS on the stacked system [X; sqrt(l2) I] without column j, solved here by scipy."""
+    from scipy.optimize import nnls
+
+    from baselines.ease import EASE
+
+    rng = np.random.default_rng(4)
+    dense = (rng.random((60, 12)) < 0.3).astype(np.float64)
+    l2 = 3.0
+    model = EASE(l2=l2, non_negative=True, dtype="float64", admm_iterations=5000, admm_tolerance=1e-10)
+    model.fit(sp.csr_matrix(dense))
+    stacked = np.vstack([dense, np.sqrt(l2) * np.eye(12)])
+    for j in range(12):
+        others = [i for i in range(12) if i != j]
+        target = np.r_[dense[:, j], np.zeros(12)]
+        solution, _ = nnls(stacked[:, others], target)
+        expected = np.zeros(12)
+        expected[others] = solution
+        assert np.allclose(model.item_weights_[:, j], expected, atol=1e-6), j
+    assert (model.item_weights_ >= 0).all() and np.all(np.diag(model.item_weights_) == 0)
+    assert model.admm_iterations_ < 5000
+    # Unconstrained EASE has negative weights here, so the constraint is active.
+    assert (EASE(l2=l2, dtype="float64").fit(sp.csr_matrix(dense)).item_weights_ < 0).any()
+
+
+def test_nonnegative_ease_refuses_bad_settings():
+    from baselines.ease import EASE
+
+    train = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    with pytest.raises(Exception, match="non_negative must be true or false"):
+        EASE(non_negative="yes").fit(train)
+    with pytest.raises(Exception, match="admm_iterations must be an integer >= 1"):
+        EASE(non_negative=True, admm_iterations=0).fit(train)
