@@ -1,6 +1,7 @@
 """User-facing errors and the command-line wrapper that prints them as one line."""
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterable
 
@@ -20,7 +21,8 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> RecAuditEr
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run a command-line main function, turning RecAuditError into a one-line message."""
+    """Run a command-line main function, turning RecAuditError, and errors of the machine such as
+    a full disk (:func:`environment_error`), into a one-line message."""
     try:
         status = main(argv)
     except RecAuditError as error:
@@ -33,4 +35,35 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - re-raised unless the environment caused it
+        message = environment_error(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(status or 0)
+
+
+# Errors of the machine rather than of the input or the code: a full disk or a folder the run
+# may not write. Every writer writes atomically (common.atomic), so nothing half-written stays.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+SQLITE_FULL = "database or disk is full"
+
+
+def environment_error(error: BaseException) -> str | None:
+    """The one-line message for an error the machine caused (found anywhere in the chain of
+    causes, as when SQLAlchemy or Optuna wrap SQLite's), or None for any other error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in FULL_DISK_ERRNOS:
+            where = f" while writing {error.filename}" if error.filename else ""
+            return f"no space left on the device{where}; free some disk space and run the command again"
+        if isinstance(error, OSError) and error.errno in READ_ONLY_ERRNOS and error.filename:
+            return (f"cannot write {error.filename} ({error.strerror}); make the folder writable or choose "
+                    "another output folder")
+        if SQLITE_FULL in str(error).lower():
+            return f"the disk is full (SQLite: {SQLITE_FULL}); free some disk space and run the command again"
+        error = error.__cause__ or error.__context__
+    return None

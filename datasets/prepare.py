@@ -11,7 +11,8 @@ Steps, in this order (each one's users / items / interactions are recorded in ``
 4. Re-index users and items to contiguous ids ``0..n-1`` in sorted order of their original
    ids; ``users.parquet`` / ``items.parquet`` keep the map (``original_id`` as a string).
 
-Item feature sets, images and the given (published) splits go through the same maps; given-split
+Preprocessing that keeps no interaction is refused (one line naming the step that emptied
+the data). Item feature sets, images and the given (published) splits go through the same maps; given-split
 rows whose interaction the preprocessing removed are removed too, and ``meta.json`` says how
 many. Each content feature set of the parser becomes ``features/<key>/`` (a bag of words ``bow``
 also gives its TF-IDF, ``bow-tfidf``: :func:`tfidf`); images become ``item_images.parquet``
@@ -147,6 +148,8 @@ def build_prepared(name: str, raw: RawDataset, options: dict, raw_dir: Path | st
     ``raw_dir`` is where the image paths point; each image's sha256 is read from there (without
     it the ``sha256`` column stays empty)."""
     kept, steps = preprocess(raw.interactions, options)
+    if len(kept) == 0:
+        raise empty_result_error(name, steps)
     user_ids = pd.Index(kept["user"].unique()).sort_values()
     item_ids = pd.Index(kept["item"].unique())
     # Items that a published candidate list names but nobody ever interacted with stay in the
@@ -188,6 +191,17 @@ def build_prepared(name: str, raw: RawDataset, options: dict, raw_dir: Path | st
     if given_meta:
         meta["given_splits"] = given_meta
     return data
+
+
+def empty_result_error(name: str, steps: list[dict]) -> RecAuditError:
+    """Preprocessing that keeps nothing: name the step that removed the last interaction."""
+    if steps[0]["interactions"] == 0:
+        return RecAuditError(f"{name}: the raw files hold no interaction; fetch the dataset again")
+    emptied = next(index for index, step in enumerate(steps) if step["interactions"] == 0)
+    return RecAuditError(
+        f"{name}: preprocessing removes every interaction (step {steps[emptied]['step']!r} leaves 0 of "
+        f"{steps[emptied - 1]['interactions']}); loosen rating_threshold, min_user_interactions or "
+        f"min_item_interactions under datasets.{name} in params.yaml")
 
 
 def pair_keys(frame: pd.DataFrame, n_items: int) -> np.ndarray:

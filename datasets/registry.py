@@ -108,6 +108,9 @@ class DatasetSpec:
     default_preprocessing: MappingProxyType = field(
         default_factory=lambda: MappingProxyType(default_preprocessing()), hash=False, compare=False)
     unavailable: str | None = None  # why the files cannot be fetched and how to obtain them (then no files)
+    # (lowest, highest) rating, where the dataset's documentation declares a scale: a raw rating
+    # outside it is refused when the dataset is prepared (datasets.parsers.readers.rating_ranges).
+    rating_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if (self.unavailable is None) == (not self.files):
@@ -350,14 +353,14 @@ def _entries() -> tuple[DatasetSpec, ...]:
         homepage="https://grouplens.org/datasets/movielens/100k/",
         side_information=("item genres", "item images", "item titles and dates", "user demographics"),
         files=from_archive(ML_100K_ZIP, "movielens-100k", ML_100K_FILES) + ml100k_poster_map + ml100k_poster_files(),
-        **ML_100K_STATS)
+        rating_scale=(1, 5), **ML_100K_STATS)
     movielens_1m = DatasetSpec(
         name="movielens-1m",
         description="MovieLens 1M: 1,000,209 ratings (1-5) with timestamps, 2000",
         citation=MOVIELENS_CITATION, licence=MOVIELENS_LICENCE, licence_short=MOVIELENS_SHORT,
         homepage="https://grouplens.org/datasets/movielens/1m/",
         side_information=("item genres", "item titles", "user demographics"),
-        files=from_archive(ML_1M_ZIP, "movielens-1m", ML_1M_FILES), **ML_1M_STATS)
+        files=from_archive(ML_1M_ZIP, "movielens-1m", ML_1M_FILES), rating_scale=(1, 5), **ML_1M_STATS)
     posters = poster_files()
     return (
         movielens_100k,
@@ -373,7 +376,7 @@ def _entries() -> tuple[DatasetSpec, ...]:
             homepage="https://grouplens.org/datasets/movielens/latest/",
             side_information=("item genres", "item images", "item tags", "links to IMDb and TMDB"),
             published_users=610, published_items=9742, published_interactions=100_836,
-            stats_source="ml-latest-small README",
+            stats_source="ml-latest-small README", rating_scale=(0.5, 5),
             files=from_archive(ML_LATEST_SMALL_ZIP, "ml-latest-small", {
                 "ratings.csv": sha("80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8"),
                 "movies.csv": sha("c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc"),
@@ -520,7 +523,7 @@ def _entries() -> tuple[DatasetSpec, ...]:
             side_information=("item images", "item genres", "item titles and dates"),
             # movielens-100k carries the same posters; this entry is its ratings + items subset.
             files=(movielens_100k.file("u.data"), movielens_100k.file("u.item")) + ml100k_poster_map
-            + ml100k_poster_files(), **ML_100K_STATS),
+            + ml100k_poster_files(), rating_scale=(1, 5), **ML_100K_STATS),
         DatasetSpec(
             name="movielens-1m-posters",
             description="ML-1M ratings with movie posters (3,872 of 3,883 movies)",
@@ -529,7 +532,7 @@ def _entries() -> tuple[DatasetSpec, ...]:
             homepage="https://github.com/liangfgithub/liangfgithub.github.io",
             side_information=("item images", "item genres", "item titles", "user demographics"),
             files=tuple(movielens_1m.file(n) for n in ("ratings.dat", "movies.dat", "users.dat")) + posters,
-            **ML_1M_STATS),
+            rating_scale=(1, 5), **ML_1M_STATS),
     )
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from common.atomic import atomic_file
+from common.atomic import atomic_file, check_writable
 from common.errors import RecAuditError
 from protocols.contract import UnsupportedProtocolError
 from protocols.params import DEFAULT_PARAMS, load_params
@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     split_dir = Path(args.splits_root) / dataset / split_name
     read_card(split_dir, args.splits_root, key)
     out = args.out or TUNED_ROOT / dataset / split_name / f"{entry.label}.yaml"
+    # Before any trial: a study whose result cannot be written should not start.
+    check_writable(Path(out).parent, "make it writable or pass another --out")
     storage = args.storage or default_storage_url(out)
     try:
         with _logging_to_stderr():

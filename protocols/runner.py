@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.atomic import check_writable
 from common.errors import RecAuditError, unknown_name_error
 from datasets.item_data import FeatureSet, ItemImages, TrainingData, read_feature_set
 from protocols.contract import Recommender, TaskProfile, UnsupportedProtocolError, check_requirements
-from protocols.registry import get_model_class, make_model, registered_models
+from protocols.registry import check_param_types, get_model_class, make_model, registered_models
 from protocols.repeated_seeds import aggregate_seeds, mean_per_user_over_seeds
-from protocols.results import TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
+from protocols.results import STATUSES, TUNING_KEYS, UNSUPPORTED, result_dir, short_reason, write_run
 from protocols.split_data import Split, load_split
 
 DEFAULT_FEATURES_ROOT = Path("data/features")
@@ -229,11 +230,36 @@ def read_tuned(path: Path | str, model: str | None = None, split: str | None = N
     if not is_tuned_record(record):
         raise RecAuditError(f"{path} is not a tuning result (needs keys {', '.join(TUNED_RECORD_KEYS)}); "
                             "rerun `python -m protocols tune`")
-    for what, expected in (("model", model), ("split", split)):
-        if expected is not None and record[what] != expected:
-            raise RecAuditError(f"{path} holds tuned parameters of {what} {record[what]!r}, not {expected!r}; "
-                                "pass the file of the right model and split")
+    check_tuned_record(record, path, model, split)
     return record
+
+
+def check_tuned_record(record: dict, path: Path, model: str | None = None, split: str | None = None) -> None:
+    """Refuse a tuning result made for another ``model`` (label) or ``split`` (key), or whose
+    fields have the wrong types (one line each, naming the file and the field)."""
+    for what, expected in (("model", model), ("split", split)):
+        if expected is not None and record.get(what) != expected:
+            raise RecAuditError(f"{path} holds tuned parameters of {what} {record.get(what)!r}, not {expected!r}; "
+                                "pass the file of the right model and split")
+    if record.get("status") not in STATUSES:
+        raise RecAuditError(f"{path}: status {record.get('status')!r} is not one of {', '.join(STATUSES)}; "
+                            "rerun the tuning")
+    best = record.get("best_value")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float)) or not np.isfinite(best)):
+        raise RecAuditError(f"{path}: best_value must be a finite number (or null when nothing ran), got {best!r}; "
+                            "rerun the tuning")
+    for key in ("trials_run", "trials_budget"):
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise RecAuditError(f"{path}: {key} must be a non-negative integer, got {value!r}; rerun the tuning")
+    for key in ("validation_metric", "budget"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str) and not (key == "budget" and isinstance(value, int)
+                                                                     and not isinstance(value, bool)):
+            raise RecAuditError(f"{path}: {key} must be a name, got {value!r}; rerun the tuning")
+    seed = record.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise RecAuditError(f"{path}: seed must be a non-negative integer, got {seed!r}; rerun the tuning")
 
 
 def is_tuned_record(content) -> bool:
@@ -260,12 +286,14 @@ def final_run(label: str, settings: dict, params_file: Path | None, seed: int | 
     split refuses (its tuning said so, or its requirements are not met) gets a result with
     ``status: unsupported`` and the reason, which is not an error."""
     entry = model_entry(settings, label)
-    params, tuning = model_params(entry, settings, params_file, seed)
+    params, tuning = model_params(entry, settings, params_file, seed, split=f"{dataset}/{split_name}")
     model = make_model(entry.model, params)
     evaluation = evaluation_settings(settings)
     seeds = run_seeds(model, evaluation["seeds"])
     split = find_split(splits_root, dataset, split_name)
     out = result_dir(results_root, dataset, split_name, entry.label)
+    # Before the fit, not after it: a run that cannot write its result should not start.
+    check_writable(out.parent, "make it writable or pass another --results-root")
     base = {"dataset": dataset, "protocol": split_name, "split_protocol": split.protocol, "model": entry.label,
             "model_class": entry.model, "family": type(model).family, "params": model.get_params(),
             "seed": model.get_params().get("seed"), "seeds": seeds, "metrics_std": None, "tuning": tuning,
@@ -310,16 +338,11 @@ def read_params_file(path: Path) -> dict:
     return params
 
 
-def tuned_params(content: dict, path: Path, label: str) -> tuple[dict, dict]:
-    """(constructor keywords, ``tuning`` record) of a tuning result read from ``path``."""
-    if content.get("model", label) != label:
-        raise RecAuditError(f"{path} holds tuned parameters of model {content['model']!r}, not {label!r}; "
-                            "pass the file of the right model")
+def tuned_params(content: dict, path: Path, label: str, split: str | None = None) -> tuple[dict, dict]:
+    """(constructor keywords, ``tuning`` record) of a tuning result read from ``path``, checked
+    (:func:`check_tuned_record`) against the model ``label`` and the split key ``split``."""
+    check_tuned_record(content, path, label, split)
     tuning = {key: content.get(key) for key in TUNING_KEYS}
-    for key in ("trials_run", "trials_budget"):
-        value = tuning[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise RecAuditError(f"{path}: {key} must be a non-negative integer, got {value!r}; rerun the tuning")
     params = dict(content["params"])
     if "seed" not in params and isinstance(content.get("seed"), int):
         params["seed"] = content["seed"]  # dropped again below when the model has no seed
@@ -327,11 +350,12 @@ def tuned_params(content: dict, path: Path, label: str) -> tuple[dict, dict]:
 
 
 def model_params(entry: ModelEntry, settings: dict, params_file: Path | None,
-                 seed: int | None) -> tuple[dict, dict | None]:
+                 seed: int | None, split: str | None = None) -> tuple[dict, dict | None]:
     """(constructor keywords, ``tuning`` record or None). Keywords come from ``params_file``
-    (a tuning result's ``params``, or the file itself) or the ``models:`` entry; the seed of a
-    stochastic model comes from ``seed``, else from those keywords (else a tuned file's
-    ``seed``), else from ``settings['seed']``."""
+    (a tuning result's ``params``, made for the split key ``split`` when given, or the file
+    itself) or the ``models:`` entry; the seed of a stochastic model comes from ``seed``, else
+    from those keywords (else a tuned file's ``seed``), else from ``settings['seed']``. Each
+    keyword must be of the kind its default declares (:func:`protocols.registry.check_param_types`)."""
     cls = get_model_class(entry.model)
     tuning = None
     if params_file is not None:
@@ -339,14 +363,20 @@ def model_params(entry: ModelEntry, settings: dict, params_file: Path | None,
         if "params" in params and "trials_run" in params and not isinstance(params["params"], dict):
             raise RecAuditError(f"{params_file}: 'params' must be a mapping of constructor keywords; rerun the tuning")
         if is_tuned_record(params):
-            params, tuning = tuned_params(params, params_file, entry.label)
+            params, tuning = tuned_params(params, params_file, entry.label, split)
+        check_param_types(entry.model, params, str(params_file))
     else:
         params = dict(entry.fixed)
+        check_param_types(entry.model, params, f"params.yaml models.{entry.label}")
     if "seed" in cls.parameter_names():
         if seed is not None:
             params["seed"] = seed
         elif "seed" not in params and settings.get("seed") is not None:
-            params["seed"] = int(settings["seed"])
+            params["seed"] = settings["seed"]
+        first = params.get("seed")
+        if first is not None and (isinstance(first, bool) or not isinstance(first, (int, np.integer)) or first < 0):
+            raise RecAuditError(f"the seed of model {entry.label!r} must be a non-negative integer, got {first!r}; "
+                                "fix --seed, the params' seed or params.yaml's seed")
     elif tuning is not None:
         params.pop("seed", None)
     return params, tuning

@@ -25,11 +25,18 @@ parquet writer's version.
 sha256, and the item counts) and each content feature set (``feature_sets``: key -> sha256).
 Two splits that differ only in item content therefore have different cards. No machine path is
 recorded anywhere in a card.
+
+``card_sha256``, added when the split is written, is the sha256 of the card's own content
+(:func:`card_sha256`: canonical JSON of every other key), so an edited card is told apart from
+the one the split was written with. Loading a split (:func:`protocols.split_data.load_split`)
+checks the card's fields, each part it reads against the part's hash and counts, the ids
+against ``n_users``/``n_items``, and finally this hash.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -64,9 +71,7 @@ def make_card(parts: Mapping[str, pd.DataFrame], protocol: str, params: Mapping,
         "n_items": n_items,
         "n_interactions": _plain(dataset_meta.get("n_interactions")),
         "hash_method": HASH_METHOD,
-        "parts": {part: {"rows": int(len(frame)), "users": _distinct(frame["user"]),
-                         "items": _distinct(frame["item"]), "sha256": part_sha256(frame)}
-                  for part, frame in frames.items()},
+        "parts": {part: describe_part(frame) for part, frame in frames.items()},
         "excluded": {key: dict(value) for key, value in (excluded or {}).items()},
         "rules": dict(rules or {}),
         "side": dict(side or {"items_sha256": None, "images": None, "feature_sets": {}}),
@@ -121,6 +126,20 @@ def gini(counts) -> float | None:
         return None
     weights = 2 * np.arange(1, n + 1) - n - 1
     return float(weights @ values / (n * values.sum()))
+
+
+def describe_part(frame: pd.DataFrame) -> dict:
+    """A part's entry in the card: rows, distinct users and items, content hash."""
+    return {"rows": int(len(frame)), "users": _distinct(frame["user"]), "items": _distinct(frame["item"]),
+            "sha256": part_sha256(frame)}
+
+
+def card_sha256(card: Mapping) -> str:
+    """sha256 of the card's content: the canonical JSON (sorted keys, no spaces) of every key but
+    ``card_sha256`` itself."""
+    content = {key: value for key, value in card.items() if key != "card_sha256"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def part_sha256(frame: pd.DataFrame) -> str:

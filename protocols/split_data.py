@@ -40,6 +40,12 @@ How the parts are used (the evaluator implements this):
 - Sampled protocols rank each user's held-out items among that user's fixed negatives only.
 
 Only the final evaluation stage may read ``test``, ``test_input`` and ``negatives``.
+
+Verified before use: :func:`load_split` refuses, in one line naming the file and the command that
+rebuilds the split, a card that is not valid JSON or lacks a field, a protocol it does not know
+or params that protocol does not accept, a part whose content hash or counts differ from the
+card's, ids outside ``n_users``/``n_items``, a side file or feature set that differs from the
+card's hashes, and a card whose own hash (``card_sha256``) no longer matches its content.
 """
 from __future__ import annotations
 
@@ -53,6 +59,7 @@ from common.atomic import atomic_directory
 from datasets.canonical import normalise_interactions
 from common.errors import RecAuditError
 from datasets.item_data import FeatureSet, read_feature_set, write_feature_set
+from protocols.split_card import card_sha256, describe_part, part_sha256, side_description
 
 PART_FILES = {
     "train": "train.parquet",
@@ -122,14 +129,26 @@ class Split:
         return len(self.validation_negatives) > 0 or len(self.test_negatives) > 0
 
 def write_split(split: Split, destination: Path | str) -> None:
-    """Write every part and the card atomically."""
+    """Write every part and the card atomically. The card gets each part's entry (rows, users,
+    items, hash; checked against the parts written when it already has them), the side section
+    when it lacks one, and its own hash, ``card_sha256`` (:mod:`protocols.split_card`)."""
+    card = json.loads(json.dumps(split.card))  # what card.json will hold, as JSON reads it back
+    described = card.setdefault("parts", {})
     with atomic_directory(destination) as out:
         for part, filename in PART_FILES.items():
             frame = getattr(split, part)
             columns = ["user", "item"] if part.endswith("negatives") else None
             frame = normalise_interactions(frame if columns is None else frame[columns])
+            entry = describe_part(frame)
+            if part in described and described[part].get("sha256") != entry["sha256"]:
+                raise ValueError(f"the card describes another {part} part than the one written; report a bug")
+            described[part] = described.get(part) or entry
             frame.to_parquet(out / filename, index=False)
-        (out / "card.json").write_text(json.dumps(split.card, indent=2, sort_keys=True) + "\n")
+        if "side" not in card:
+            card["side"] = json.loads(json.dumps(side_description(split.items, split.item_images,
+                                                                  split.item_features)))
+        card["card_sha256"] = card_sha256(card)
+        (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
         if split.items is not None:
             split.items.to_parquet(out / ITEMS_FILE, index=False)
         if split.item_images is not None:
@@ -139,28 +158,157 @@ def write_split(split: Split, destination: Path | str) -> None:
 
 
 def load_split(source: Path | str, parts: tuple[str, ...] | None = None) -> Split:
-    """Read a split folder. ``parts`` limits what is read (``TUNING_PARTS`` while tuning);
-    the parts not read are left empty."""
+    """Read a split folder, verified (see the module docstring): a part, a side file or a card
+    that does not match what the split was written with is a one-line RecAuditError naming the
+    file and the command that rebuilds the split. ``parts`` limits what is read
+    (``TUNING_PARTS`` while tuning); the parts not read are left empty and are not checked."""
     source = Path(source)
-    card_path = source / "card.json"
-    if not card_path.exists():
-        raise RecAuditError(f"no split at {source}; run `dvc repro` or `python -m protocols split` first")
     wanted = tuple(PART_FILES) if parts is None else parts
     unknown = set(wanted) - set(PART_FILES)
     if unknown:
         raise ValueError(f"unknown split parts {sorted(unknown)}")
-    frames = {part: pd.read_parquet(source / PART_FILES[part]) if part in wanted else empty_part()
-              for part in PART_FILES}
-    card = json.loads(card_path.read_text())
-    carried = (card.get("side") or {}).get("feature_sets") or {}
+    check = SplitCheck(source)
+    card = check.card()
+    frames = {part: check.part(card, part) if part in wanted else empty_part() for part in PART_FILES}
+    carried = card["side"].get("feature_sets") or {}
     features = {}
     for key, expected in sorted(carried.items()):
         loaded = read_feature_set(source / FEATURES_DIR / key)
         if loaded.sha256 != expected:
             raise RecAuditError(f"feature set {key} of the split at {source} does not match the split card "
-                                f"(sha256 {loaded.sha256[:12]} != {expected[:12]}); rebuild the split")
+                                f"(sha256 {loaded.sha256[:12]} != {expected[:12]}); {check.rebuild}")
+        if loaded.n_items != card["n_items"]:
+            check.card_field("n_items", f"says {card['n_items']} items but feature set {key} has {loaded.n_items}")
         features[key] = loaded
-    items_path, images_path = source / ITEMS_FILE, source / IMAGES_FILE
-    return Split(**frames, card=card, item_features=features,
-                 item_images=pd.read_parquet(images_path) if images_path.exists() else None,
-                 items=pd.read_parquet(items_path) if items_path.exists() else None)
+    items = check.side_table(ITEMS_FILE)
+    images = check.side_table(IMAGES_FILE)
+    check.side(card, items, images)
+    check.card_hash(card)
+    return Split(**frames, card=card, item_features=features, item_images=images, items=items)
+
+
+CARD_FIELDS = {"protocol": "a protocol name", "params": "a mapping", "seed": "a non-negative integer",
+               "n_users": "a non-negative integer", "n_items": "a non-negative integer",
+               "parts": "a mapping of part entries", "card_sha256": "the card's hash"}
+
+
+class SplitCheck:
+    """The checks of :func:`load_split` on one split folder, each a one-line RecAuditError that
+    names the file at fault and how to rebuild the split (its key is the folder's last two
+    names, ``<dataset>/<split>``, as under ``data/splits/``)."""
+
+    def __init__(self, source: Path):
+        self.source = source
+        key = f"{source.parent.name}/{source.name}"
+        self.rebuild = f"rebuild the split: `python -m protocols split {key}` or `dvc repro split@{key}`"
+        self.card_path = source / "card.json"
+
+    def fail(self, message: str) -> RecAuditError:
+        return RecAuditError(f"{message}; {self.rebuild}")
+
+    def card_field(self, field_name: str, problem: str) -> None:
+        raise self.fail(f"{self.card_path}: {field_name} {problem}, so the card was edited or the split is damaged")
+
+    def card(self) -> dict:
+        if not self.card_path.exists():
+            raise RecAuditError(f"no split at {self.source}; run `dvc repro` or `python -m protocols split` first")
+        try:
+            card = json.loads(self.card_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise self.fail(f"{self.card_path} is not valid JSON ({error})") from None
+        if not isinstance(card, dict):
+            raise self.fail(f"{self.card_path} must hold a JSON object, got {type(card).__name__}")
+        missing = [name for name in CARD_FIELDS if name not in card]
+        if missing:
+            old = " (a card written before cards carried their own hash)" if missing == ["card_sha256"] else ""
+            raise self.fail(f"{self.card_path} lacks {', '.join(missing)}{old}")
+        for name in ("seed", "n_users", "n_items"):
+            value = card[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                self.card_field(name, f"is {value!r}, not {CARD_FIELDS[name]}")
+        if not isinstance(card["params"], dict):
+            self.card_field("params", f"is {card['params']!r}, not {CARD_FIELDS['params']}")
+        self.protocol(card)
+        if not isinstance(card["parts"], dict):
+            self.card_field("parts", f"is {card['parts']!r}, not {CARD_FIELDS['parts']}")
+        for part in PART_FILES:
+            entry = card["parts"].get(part)
+            if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                    and all(isinstance(entry.get(count), int) for count in ("rows", "users", "items"))):
+                self.card_field(f"parts.{part}", "lacks its rows, users, items and sha256")
+        side = card.setdefault("side", {})
+        if not isinstance(side, dict):
+            self.card_field("side", f"is {side!r}, not a mapping")
+        return card
+
+    def protocol(self, card: dict) -> None:
+        """A known protocol, and params it accepts (those the card lists; a hand-built card may
+        leave some to their defaults)."""
+        from protocols.splits import PROTOCOLS
+
+        name = card["protocol"]
+        if name not in PROTOCOLS:
+            known = ", ".join(sorted(PROTOCOLS))
+            self.card_field("protocol", f"is an unknown protocol {name!r} (known protocols: {known})")
+        protocol = PROTOCOLS[name]
+        for key, value in card["params"].items():
+            if key not in protocol.rules:
+                self.card_field("params", f"hold {key!r}, which protocol {name!r} does not take "
+                                          f"(its parameters: {', '.join(protocol.rules)})")
+            if not protocol.rules[key].accepts(value):
+                self.card_field(f"params.{key}", f"is {value!r}, but protocol {name!r} needs "
+                                                 f"{protocol.rules[key].description}")
+
+    def part(self, card: dict, part: str) -> pd.DataFrame:
+        path = self.source / PART_FILES[part]
+        try:
+            frame = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise self.fail(f"{path} is missing") from None
+        except Exception as error:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            raise self.fail(f"{path} cannot be read ({first_line})") from None
+        entry = card["parts"][part]
+        if "user" not in frame.columns or "item" not in frame.columns:
+            raise self.fail(f"{path} has no user and item columns")
+        actual = part_sha256(frame)
+        if actual != entry["sha256"]:
+            raise self.fail(f"{path} does not match the split card (sha256 {actual[:12]} != {entry['sha256'][:12]}): "
+                            "the file changed after the split was written")
+        for column, limit in (("user", card["n_users"]), ("item", card["n_items"])):
+            ids = frame[column].to_numpy()
+            if len(ids) and (ids.min() < 0 or ids.max() >= limit):
+                self.card_field(f"n_{column}s", f"is {limit}, but {PART_FILES[part]} holds {column} id "
+                                                f"{int(ids.max() if ids.max() >= limit else ids.min())}")
+        found = describe_part(frame)
+        for count in ("rows", "users", "items"):
+            if found[count] != entry[count]:
+                self.card_field(f"parts.{part}.{count}", f"is {entry[count]}, but {PART_FILES[part]} has {found[count]}")
+        return frame
+
+    def side_table(self, filename: str) -> pd.DataFrame | None:
+        path = self.source / filename
+        if not path.exists():
+            return None
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            raise self.fail(f"{path} cannot be read ({first_line})") from None
+
+    def side(self, card: dict, items: pd.DataFrame | None, images: pd.DataFrame | None) -> None:
+        """The item table and the image manifest against the card's ``side`` hashes."""
+        side = card["side"]
+        expected = side_description(items, images, {})
+        if "items_sha256" in side and side["items_sha256"] != expected["items_sha256"]:
+            raise self.fail(f"{self.source / ITEMS_FILE} does not match the split card's items_sha256 "
+                            "(the file changed after the split was written, or is missing)")
+        if "images" in side and (side["images"] or None) != expected["images"]:
+            raise self.fail(f"{self.source / IMAGES_FILE} does not match the split card's images "
+                            "(the file changed after the split was written, or is missing)")
+
+    def card_hash(self, card: dict) -> None:
+        actual = card_sha256(card)
+        if actual != card["card_sha256"]:
+            raise self.fail(f"{self.card_path} was edited after the split was written (its content hash "
+                            f"{actual[:12]} != card_sha256 {str(card['card_sha256'])[:12]})")

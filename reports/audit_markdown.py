@@ -1,5 +1,6 @@
 """The claims audit as Markdown: a legend, a summary per paper, then one table per paper
-with a row per claim (``reports.audit`` computes the rows)."""
+with a row per claim (``reports.audit`` computes the rows). Text from the claims files and the
+results (papers, models, splits, notes) is escaped (:mod:`reports.markdown`)."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ from tabulate import tabulate
 from reports.audit import (CONFIDENCE, CONFIRMED, NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_CONFIRMED, NOT_REPRODUCED,
                            NOT_RUN, REPRODUCED, AuditSettings, ClaimAudit)
 from reports.claims import PaperClaims
+from reports.markdown import markdown_prose, markdown_text
 
 DASH = "–"
 CLAIM_HEADERS = ["split", "model (paper's name)", "metric", "reported", "read in", "ours", "difference",
@@ -61,16 +63,16 @@ def legend(settings: AuditSettings) -> list[str]:
 def summary_row(paper: PaperClaims, audits: Sequence[ClaimAudit]) -> list[str]:
     verdicts = [a.verdict for a in audits]
     progress = [a.progress.verdict for a in audits if a.progress is not None]
-    return [paper.paper, str(len(audits)), *(str(verdicts.count(v)) for v in VERDICTS),
+    return [markdown_text(paper.paper), str(len(audits)), *(str(verdicts.count(v)) for v in VERDICTS),
             str(progress.count(CONFIRMED)), str(progress.count(NOT_CONFIRMED))]
 
 
 def paper_section(paper: PaperClaims, audits: Sequence[ClaimAudit]) -> list[str]:
-    notes = [f"- {note}" for note in paper.notes]
+    notes = [f"- {markdown_prose(note)}" for note in paper.notes]
     table = tabulate([claim_row(a) for a in audits], headers=CLAIM_HEADERS, tablefmt="github",
                      disable_numparse=True)
-    return [f"## {paper.paper} (`{paper.key}`)", "", paper.citation, "", *notes, *([""] if notes else []),
-            table, ""]
+    return [f"## {markdown_text(paper.paper)} ({markdown_prose(f'`{paper.key}`')})", "",
+            markdown_prose(paper.citation), "", *notes, *([""] if notes else []), table, ""]
 
 
 def claim_row(audit: ClaimAudit) -> list[str]:
@@ -92,8 +94,9 @@ def claim_row(audit: ClaimAudit) -> list[str]:
             difference = f"{gap:+.4f}" + (f" ({gap / claim.reported:+.1%})" if claim.reported else "")
     if audit.progress is not None:
         check = audit.progress
-        baseline = f"{check.baseline} {check.baseline_mean:.4f}"
+        baseline = f"{markdown_text(check.baseline)} {check.baseline_mean:.4f}"
         p_value = f"{check.p_holm:.3g}"
         progress = check.verdict
-    return [claim.protocol, f"{claim.model} ({described})", claim.metric, reported, f"{claim.where} {claim.tags}",
-            ours, difference, audit.verdict, baseline, p_value, progress, "; ".join(notes) or DASH]
+    return [markdown_text(claim.protocol), markdown_text(f"{claim.model} ({described})"), markdown_text(claim.metric),
+            reported, markdown_text(f"{claim.where} {claim.tags}"), ours, difference, audit.verdict, baseline,
+            p_value, progress, markdown_prose("; ".join(notes)) or DASH]

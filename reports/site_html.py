@@ -114,16 +114,25 @@ def _leading_number(value: str) -> float | None:
     return float(found.group(1)) if found and not _placeholder(value) else None
 
 
+# A backslash before ASCII punctuation stands for that character (CommonMark; reports.markdown
+# escapes names this way), outside code spans.
+BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_INLINE_TOKEN = re.compile(r"\\([!-/:-@\[-`{-~])|`([^`]+)`")
+
+
 def inline_markdown(text: str) -> str:
-    """Escaped text with ``code`` spans and **bold**; links and raw HTML stay literal text."""
-    parts = re.split(r"`([^`]+)`", text)
-    out = []
-    for index, part in enumerate(parts):
-        if index % 2:
-            out.append(f"<code>{escape(part)}</code>")
-        else:
-            out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(part)))
-    return "".join(out)
+    """Escaped text with ``code`` spans, **bold** and backslash escapes; links and raw HTML stay
+    literal text."""
+    literals: list[str] = []
+
+    def hold(found: re.Match) -> str:
+        literal, code = found.groups()
+        literals.append(escape(literal) if literal is not None else f"<code>{escape(code)}</code>")
+        return f"\x00{len(literals) - 1}\x00"
+
+    held = escape(_INLINE_TOKEN.sub(hold, text))
+    bold = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", held)
+    return re.sub("\x00(\\d+)\x00", lambda found: literals[int(found.group(1))], bold)
 
 
 def markdown_html(text: str, id_prefix: str, heading_offset: int = 2) -> str:
@@ -175,7 +184,7 @@ def _table_cells(line: str) -> list[str]:
     inner = line.strip()
     inner = inner[1:] if inner.startswith("|") else inner
     inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
-    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+    return [BACKSLASH_ESCAPE.sub(r"\1", cell.strip()) for cell in re.split(r"(?<!\\)\|", inner)]
 
 
 def csv_html(text: str, table_id: str) -> str:

@@ -26,6 +26,7 @@ from tabulate import tabulate
 
 from protocols.bootstrap import bootstrap_columns_ci
 from protocols.statistics import compare_to_reference
+from reports.markdown import markdown_text
 
 FAMILY_ORDER = ("baseline", "neural")
 TEST = "wilcoxon"
@@ -113,7 +114,9 @@ def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics
 
 def section_lines(table: SplitTable, metrics: list[str], settings: StatisticsSettings, *,
                   bold_best: bool = False) -> list[str]:
-    """The Markdown section of an already computed :class:`SplitTable`."""
+    """The Markdown section of an already computed :class:`SplitTable`; every name in it
+    (models, families, reasons, parameters, metrics, dataset and split) is escaped
+    (:func:`reports.markdown.markdown_text`)."""
     rows = [result_row(e, metrics, table.intervals.get(e.model, {}), table.marks, table.reference)
             for e in table.ordered]
     if bold_best:
@@ -122,16 +125,20 @@ def section_lines(table: SplitTable, metrics: list[str], settings: StatisticsSet
             for column, label in enumerate(metrics, start=2):
                 if is_best(entry, label, best):
                     row[column] = bold_value_cell(row[column], "**", "**")
-    headers = ["family", "model", *metrics, "trials", "seeds", "fit s", "eval s"]
+    headers = ["family", "model", *map(markdown_text, metrics), "trials", "seeds", "fit s", "eval s"]
     rendered = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
                         colalign=("left", "left", *["right"] * (len(metrics) + 4)))
-    legend = legend_lines(metrics, table.tested, table.reference, table.n_comparisons, settings)
+    legend = legend_lines([markdown_text(m) for m in metrics], [markdown_text(m) for m in table.tested],
+                          None if table.reference is None else markdown_text(table.reference), table.n_comparisons,
+                          settings)
     if bold_best:
         legend.append(BOLD_LEGEND)
-    hyper = tabulate([hyperparameter_row(e) for e in table.ordered], tablefmt="github", disable_numparse=True,
+    hyper = tabulate([[markdown_text(cell) for cell in hyperparameter_row(e)] for e in table.ordered],
+                     tablefmt="github", disable_numparse=True,
                      headers=["model", "trials", "best validation", "seeds", "hyperparameters"])
-    return [f"## {table.title}", "", *([", ".join(table.notes) + ".", ""] if table.notes else []),
-            rendered, "", *legend, "", f"### Hyperparameters: {table.title}", "", hyper, ""]
+    title = markdown_text(table.title)
+    notes = [markdown_text(", ".join(table.notes)) + ".", ""] if table.notes else []
+    return [f"## {title}", "", *notes, rendered, "", *legend, "", f"### Hyperparameters: {title}", "", hyper, ""]
 
 
 def best_values(entries: Sequence[Entry], metrics: list[str]) -> dict[str, float]:
@@ -208,11 +215,13 @@ def intervals_of(entry: Entry, metrics: list[str], settings: StatisticsSettings)
 
 
 def result_row(entry: Entry, metrics: list[str], intervals: dict, marks: dict, reference: str | None) -> list[str]:
+    """One Markdown row of the results table (names escaped)."""
     record = entry.record
-    name = f"{entry.model} {REFERENCE}" if entry.model == reference else entry.model
+    name = markdown_text(entry.model) + (f" {REFERENCE}" if entry.model == reference else "")
+    family = markdown_text(entry.family)
     if not entry.ok:
-        reason = record.get("reason") or "unsupported"
-        return [entry.family, name, f"n/a ({reason})", *["n/a"] * (len(metrics) - 1), trials_cell(record), "",
+        reason = markdown_text(record.get("reason") or "unsupported")
+        return [family, name, f"n/a ({reason})", *["n/a"] * (len(metrics) - 1), trials_cell(record), "",
                 "", ""]
     several = len(record.get("seeds") or []) > 1
     cells = []
@@ -230,7 +239,7 @@ def result_row(entry: Entry, metrics: list[str], intervals: dict, marks: dict, r
             cell += f" [{low:.4f}, {high:.4f}]"
         mark = marks.get((entry.model, label))
         cells.append(f"{cell} {mark}" if mark else cell)
-    return [entry.family, name, *cells, trials_cell(record), seeds_cell(record, count=True),
+    return [family, name, *cells, trials_cell(record), seeds_cell(record, count=True),
             seconds(record.get("fit_seconds")), seconds(record.get("eval_seconds"))]
 
 

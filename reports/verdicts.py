@@ -36,6 +36,7 @@ from common.atomic import atomic_file
 from protocols.results import find_result_files
 from protocols.statistics import apply_holm, compare_to_reference
 from reports.leaderboard import entries_by_split, inputs_digest, read_entry, report_settings
+from reports.markdown import markdown_text
 from reports.tables import CONFIDENCE, TEST, Entry, StatisticsSettings, best_baseline, has_values, metric_value
 
 HELP = "neural methods against the best tuned baseline of every split (Markdown + CSV)"
@@ -146,6 +147,7 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
 def verdicts_markdown(table: pd.DataFrame, metric: str, settings: StatisticsSettings, n_files: int,
                       digest: str | None = None) -> str:
     n_tested = int(table["p_holm"].notna().sum())
+    metric = markdown_text(metric)  # names below are escaped (reports.markdown): they come from the results
     counts = {word: int((table["verdict"] == word).sum()) for word in (BETTER, SAME, WORSE)}
     source = f" (inputs sha256 {digest[:16]})" if digest else ""
     family = f"all {n_tested} comparisons of this table" if n_tested else "all comparisons of this table (none yet)"
@@ -177,8 +179,9 @@ def markdown_row(row) -> list[str]:
     difference = ""
     if np.isfinite(row.mean_difference):
         difference = f"{row.mean_difference:+.4f} [{row.difference_ci_low:+.4f}, {row.difference_ci_high:+.4f}]"
-    return [row.dataset, row.split, row.model or "-", row.reference or "-", number(row.mean),
-            number(row.reference_mean), difference, p_value_cell(row.p_holm), verdict]
+    return [markdown_text(row.dataset), markdown_text(row.split), markdown_text(row.model or "-"),
+            markdown_text(row.reference or "-"), number(row.mean), number(row.reference_mean), difference,
+            p_value_cell(row.p_holm), markdown_text(verdict)]
 
 
 def number(value) -> str:

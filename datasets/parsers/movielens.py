@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from common.errors import RecAuditError
 from datasets.parsers.raw import RawDataset, RawFeatures, pairs_frame, split_genres
-from datasets.parsers.readers import read_table, read_user_lists, require_file, require_folder
+from datasets.parsers.readers import rating_ranges, read_table, read_user_lists, require_file, require_folder
 from datasets.parsers.splits import read_rating_file
 
 RATING_COLUMNS = {"user": "int", "item": "int", "rating": "float", "timestamp": "int"}
@@ -37,7 +37,7 @@ ML100K_ITEM_COLUMNS = {
 
 
 def _movielens_100k(raw_dir: Path, dataset: str, side_files_required: bool) -> RawDataset:
-    ratings = read_table(require_file(raw_dir, "u.data", dataset), RATING_COLUMNS)
+    ratings = read_table(require_file(raw_dir, "u.data", dataset), RATING_COLUMNS, ranges=rating_ranges(dataset))
     item_table = read_table(require_file(raw_dir, "u.item", dataset), ML100K_ITEM_COLUMNS, sep="|", encoding="iso-8859-1")
     sources = ["u.data", "u.item"]
     notes: dict = {}
@@ -169,7 +169,7 @@ def parse_ml_latest_small(raw_dir: Path) -> RawDataset:
     dataset = "ml-latest-small"
     ratings = read_table(
         require_file(raw_dir, "ratings.csv", dataset), RATING_COLUMNS, sep=",",
-        header="userId,movieId,rating,timestamp",
+        header="userId,movieId,rating,timestamp", ranges=rating_ranges(dataset),
     )
     movies = read_table(
         require_file(raw_dir, "movies.csv", dataset), {"item": "int", "title": "str", "genres": "str"},
@@ -240,7 +240,8 @@ def _is_plain_relative(path: str) -> bool:
 
 
 def _movielens_1m(raw_dir: Path, dataset: str) -> RawDataset:
-    ratings = read_table(require_file(raw_dir, "ratings.dat", dataset), RATING_COLUMNS, sep="::")
+    ratings = read_table(require_file(raw_dir, "ratings.dat", dataset), RATING_COLUMNS, sep="::",
+                         ranges=rating_ranges(dataset))
     movies = read_table(
         require_file(raw_dir, "movies.dat", dataset), {"item": "int", "title": "str", "genres": "str"},
         sep="::", encoding="iso-8859-1",

@@ -4,6 +4,11 @@ Fixed-column files are read with pyarrow's CSV reader (typed, strict about the n
 fields); variable-length ``head value value ...`` lines are split once and converted with
 numpy. Only when the fast path fails do we walk the file line by line, to name the first
 malformed line (1-based, header included) in the :class:`RecAuditError`.
+
+Values that decode but cannot be right are refused too: a fixed-column file whose last line
+lacks its newline (a file cut off mid-field still parses), a negative ``user`` or ``item`` id,
+and a value outside the range a parser declares (the rating scale the registry knows for the
+dataset, :func:`rating_ranges`).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import pyarrow.csv as pacsv
 from common.errors import RecAuditError
 
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+ID_COLUMNS = ("user", "item")  # integer ids in these columns must be >= 0
 PYTHON_CONVERTERS = {"int": int, "float": float, "str": str}
 
 
@@ -66,14 +72,21 @@ def read_table(
     header: str | None = None,
     encoding: str = "utf-8",
     quoted: bool = False,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Read a delimited file whose every line has exactly ``columns`` (name -> int/float/str).
 
     ``header`` is the exact expected first line (checked), or None when the file has none.
-    ``sep`` may be several characters (MovieLens 1M's ``::``). Blank lines are skipped.
+    ``sep`` may be several characters (MovieLens 1M's ``::``). Blank lines are skipped. The
+    last line must end with a newline (else the file was cut off); integer ``user``/``item``
+    ids must be >= 0 and each column of ``ranges`` within its ``(lowest, highest)``.
     """
     path = Path(path)
     raw = path.read_bytes()
+    if raw.strip() and not raw.endswith(b"\n"):
+        lines = raw.split(b"\n")
+        raise malformed(path, len(lines), "a last line that ends with a newline: the file looks truncated",
+                        lines[-1])
     if encoding.lower().replace("_", "-") not in ("utf-8", "ascii"):
         raw = raw.decode(encoding).encode("utf-8")
     if header is not None:
@@ -103,7 +116,38 @@ def read_table(
         _raise_first_bad_line(path, columns, sep, header is not None, encoding, quoted, expected)
         raise RecAuditError(f"{path}: empty values where {expected}")
     frame = table.to_pandas()
+    limits = {name: (0, np.inf) for name in ID_COLUMNS if columns.get(name) == "int"} | dict(ranges or {})
+    for name, (lowest, highest) in limits.items():
+        values = frame[name].to_numpy()
+        if len(values) and (values.min() < lowest or values.max() > highest):
+            expected_range = f"a non-negative {name} id" if name not in (ranges or {}) \
+                else f"a {name} in {lowest:g}..{highest:g} (the dataset's scale)"
+            _raise_first_line_outside(path, list(columns).index(name), lowest, highest, sep, header is not None,
+                                      encoding, quoted, expected_range)
     return frame
+
+
+def _raise_first_line_outside(path, position, lowest, highest, sep, has_header, encoding, quoted, expected) -> None:
+    """Walk the file (error path only) and raise for the first line whose field ``position``
+    lies outside ``lowest..highest``."""
+    text = Path(path).read_bytes().decode(encoding, errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if (has_header and number == 1) or not line.strip():
+            continue
+        fields = next(csv.reader([line], delimiter=sep)) if quoted else line.split(sep)
+        if not lowest <= float(fields[position]) <= highest:
+            raise malformed(path, number, expected, line)
+    raise RecAuditError(f"{path}: expected {expected} on every line; the file is corrupt or not the expected one, "
+                        "fetch it again")
+
+
+def rating_ranges(dataset: str) -> dict[str, tuple[float, float]]:
+    """``{"rating": (lowest, highest)}`` when the registry declares the dataset's rating scale."""
+    from datasets.registry import registered_datasets
+
+    spec = registered_datasets().get(dataset)
+    scale = None if spec is None else spec.rating_scale
+    return {} if scale is None else {"rating": (float(scale[0]), float(scale[1]))}
 
 
 def _raise_first_bad_line(path, columns, sep, has_header, encoding, quoted, expected) -> None:

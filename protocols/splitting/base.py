@@ -97,8 +97,8 @@ def split_protocol(name: str, **rules: Rule):
         @functools.wraps(compute)
         def protocol(data: PreparedData, seed: int, **params) -> Split:
             resolved = check_params(name, defaults, rules, params)
-            if not _is_integer(seed):
-                raise RecAuditError(f"{name}: seed must be an integer, got {seed!r}; set 'seed' in params.yaml")
+            if not _is_integer(seed) or seed < 0:
+                raise RecAuditError(f"{name}: seed must be an integer >= 0, got {seed!r}; set 'seed' in params.yaml")
             outcome = compute(data, np.random.default_rng(int(seed)), **resolved)
             return finish_split(name, data, resolved, int(seed), outcome)
 
