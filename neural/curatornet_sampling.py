@@ -32,7 +32,11 @@ Differences, each for a reason: the visual similarity is computed on the PCA-200
 where the notebook computed them on 2 (a known slip: its variable is named ``pca200``); items
 without an "artist" (``artist`` -1) take part everywhere except as the shared artist of 3 and
 4; without an artist attribute at all, guidelines 3 and 4 are skipped and 5 and 6 need only an
-unseen cluster; without timestamps every user's items form one basket (so 5 is empty).
+unseen cluster; without timestamps every user's items form one basket (so 5 is empty). The
+notebook's per-user, per-basket and per-item counts are ceilings, which overshoot the target on
+data with many small baskets (MovieLens has a basket per rating second: guideline 5 alone would
+give every transition a draw, 20 times the target on ML-100K); each guideline keeps at most its
+target, a uniform subset of its draws.
 """
 from __future__ import annotations
 
@@ -273,6 +277,9 @@ class GuidelineSampler:
         parts = []
         for number in guidelines:
             drawn = getattr(self, f"_guideline_{number}")(per_guideline, rng, profiles, full, single)
+            if drawn is not None and len(drawn[0]) > per_guideline:
+                keep = np.sort(rng.choice(len(drawn[0]), per_guideline, replace=False))
+                drawn = tuple(column[keep] for column in drawn)
             if drawn is not None:
                 parts.append((*drawn, np.full(len(drawn[0]), number, dtype=np.int8)))
         indptr, items = profiles.build()
@@ -380,17 +387,18 @@ class GuidelineSampler:
         # Transitions: basket b -> b + 1 of the same user; profile = the user's items up to b's end.
         has_next = np.r_[self.basket_user[1:] == self.basket_user[:-1], False]
         current = np.flatnonzero(has_next)
-        user = self.basket_user[current]
-        per_basket = -(-per_user // (baskets_per_user[user] - 1))
-        starts = self.user_start[user]
-        ids = profiles.add(np.r_[0, np.cumsum(self.basket_end[current] - starts)],
-                           _concat_ranges(self.ordered_items, starts, self.basket_end[current]))
-        repeat = np.repeat(np.arange(len(current)), per_basket)
-        following = current[repeat] + 1
+        per_basket = -(-per_user // (baskets_per_user[self.basket_user[current]] - 1))
+        draws = _at_most(np.repeat(np.arange(len(current)), per_basket), n, rng)
+        used, local = np.unique(draws, return_inverse=True)  # profiles only for transitions drawn
+        chosen = current[used]
+        starts = self.user_start[self.basket_user[chosen]]
+        ids = profiles.add(np.r_[0, np.cumsum(self.basket_end[chosen] - starts)],
+                           _concat_ranges(self.ordered_items, starts, self.basket_end[chosen]))
+        following = current[draws] + 1
         positive = self.ordered_items[self.basket_start[following]
                                       + rng.integers(0, self.basket_end[following] - self.basket_start[following])]
-        users = user[repeat]
-        return ids[repeat], positive, self._unseen_cluster_item(users, rng), users
+        users = self.basket_user[current[draws]]
+        return ids[local], positive, self._unseen_cluster_item(users, rng), users
 
     def _guideline_6(self, n, rng, profiles, full, single):
         size = self.basket_end - self.basket_start
@@ -401,24 +409,33 @@ class GuidelineSampler:
             return None
         per_user = -(-n // len(valid_users))
         baskets = np.flatnonzero(big)
-        user = self.basket_user[baskets]
-        per_basket = -(-per_user // valid_per_user[user])
+        per_basket = -(-per_user // valid_per_user[self.basket_user[baskets]])
         per_item = -(-per_basket // size[baskets])
-        # One profile per hidden item: the user's items up to the basket's end, minus that item.
+        # Each item of a big basket can be the hidden one; its profile is the user's items up to
+        # the basket's end minus it, built only for the hidden items drawn.
         hidden_basket = np.repeat(baskets, size[baskets])
         hidden_position = _concat_ranges(np.arange(len(self.ordered_items)), self.basket_start[baskets],
                                          self.basket_end[baskets])
-        starts = self.user_start[self.basket_user[hidden_basket]]
-        ends = self.basket_end[hidden_basket]
-        lengths = ends - starts - 1
+        draws = _at_most(np.repeat(np.arange(len(hidden_basket)), np.repeat(per_item, size[baskets])), n, rng)
+        used, local = np.unique(draws, return_inverse=True)
+        starts = self.user_start[self.basket_user[hidden_basket[used]]]
+        ends = self.basket_end[hidden_basket[used]]
         positions = _concat_ranges(np.arange(len(self.ordered_items)), starts, ends)
-        owner = np.repeat(np.arange(len(hidden_basket)), ends - starts)
-        keep = positions != hidden_position[owner]
-        ids = profiles.add(np.r_[0, np.cumsum(lengths)], self.ordered_items[positions[keep]])
-        repeat = np.repeat(np.arange(len(hidden_basket)), np.repeat(per_item, size[baskets]))
-        users = self.basket_user[hidden_basket][repeat]
-        positive = self.ordered_items[hidden_position[repeat]]
-        return ids[repeat], positive, self._unseen_cluster_item(users, rng), users
+        owner = np.repeat(np.arange(len(used)), ends - starts)
+        keep = positions != hidden_position[used][owner]
+        ids = profiles.add(np.r_[0, np.cumsum(ends - starts - 1)], self.ordered_items[positions[keep]])
+        users = self.basket_user[hidden_basket[draws]]
+        positive = self.ordered_items[hidden_position[draws]]
+        return ids[local], positive, self._unseen_cluster_item(users, rng), users
+
+
+def _at_most(draws: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``draws`` or, when the per-user/per-basket/per-item ceilings overshoot the target ``n``
+    (with many small baskets every transition gets at least one draw), ``n`` of them at random,
+    kept in order."""
+    if len(draws) <= n:
+        return draws
+    return draws[np.sort(rng.choice(len(draws), n, replace=False))]
 
 
 def uniform_triples(train: sp.csr_matrix, n: int, rng: np.random.Generator) -> Triples:

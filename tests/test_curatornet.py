@@ -280,3 +280,15 @@ def test_uniform_triples_are_positives_over_negatives():
     dense = train.toarray()
     assert dense[triples.user, triples.positive].all() and not dense[triples.user, triples.negative].any()
     assert all(sorted(triples.profile(k)) == sorted(train[triples.user[k]].indices) for k in range(0, 500, 50))
+
+
+def test_each_guideline_keeps_at_most_its_target_with_many_small_baskets():
+    """One basket per interaction (distinct times): the notebook's ceilings would give every
+    basket transition a draw; each guideline keeps at most the target."""
+    train, _, features = planted(n_users=80)
+    rows = np.repeat(np.arange(80), np.diff(train.indptr))
+    stamps = sp.csr_matrix((np.arange(train.nnz, dtype=np.float64) + 1, (rows, train.indices)), shape=train.shape)
+    clusters = visual_clusters(features, n_components=8, n_clusters=6, runs=1)
+    triples = GuidelineSampler(train, stamps, clusters, np.arange(90) % 7).sample(50, np.random.default_rng(0))
+    counts = np.bincount(triples.guideline, minlength=7)[1:]
+    assert counts.max() <= 50 and counts[4] > 0 and counts[0] > 0  # guideline 5 drawn, capped
