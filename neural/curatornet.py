@@ -14,8 +14,8 @@ import pandas as pd
 
 from baselines.visrank import dense_feature_requirements, resolve_dense_features
 from common.errors import RecAuditError
-from neural.curatornet_sampling import (FINE_GRAINED, GuidelineSampler, Triples, uniform_triples, visual_clusters,
-                                        zscore)
+from neural.curatornet_sampling import (FINE_GRAINED, GuidelineSampler, Triples, concat_ranges, uniform_triples,
+                                        visual_clusters, zscore)
 from neural.training import NeuralRecommender, _is_number, _require
 from protocols.contract import Requirements, TrainingData, UnsupportedProtocolError
 from protocols.registry import register
@@ -52,7 +52,9 @@ class CuratorNet(NeuralRecommender):
       the refit on train + validation replays the rate drops of the tuning run
       (``rate_drops``, frozen by the tuner with ``epochs``).
     - ``samples_per_guideline``: the release drew 1e7 / 6 per guideline on UGallery; the
-      default here, 20,000, fits a CPU budget (a parameter, recorded in the results).
+      default here, 20,000, fits a CPU budget (a parameter, recorded in the results). Each
+      guideline keeps at most that many triples: the notebook's per-basket and per-item
+      ceilings overshoot it many times on data with a basket per rating second (MovieLens).
     - ``artist``: posters have no artist. Name an item-table column whose value plays that part
       (``"genres"``: the movie's genre combination; a director column where a dataset has one);
       the results record it. None skips guidelines 3 and 4 (the two that need an artist).
@@ -127,8 +129,6 @@ class CuratorNet(NeuralRecommender):
 
     def _fit(self, data: TrainingData) -> None:
         self.features_key_ = resolve_dense_features(self.name, data, self.features).key
-        self._check_params()
-        self.artist_ids_ = item_artists(self.name, data, self.artist)
         super()._fit(data)
         best = self.best_epoch_
         self.frozen_params_ = {"rate_drops": [epoch for epoch in self.rate_drops_ if epoch < best]}
@@ -164,6 +164,7 @@ class CuratorNet(NeuralRecommender):
         if self.sampling == "uniform":
             triples = uniform_triples(data.interactions, 6 * self.samples_per_guideline, rng)
         else:
+            self.artist_ids_ = item_artists(self.name, data, self.artist)
             features = resolve_dense_features(self.name, data, self.features)
             clusters = cached_clusters(features, self.pca_components, self.clusters, self.cluster_runs, self.seed)
             sampler = GuidelineSampler(data.interactions, data.timestamps, clusters, self.artist_ids_,
@@ -269,11 +270,9 @@ def triple_batches(triples: Triples, budget: int, rng: np.random.Generator) -> l
         end = int(np.searchsorted(cumulative, cumulative[start] + budget, side="right")) - 1
         end = max(end, start + 1)
         chosen = order[start:end]
-        lengths = sizes[chosen]
         starts = triples.profile_indptr[triples.profile_of[chosen]]
-        offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-        items = triples.profile_items[np.arange(int(lengths.sum())) + offsets]
-        rows = np.repeat(np.arange(len(chosen)), lengths)
+        items = concat_ranges(triples.profile_items, starts, triples.profile_indptr[triples.profile_of[chosen] + 1])
+        rows = np.repeat(np.arange(len(chosen)), sizes[chosen])
         batches.append((rows.astype(np.int64), items.astype(np.int64), triples.positive[chosen].astype(np.int64),
                         triples.negative[chosen].astype(np.int64), len(chosen)))
         start = end

@@ -393,7 +393,7 @@ class GuidelineSampler:
         chosen = current[used]
         starts = self.user_start[self.basket_user[chosen]]
         ids = profiles.add(np.r_[0, np.cumsum(self.basket_end[chosen] - starts)],
-                           _concat_ranges(self.ordered_items, starts, self.basket_end[chosen]))
+                           concat_ranges(self.ordered_items, starts, self.basket_end[chosen]))
         following = current[draws] + 1
         positive = self.ordered_items[self.basket_start[following]
                                       + rng.integers(0, self.basket_end[following] - self.basket_start[following])]
@@ -414,13 +414,13 @@ class GuidelineSampler:
         # Each item of a big basket can be the hidden one; its profile is the user's items up to
         # the basket's end minus it, built only for the hidden items drawn.
         hidden_basket = np.repeat(baskets, size[baskets])
-        hidden_position = _concat_ranges(np.arange(len(self.ordered_items)), self.basket_start[baskets],
+        hidden_position = concat_ranges(np.arange(len(self.ordered_items)), self.basket_start[baskets],
                                          self.basket_end[baskets])
         draws = _at_most(np.repeat(np.arange(len(hidden_basket)), np.repeat(per_item, size[baskets])), n, rng)
         used, local = np.unique(draws, return_inverse=True)
         starts = self.user_start[self.basket_user[hidden_basket[used]]]
         ends = self.basket_end[hidden_basket[used]]
-        positions = _concat_ranges(np.arange(len(self.ordered_items)), starts, ends)
+        positions = concat_ranges(np.arange(len(self.ordered_items)), starts, ends)
         owner = np.repeat(np.arange(len(used)), ends - starts)
         keep = positions != hidden_position[used][owner]
         ids = profiles.add(np.r_[0, np.cumsum(ends - starts - 1)], self.ordered_items[positions[keep]])
@@ -443,17 +443,13 @@ def uniform_triples(train: sp.csr_matrix, n: int, rng: np.random.Generator) -> T
     (the user uniform among users with items and non-items), negative uniform among the rest."""
     from neural.sampling import NegativeSampler
 
-    sampler = NegativeSampler(train)
-    candidates = np.flatnonzero(sampler.sampleable & (sampler.degree > 0))
-    users = candidates[rng.integers(0, len(candidates), n)] if len(candidates) else np.zeros(0, np.int64)
-    positive = sampler.positive_items[sampler.indptr[users] + rng.integers(0, sampler.degree[users])]
-    negative = sampler.sample(users, rng)
+    users, positive, negative = NegativeSampler(train).user_uniform_triples(n, rng)
     train = sp.csr_matrix(train)
     return Triples(np.asarray(train.indptr, np.int64), np.asarray(train.indices, np.int64), users, positive, negative,
                    np.zeros(len(users), np.int8), users)
 
 
-def _concat_ranges(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def concat_ranges(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """values[starts[0]:ends[0]] ++ values[starts[1]:ends[1]] ++ ... without a Python loop."""
     lengths = np.asarray(ends - starts, dtype=np.int64)
     if lengths.sum() == 0:

@@ -14,7 +14,7 @@ from common.errors import RecAuditError
 from datasets.item_data import ItemImages
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _is_number, _require
-from protocols.contract import Requirements, TrainingData, UnsupportedProtocolError
+from protocols.contract import Requirements, TrainingData
 from protocols.registry import register
 from protocols.space import Real
 
@@ -120,9 +120,7 @@ class DVBPR(NeuralRecommender):
             isinstance(self.triples_per_epoch, int) and self.triples_per_epoch >= 1), "None or an integer >= 1")
 
     def _fit(self, data: TrainingData) -> None:
-        if data.images is None or not data.images.present.any():
-            raise UnsupportedProtocolError(f"model {self.name!r} reads item images, which this data lacks "
-                                           "(needs item images); pick a dataset with images")
+        # Data without images was refused by fit's requirement check (needs item images).
         if data.images.n_items != data.n_items:
             raise RecAuditError(f"model {self.name!r}: the image table has {data.images.n_items} items, the "
                                 f"interactions {data.n_items}; prepare the dataset again")
@@ -151,7 +149,7 @@ class DVBPR(NeuralRecommender):
         import torch
 
         n_triples = self.triples_per_epoch or len(sampler.positive_rows)
-        triples = user_item_triples(sampler, n_triples, rng)
+        triples = sampler.user_uniform_triples(n_triples, rng)
         users, positives, negatives = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in triples)
         for start in range(0, n_triples, self.batch_size):
             part = slice(start, start + self.batch_size)
@@ -185,18 +183,6 @@ class DVBPR(NeuralRecommender):
 
         return network.candidate_scores(torch.from_numpy(users).to(device), torch.from_numpy(candidates).to(device),
                                         self._score_batch()).cpu().numpy()
-
-
-def user_item_triples(sampler: NegativeSampler, n_triples: int, rng: np.random.Generator):
-    """The released code's sampler, vectorised: u uniform among users with at least one item
-    and not every item, i uniform among u's items, j uniform among u's non-interacted items."""
-    candidates = np.flatnonzero(sampler.sampleable & (sampler.degree > 0))
-    if len(candidates) == 0:
-        raise ValueError("no user has both positive and negative items")
-    users = candidates[rng.integers(0, len(candidates), size=n_triples)]
-    offsets = rng.integers(0, sampler.degree[users])
-    positives = sampler.positive_items[sampler.indptr[users] + offsets]
-    return users, positives, sampler.sample(users, rng)
 
 
 def item_pixels(images: ItemImages, image_size: int):

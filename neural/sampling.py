@@ -81,3 +81,14 @@ class NegativeSampler:
         chosen = candidates[rng.integers(0, len(candidates), size=n_samples)]
         users = self.positive_rows[chosen]
         return users, self.positive_items[chosen], self.sample(users, rng)
+
+    def user_uniform_triples(self, n_samples: int, rng: np.random.Generator):
+        """BPR triples with the user drawn first: u uniform among users with at least one item and
+        not every item, i uniform among u's items, j a uniform negative of u (DVBPR's released
+        sampler; CuratorNet's uniform variant)."""
+        candidates = np.flatnonzero(self.sampleable & (self.degree > 0))
+        if len(candidates) == 0:
+            raise ValueError("no user has both positive and negative items")
+        users = candidates[rng.integers(0, len(candidates), size=n_samples)]
+        positives = self.positive_items[self.indptr[users] + rng.integers(0, self.degree[users])]
+        return users, positives, self.sample(users, rng)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from datasets.item_data import ItemImages
 from neural._dvbpr_network import CNNF, flattened_size, same_padding
-from neural.dvbpr import DVBPR, item_pixels, user_item_triples
+from neural.dvbpr import DVBPR, item_pixels
 from neural.sampling import NegativeSampler
 from neural_synthetic import Popularity, as_validation, torch_threads
 from protocols.contract import TaskProfile, TrainingData, UnsupportedProtocolError, check_requirements
@@ -164,7 +164,7 @@ def test_sampler_draws_users_uniformly_and_valid_positives_and_negatives():
     dense[1] = 1  # every item: no negatives, never drawn
     train = sp.csr_matrix(dense)
     sampler = NegativeSampler(train)
-    users, positives, negatives = user_item_triples(sampler, 56_000, np.random.default_rng(1))
+    users, positives, negatives = sampler.user_uniform_triples(56_000, np.random.default_rng(1))
     assert not np.isin(users, [0, 1]).any()
     counts = np.bincount(users, minlength=30)[2:]
     # Uniform over users (not over interactions): 28 users, 2,000 draws each on average.
