@@ -79,13 +79,32 @@ def test_blocks_and_float32_gram_do_not_change_the_solution(small, monkeypatch):
 def test_solver_stops_on_the_duality_gap(small):
     gram = (small.T @ small).toarray().astype(np.float64)
     targets = np.arange(gram.shape[0])
-    loose, loose_rounds = nonnegative_elastic_net(gram, targets, l1=2.0, l2=5.0, tol=1e-2, max_iter=1000)
-    tight, tight_rounds = nonnegative_elastic_net(gram, targets, l1=2.0, l2=5.0, tol=1e-12, max_iter=1000)
+    loose, loose_rounds, _ = nonnegative_elastic_net(gram, targets, l1=2.0, l2=5.0, tol=1e-2, max_iter=1000)
+    tight, tight_rounds, _ = nonnegative_elastic_net(gram, targets, l1=2.0, l2=5.0, tol=1e-12, max_iter=1000)
     assert tight_rounds.sum() > loose_rounds.sum()
     objective = lambda w: 0.5 * np.einsum("ij,ij->j", w, gram @ w) - np.einsum("ij,ij->j", gram, w) \
         + 2.0 * w.sum(axis=0) + 2.5 * (w**2).sum(axis=0)
     # The gap bounds the suboptimality: within tol * |x_j|^2 of the optimum.
     assert np.all(objective(loose) - objective(tight) <= 1e-2 * np.diag(gram) + 1e-9)
+
+
+def test_max_iter_bounds_the_sweeps_of_all_rounds_together(small, monkeypatch):
+    """scikit-learn's max_iter (the TOIS reference runs ElasticNet with max_iter=100): a column
+    gets at most max_iter coordinate sweeps in total, then keeps its weights unconverged."""
+    spent = np.zeros(small.shape[1], dtype=np.int64)
+    solve = slim_module._solve_restricted
+
+    def counting(gram, diagonal, current, correlations, working, own_items, *rest):
+        weights, used = solve(gram, diagonal, current, correlations, working, own_items, *rest)
+        np.add.at(spent, own_items, used)
+        return weights, used
+
+    monkeypatch.setattr(slim_module, "_solve_restricted", counting)
+    capped = SLIM(alpha=0.002, l1_ratio=0.002, tol=1e-12, max_iter=3, topk=1000).fit(small)
+    assert spent.max() == 3 and capped.unconverged_ > 0
+    spent[:] = 0
+    assert SLIM(alpha=0.002, l1_ratio=0.002, **TIGHT).fit(small).unconverged_ == 0
+    assert spent.max() > 3
 
 
 @pytest.mark.parametrize("params, pattern", [
