@@ -179,6 +179,19 @@ class EASE(Recommender):
         self.admm_iterations = admm_iterations
         self.admm_tolerance = admm_tolerance
 
+    memory_fix = ("set dtype: float32, drop rare items in the dataset's prepare filters, or use sansa "
+                  "(its memory grows with the Gram matrix's non-zeros, not with items^2)")
+
+    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+        itemsize = np.dtype(_DTYPES.get(self.dtype, np.float32)).itemsize
+        if self.non_negative is True:
+            # ADMM holds the system inverse, the target, B, C, the dual and one product (float64).
+            return 6 * n_items * n_items * 8
+        # The dual path (fewer users than items) adds the users x users kernel (float64) and
+        # the items x users factor; the primal path inverts in place.
+        smaller = min(n_users, n_items)
+        return n_items * n_items * itemsize + (smaller * smaller + smaller * n_items) * 8 * (n_users < n_items)
+
     def _fit(self, data) -> None:
         train = data.interactions
         if self.dtype not in _DTYPES:

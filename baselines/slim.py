@@ -296,6 +296,12 @@ class SLIM(Recommender):
         if not float(self.tol) >= 0:
             raise RecAuditError(f"slim: tol must be non-negative, got {self.tol!r}")
 
+    memory_fix = "drop rare items in the dataset's prepare filters (the Gram matrix is items x items)"
+
+    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+        itemsize = 8 if n_items <= _FLOAT64_GRAM_MAX_ITEMS else 4
+        return n_items * n_items * itemsize + min(_BLOCK_BYTES, 3 * 8 * n_items * n_items)
+
     def _fit(self, data) -> None:
         train = data.interactions
         self._check_params()

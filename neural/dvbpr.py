@@ -109,6 +109,12 @@ class DVBPR(NeuralRecommender):
     def requirements(self) -> Requirements:
         return Requirements(user_embeddings=True, item_images=True)
 
+    memory_fix = "lower image_size (the pixel cache holds every item's image as 3 x size x size bytes)"
+
+    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+        size = self.image_size if isinstance(self.image_size, int) and self.image_size > 0 else 224
+        return n_items * 3 * size * size
+
     def _check_params(self) -> None:
         for name, low in (("factors", 1), ("latent_factors", 0), ("image_size", 32), ("hidden_units", 1)):
             value = getattr(self, name)

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.errors import RecAuditError
+from common.memory import require_memory
 from datasets.item_data import FeatureSet, TrainingData, ValidationData
 from protocols.space import Dimension
 
@@ -168,6 +169,8 @@ class Recommender:
     # Small settings (few epochs or factors) that keep the conformance checks fast; they
     # override the defaults only there.
     conformance_params: ClassVar[dict] = {}
+    # What to change when fit_memory_bytes exceeds the machine's memory (ends the refusal).
+    memory_fix: ClassVar[str] = "use a machine with more memory"
 
     # ----- parameters (scikit-learn style) -------------------------------------------
     @classmethod
@@ -207,8 +210,18 @@ class Recommender:
         self.n_users_, self.n_items_ = train.shape
         self.trained_users_ = np.diff(train.indptr) > 0
         check_requirements(self, TaskProfile.of(data, np.flatnonzero(self.trained_users_), "the training data"))
+        needed = self.fit_memory_bytes(*train.shape, train.nnz)
+        if needed:
+            require_memory(needed, f"{self.name or type(self).__name__} on {train.shape[0]:,} users x "
+                                   f"{train.shape[1]:,} items", self.memory_fix)
         self._fit(data)
         return self
+
+    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+        """Working memory the fit will allocate beyond its input, when it is large and
+        predictable (a dense items x items matrix, a pixel cache); 0 when small or unknown.
+        Checked before the work (``common.memory.require_memory``)."""
+        return 0
 
     def score(self, users, history) -> np.ndarray:
         users, history = self._check_query(users, history)
