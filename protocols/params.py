@@ -4,7 +4,10 @@ A suite (``suite:``, usually an alias of one of ``suites:``) may carry its own `
 ``evaluation`` and ``reports`` sections: their keys override the top-level sections of the same
 name, so a suite that reproduces a paper's protocol (target metric, cutoffs, budget) is one
 edit away from the default. :func:`load_params` returns the settings with the active suite's
-overrides applied; every command reads them through it.
+overrides applied; every command reads them through it. The file is checked first, whole,
+against the settings schema (:mod:`protocols.settings`): unknown sections and keys, wrong
+types, empty lists, unknown metrics and suites naming unknown splits or models are refused with
+one line before any command does any work.
 """
 from __future__ import annotations
 
@@ -19,6 +22,17 @@ SUITE_SECTIONS = ("tuning", "evaluation", "reports")
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> dict:
+    """The settings of the params file at ``path``, checked (:func:`protocols.settings.check_settings`),
+    with the active suite's overrides applied."""
+    from protocols.settings import check_settings
+
+    params = read_params(path)
+    check_settings(params, path)
+    return with_suite_overrides(params, path)
+
+
+def read_params(path: Path | str = DEFAULT_PARAMS) -> dict:
+    """The params file at ``path`` as YAML reads it: a mapping, not yet checked."""
     path = Path(path)
     if not path.exists():
         raise RecAuditError(f"no params file at {path}; run from the repository root or pass --params")
@@ -28,8 +42,8 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> dict:
         first_line = str(error).splitlines()[0]
         raise RecAuditError(f"{path} is not valid YAML ({first_line}); fix the file") from None
     if not isinstance(params, dict):
-        raise RecAuditError(f"{path} must hold a mapping at the top level")
-    return with_suite_overrides(params, path)
+        raise RecAuditError(f"{path} must hold a mapping at the top level; fix the file")
+    return params
 
 
 def with_suite_overrides(params: dict, where: Path | str = DEFAULT_PARAMS) -> dict:

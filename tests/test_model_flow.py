@@ -22,6 +22,8 @@ TRIALS = 3
 
 PARAMS_YAML = f"""\
 seed: 42
+splits:
+  {SPLIT}: {{dataset: synth, protocol: holdout, test_fraction: 0.2, validation_fraction: 0.1}}
 models:
   pop: {{}}
   {NAME}: {{}}
