@@ -1,4 +1,4 @@
-"""``python -m reports <command>``: build (the leaderboard), tables, verdicts, plots, audit, site.
+"""``python -m reports <command>``: statistics, build (the leaderboard), tables, verdicts, plots, audit, site.
 
 Each command lives in a module exposing ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int | None``. Only the module of the command being run is imported.
@@ -9,7 +9,8 @@ from common.cli import dispatch
 from common.errors import run_cli
 
 COMMANDS = {
-    "build": ("reports.leaderboard", "write the Markdown leaderboard from the result files"),
+    "statistics": ("reports.statistics", "compute every report statistic once into reports/statistics.json"),
+    "build": ("reports.leaderboard", "write the Markdown leaderboard from the result files and their statistics"),
     "audit": ("reports.audit", "compare the papers' claims with our reproductions and the best baselines"),
     "site": ("reports.site", "write the self-contained leaderboard page"),
     "tables": ("reports.export", "write every split's table as Markdown, LaTeX and CSV"),

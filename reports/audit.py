@@ -5,11 +5,14 @@ Per claim (``metric`` of ``model`` on split ``protocol``, reported value ``r``):
 
 - **Reproduction**: the record ``<results_root>/<protocol>/<model>/metrics.json`` gives our
   mean ``m`` (for a stochastic model the mean over seeds, with the sd over seeds, ``ddof=1``,
-  from ``metrics_std``); ``per_user.parquet`` gives a 95% BCa bootstrap interval
-  ``[lo, hi]`` of the mean over users (``protocols.bootstrap.bootstrap_mean_ci``, seeded by
-  ``params.yaml``'s ``seed``). Verdict "reproduced" when ``|m - r| <= tolerance * r``
-  (``audit.tolerance``, default 0.05: papers round to three or four digits and tuning budgets
-  differ, so a 5% relative gap is within what a faithful re-run may land on) **or**
+  from ``metrics_std``); the statistics file (``reports/statistics.json``) gives the 95% BCa
+  bootstrap interval ``[lo, hi]`` of the mean over users. Only for a claim metric that is not a
+  report metric (``reports.metrics``), which the file does not cover, the audit draws that
+  interval itself from ``per_user.parquet`` with the file's settings (the one bootstrap,
+  ``protocols.bootstrap.bootstrap_mean_ci``, same resamples and seed). Verdict "reproduced"
+  when ``|m - r| <= tolerance * r`` (``audit.tolerance``, default 0.05: papers round to three
+  or four digits and tuning budgets differ, so a 5% relative gap is within what a faithful
+  re-run may land on) **or**
   ``lo <= r <= hi`` (on a small test set our own sampling error can exceed 5%, and a value we
   cannot tell apart from ours is not refuted); otherwise "not reproduced", whichever side
   ``m`` falls on.
@@ -17,19 +20,20 @@ Per claim (``metric`` of ``model`` on split ``protocol``, reported value ``r``):
   computed under a protocol we do not reproduce, e.g. an evaluation that counted training items
   as hits) gets the verdict "not comparable" whatever our mean: the reproduction is shown for the
   record (or the not-run reasons), never judged against the reported value.
-- **Progress**: the best baseline on the same split (record ``family == "baseline"``, highest
-  mean on the claim's metric, ties by name, the claim's own model excluded) is the reference
-  of ``protocols.statistics.compare_to_reference`` (two-sided paired Wilcoxon signed-rank
-  test over users). The p-values of one paper's distinct comparisons are Holm-adjusted as one
-  family (``reports.alpha``, default 0.05). "progress confirmed" when the model is
-  significantly better than that baseline, "not confirmed" when not different or worse.
+- **Progress**: the statistics file's comparison of the model with its split's reference, the
+  best tuned baseline of every report (``reports.statistics.REFERENCE_RULE``), on the claim's
+  metric: two-sided paired Wilcoxon signed-rank test over users, Holm-adjusted within the
+  split's metric column (the one family of every report). "progress confirmed" when the file's
+  verdict is "better", "not confirmed" when not different or worse. No check (and a note why)
+  when the model is the reference itself, the file has no comparison for it (the reason it
+  gives), or the metric is not a report metric.
 - **Not run**: a claim without an "ok" result is listed with every reason that applies (the
   dataset not in the registry, the model not registered, raw files missing from the mirror,
   the split not in ``params.yaml``, the model refused the split, the metric not evaluated,
   or simply no result file yet): never dropped.
 
-The report depends only on the claims, the result files, ``params.yaml`` and what the
-registries and the mirror hold (no clock, no absolute path), so the same inputs give the
+The report depends only on the claims, the result files and their statistics file,
+``params.yaml`` and what the registries and the mirror hold (no clock, no absolute path), so the same inputs give the
 same bytes.
 """
 from __future__ import annotations
@@ -45,17 +49,16 @@ import pandas as pd
 
 from common.atomic import atomic_file
 from common.errors import RecAuditError
-from protocols.bootstrap import bootstrap_mean_ci
+from protocols.bootstrap import DEFAULT_RESAMPLES, bootstrap_mean_ci
 from protocols.params import DEFAULT_PARAMS, load_params
 from protocols.results import METRICS_FILE, read_per_user, read_record, short_reason
-from protocols.statistics import apply_holm, compare_to_reference
 from reports.claims import CLAIMS_DIR, Claim, PaperClaims, load_claims
-from reports.leaderboard import report_settings
+from reports.statistics import (CONFIDENCE, DEFAULT_FILE, INTERVAL_METHOD, Statistics, StatisticsSettings,
+                                read_statistics)
 
 HELP = "audit the papers' claims (reports/claims) against our results (Markdown)"
 DEFAULT_TOLERANCE = 0.05
-CONFIDENCE = 0.95
-TEST = "wilcoxon"
+NO_STATISTICS = Statistics((), StatisticsSettings(), "", 0, {})  # no result files: nothing to look up
 REPRODUCED, NOT_REPRODUCED, NOT_RUN, NO_REPORTED_VALUE = "reproduced", "not reproduced", "not run", "no reported value"
 NOT_COMPARABLE = "not comparable"
 CONFIRMED, NOT_CONFIRMED = "progress confirmed", "not confirmed"
@@ -65,7 +68,7 @@ CONFIRMED, NOT_CONFIRMED = "progress confirmed", "not confirmed"
 class AuditSettings:
     tolerance: float = DEFAULT_TOLERANCE
     alpha: float = 0.05
-    n_resamples: int = 1000
+    n_resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
 
 
@@ -224,43 +227,59 @@ def not_run_reasons(claim: Claim, available: Availability, record: dict | None) 
     return reasons or [f"no result file for split {claim.protocol}, model {claim.model}"]
 
 
-def reproduce(claim: Claim, record: dict, results: ResultIndex, settings: AuditSettings) -> Reproduction:
+def reproduce(claim: Claim, record: dict, results: ResultIndex, settings: AuditSettings,
+              statistics: Statistics = NO_STATISTICS) -> Reproduction:
     mean = metric_value(record, claim.metric)
-    frame = results.per_user(claim.protocol, claim.model)
     low = high = float("nan")
-    if claim.metric in frame.columns and len(frame):
-        values = frame[claim.metric].to_numpy(dtype=np.float64, na_value=np.nan)
-        interval = bootstrap_mean_ci(values, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
-                                     seed=settings.seed)
-        low, high = interval.low, interval.high
+    if claim.metric in statistics.metrics:  # the statistics file covers it: its interval
+        interval = statistics.split(record["dataset"], record["protocol"]).intervals.get(claim.model, {}).get(
+            claim.metric)
+        if interval is not None and interval.finite:
+            low, high = interval.low, interval.high
+    else:  # not a report metric: the audit's own interval, drawn as the statistics stage draws its own
+        frame = results.per_user(claim.protocol, claim.model)
+        if claim.metric in frame.columns and len(frame):
+            values = frame[claim.metric].to_numpy(dtype=np.float64, na_value=np.nan)
+            interval = bootstrap_mean_ci(values, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
+                                         seed=settings.seed, method=INTERVAL_METHOD)
+            low, high = interval.low, interval.high
     seeds = [s for s in (record.get("seeds") or []) if s is not None]
     spread = (record.get("metrics_std") or {}).get(claim.metric) if len(seeds) > 1 else None
     std = float(spread) if spread is not None and math.isfinite(float(spread)) else None
     return Reproduction(mean, low, high, std, max(len(seeds), 1))
 
 
-def best_baseline(claim: Claim, results: ResultIndex) -> tuple[str, float] | None:
-    """(model, mean) of the best "ok" baseline with per-user values on the claim's split and metric."""
-    candidates = []
-    for model in results.models(claim.protocol):
-        record = results.record(claim.protocol, model)
-        if model == claim.model or record["status"] != "ok" or record.get("family") != "baseline":
-            continue
-        value = metric_value(record, claim.metric)
-        if value is not None and claim.metric in results.per_user(claim.protocol, model).columns:
-            candidates.append((-value, model))
-    if not candidates:
-        return None
-    value, model = min(candidates)
-    return model, -value
+def progress_check(claim: Claim, record: dict, results: ResultIndex,
+                   statistics: Statistics) -> tuple[ProgressCheck | None, str]:
+    """(the statistics file's comparison of the claim's model with its split's reference on
+    the claim's metric, or None and why not)."""
+    found = statistics.split(record["dataset"], record["protocol"])
+    if claim.metric not in statistics.metrics:
+        return None, (f"no progress check: {claim.metric} is not a report metric (reports.metrics), the only ones "
+                      "reports/statistics.json tests")
+    if found.reference is None:
+        return None, f"no baseline result with per-user {statistics.metrics[0]} on this split"
+    if found.reference == claim.model:
+        return None, f"{claim.model} is this split's best baseline, the reference of the comparisons"
+    comparison = found.comparison(claim.model, claim.metric)
+    if comparison is None:
+        reason = found.not_compared.get(claim.metric, {}).get(claim.model)
+        return None, reason or f"no per-user {claim.metric} values for {claim.model}"
+    baseline_mean = metric_value(results.record(claim.protocol, found.reference), claim.metric)
+    return ProgressCheck(found.reference, baseline_mean, _number(comparison.mean_difference),
+                         _number(comparison.p_value), _number(comparison.p_holm),
+                         CONFIRMED if comparison.verdict == "better" else NOT_CONFIRMED), ""
 
 
-def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availability,
-                settings: AuditSettings) -> list[ClaimAudit]:
-    """One :class:`ClaimAudit` per claim, in the file's order; the paper's progress checks
-    form one Holm family."""
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availability, settings: AuditSettings,
+                statistics: Statistics = NO_STATISTICS) -> list[ClaimAudit]:
+    """One :class:`ClaimAudit` per claim, in the file's order; intervals, best baseline and
+    progress test come from ``statistics`` (the statistics file of ``results``)."""
     audits: list[ClaimAudit] = []
-    pending: dict[int, tuple[str, str, str, str]] = {}  # audit index -> (protocol, model, baseline, metric)
     for claim in paper.claims:
         record = results.record(claim.protocol, claim.model)
         reasons = not_run_reasons(claim, available, record)
@@ -268,51 +287,12 @@ def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availabilit
             audits.append(ClaimAudit(claim, NOT_COMPARABLE if claim.not_comparable else NOT_RUN,
                                      reason="; ".join(reasons)))
             continue
-        found = reproduce(claim, record, results, settings)
+        found = reproduce(claim, record, results, settings, statistics)
         verdict = NOT_COMPARABLE if claim.not_comparable else reproduction_verdict(
             claim.reported, found.mean, found.ci_low, found.ci_high, settings.tolerance)
-        baseline = best_baseline(claim, results)
-        note = ""
-        if baseline is None:
-            note = f"no baseline result with per-user {claim.metric} on this split"
-        elif claim.metric not in results.per_user(claim.protocol, claim.model).columns:
-            note = f"no per-user {claim.metric} values for {claim.model}"
-        else:
-            pending[len(audits)] = (claim.protocol, claim.model, baseline[0], claim.metric)
-        audits.append(ClaimAudit(claim, verdict, reproduction=found, progress_note=note))
-    checks = progress_checks(sorted(set(pending.values())), results, settings)
-    for index, key in pending.items():
-        check = checks[key]
-        if isinstance(check, str):
-            audits[index] = _replace(audits[index], progress_note=check)
-        else:
-            audits[index] = _replace(audits[index], progress=check)
+        check, note = progress_check(claim, record, results, statistics)
+        audits.append(ClaimAudit(claim, verdict, reproduction=found, progress=check, progress_note=note))
     return audits
-
-
-def progress_checks(keys: list[tuple[str, str, str, str]], results: ResultIndex,
-                    settings: AuditSettings) -> dict[tuple, ProgressCheck | str]:
-    """Each distinct (split, model, baseline, metric) compared once; Holm over all of them.
-    A comparison the data refuse (users that differ) yields its one-line reason instead."""
-    rows, keyed, outcome = [], [], {}
-    for key in keys:
-        protocol, model, baseline, metric = key
-        frames = {model: results.per_user(protocol, model), baseline: results.per_user(protocol, baseline)}
-        try:
-            row = compare_to_reference(frames, baseline, metric, alpha=settings.alpha, test=TEST, seed=settings.seed,
-                                       n_resamples=settings.n_resamples, confidence=CONFIDENCE)
-        except RecAuditError as error:
-            outcome[key] = f"cannot compare with {baseline}: {error}"
-            continue
-        rows.append(row)
-        keyed.append(key)
-    if rows:
-        table = apply_holm(pd.concat(rows, ignore_index=True), settings.alpha)
-        for key, row in zip(keyed, table.itertuples()):
-            baseline_mean = metric_value(results.record(key[0], key[2]), key[3])
-            outcome[key] = ProgressCheck(key[2], baseline_mean, float(row.mean_difference), float(row.p_value),
-                                         float(row.p_holm), CONFIRMED if row.verdict == "better" else NOT_CONFIRMED)
-    return outcome
 
 
 def _replace(audit: ClaimAudit, **changes) -> ClaimAudit:
@@ -325,10 +305,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paper", nargs="?", default=None,
                         help="one paper (claims file stem, e.g. ncf); default: every paper")
     parser.add_argument("--results-root", type=Path, default=Path("results"))
+    parser.add_argument("--statistics", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                        help=f"the statistics of these results (python -m reports statistics; default {DEFAULT_FILE})")
     parser.add_argument("--out", type=Path, default=Path("reports/audit.md"))
     parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
-                        help="reads seed, splits, audit.tolerance and reports.{alpha,n_resamples} "
-                             "(default: params.yaml when present)")
+                        help="reads splits and audit.tolerance (default: params.yaml when present)")
     parser.add_argument("--claims-dir", type=Path, default=CLAIMS_DIR, help="the claims registry folder")
 
 
@@ -336,13 +317,14 @@ def run(args: argparse.Namespace) -> int:
     from datasets.fetch import mirror_root
     from reports.audit_markdown import render_audit
 
-    params, settings = audit_settings(args.params_yaml)
+    _, statistics = read_statistics(args.statistics, args.results_root)
+    params, settings = audit_settings(args.params_yaml, statistics)
     papers = load_claims(args.claims_dir, args.paper)
     datasets = {claim.dataset for paper in papers for claim in paper.claims}
     available = Availability.current(params, datasets, mirror_root())
     results = ResultIndex(args.results_root)
-    audited = [(paper, audit_paper(paper, results, available, settings)) for paper in papers]
-    text = render_audit(audited, settings)
+    audited = [(paper, audit_paper(paper, results, available, settings, statistics)) for paper in papers]
+    text = render_audit(audited, settings, statistics)
     with atomic_file(args.out, mode="w") as handle:
         handle.write(text)
     n_claims = sum(len(audits) for _, audits in audited)
@@ -352,14 +334,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def audit_settings(params_path: Path | None) -> tuple[dict, AuditSettings]:
-    """(params, settings): ``seed`` and ``reports.{alpha,n_resamples}`` as the leaderboard
-    reads them, ``audit.tolerance`` (default :data:`DEFAULT_TOLERANCE`) in ``[0, 1)``."""
+def audit_settings(params_path: Path | None, statistics: Statistics | None = None) -> tuple[dict, AuditSettings]:
+    """(params, settings): ``audit.tolerance`` (default :data:`DEFAULT_TOLERANCE`) in ``[0, 1)``
+    from ``params.yaml``; alpha, resamples and seed those of the statistics file."""
+    statistical = {} if statistics is None else {
+        "alpha": statistics.settings.alpha, "n_resamples": statistics.settings.n_resamples,
+        "seed": statistics.settings.seed}
     if params_path is None and not DEFAULT_PARAMS.exists():
-        return {}, AuditSettings()
+        return {}, AuditSettings(**statistical)
     path = params_path or DEFAULT_PARAMS
     params = load_params(path)
-    _, statistics = report_settings(path)
     section = params.get("audit") or {}
     if not isinstance(section, dict):
         raise RecAuditError(f"{path}: audit must be a mapping such as {{tolerance: {DEFAULT_TOLERANCE}}}")
@@ -367,4 +351,4 @@ def audit_settings(params_path: Path | None) -> tuple[dict, AuditSettings]:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise RecAuditError(f"{path}: audit.tolerance must be a relative difference in [0, 1), got {tolerance!r}; "
                             f"use e.g. {DEFAULT_TOLERANCE}")
-    return params, AuditSettings(float(tolerance), statistics.alpha, statistics.n_resamples, statistics.seed)
+    return params, AuditSettings(float(tolerance), **statistical)

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from reports.audit import (CONFIDENCE, CONFIRMED, NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_CONFIRMED, NOT_REPRODUCED,
+from reports.audit import (CONFIRMED, NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_CONFIRMED, NOT_REPRODUCED,
                            NOT_RUN, REPRODUCED, AuditSettings, ClaimAudit)
 from reports.claims import PaperClaims
 from reports.markdown import markdown_prose, markdown_text
+from reports.statistics import CONFIDENCE, Statistics
 
 DASH = "–"
 CLAIM_HEADERS = ["split", "model (paper's name)", "metric", "reported", "read in", "ours", "difference",
@@ -20,13 +21,15 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN, NO_REPORTED_VAL
 SUMMARY_HEADERS = ["paper", "claims", *VERDICTS, CONFIRMED, NOT_CONFIRMED]
 
 
-def render_audit(audited: Sequence[tuple[PaperClaims, Sequence[ClaimAudit]]], settings: AuditSettings) -> str:
+def render_audit(audited: Sequence[tuple[PaperClaims, Sequence[ClaimAudit]]], settings: AuditSettings,
+                 statistics: Statistics) -> str:
     n_claims = sum(len(audits) for _, audits in audited)
     lines = ["# RecAudit claims audit", "",
              f"Built by `python -m reports audit` from {n_claims} claims of {len(audited)} "
              f"{'paper' if len(audited) == 1 else 'papers'} (the claims "
              "registry, one YAML file per paper in `reports/claims/`) and the result files "
-             "`results/<dataset>/<split>/<model>/`.", "", *legend(settings), "", "## Summary", "",
+             "`results/<dataset>/<split>/<model>/` with their statistics (`reports/statistics.json`).", "",
+             *legend(settings, statistics), "", "## Summary", "",
              tabulate([summary_row(paper, audits) for paper, audits in audited], headers=SUMMARY_HEADERS,
                       tablefmt="github", disable_numparse=True), ""]
     for paper, audits in audited:
@@ -34,7 +37,9 @@ def render_audit(audited: Sequence[tuple[PaperClaims, Sequence[ClaimAudit]]], se
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def legend(settings: AuditSettings) -> list[str]:
+def legend(settings: AuditSettings, statistics: Statistics) -> list[str]:
+    reference_metric = markdown_text(statistics.metrics[0]) if statistics.metrics else "the first report metric"
+    tested = ", ".join(markdown_text(m) for m in statistics.metrics) or "none"
     return [
         "How to read the tables:",
         "",
@@ -44,17 +49,19 @@ def legend(settings: AuditSettings) -> list[str]:
         "study's re-run of the authors' code under the split's protocol).",
         f"- **ours**: our mean under the same split, `± sd` over seeds (ddof 1) for a stochastic model run with "
         f"several seeds, and `[low, high]`, the {CONFIDENCE:.0%} BCa bootstrap interval of the mean over users "
-        f"({settings.n_resamples} resamples, seed {settings.seed}). **difference**: ours - reported (relative "
-        "to reported).",
+        f"({settings.n_resamples} resamples, seed {settings.seed}; the statistics file's interval for a report "
+        "metric, drawn the same way for any other). **difference**: ours - reported (relative to reported).",
         f"- **reproduction**: \"{REPRODUCED}\" when |ours - reported| <= {settings.tolerance:g} x reported "
         f"(`audit.tolerance`) or the reported value lies in our interval; \"{NOT_REPRODUCED}\" otherwise; "
         f"\"{NOT_RUN}\" with the reasons in the notes when we have no result for the claim; "
         f"\"{NOT_COMPARABLE}\" when the claims file flags the paper's number as computed under a protocol we do "
         "not reproduce (e.g. an evaluation that counted training items as hits; the notes say which): ours is "
         "shown for the record, the difference is no verdict on the reproduction.",
-        "- **best baseline**: the baseline (family \"baseline\") with the highest mean on the claim's metric on "
-        "the same split, the claim's own model excluded. **p (Holm)**: two-sided paired Wilcoxon signed-rank "
-        "test over users, model against that baseline, Holm-adjusted over each paper's distinct comparisons. "
+        f"- **best baseline**: the split's reference in every report, the baseline (family \"baseline\") with the "
+        f"highest mean on {reference_metric}, and its mean on the claim's metric. **p (Holm)**: two-sided paired "
+        "Wilcoxon signed-rank test over users, model against that baseline, Holm-adjusted within the split's "
+        "metric column (one family per split and metric, as the leaderboard's marks and the verdicts; "
+        f"`reports/statistics.json`, which tests the report metrics {tested}). "
         f"**progress**: \"{CONFIRMED}\" when the model is significantly better (alpha {settings.alpha:g}), "
         f"\"{NOT_CONFIRMED}\" when not different or worse.",
     ]

@@ -1,9 +1,9 @@
 """``python -m reports tables``: each split's results table as Markdown, LaTeX and CSV.
 
 One set of files per (dataset, split), ``<out_dir>/<dataset>__<split>.{md,tex,csv}``, all
-rendered from one :class:`reports.tables.SplitTable`, so the three formats show the same
-reference, marks and intervals as the leaderboard (same statistics, same ``params.yaml``
-settings: ``seed``, ``reports.metrics``, ``reports.alpha``, ``reports.n_resamples``):
+rendered from one :class:`reports.tables.SplitTable` over the statistics file
+(``reports/statistics.json``), so the three formats show the same reference, marks and
+intervals as the leaderboard, the verdicts and the page:
 
 - ``.md``: the leaderboard's section of that split, with the best value of each metric
   column in bold (:func:`reports.tables.best_values`);
@@ -30,10 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from common.atomic import atomic_directory
-from reports.leaderboard import entries_by_split, read_entries, report_settings
-from reports.tables import (BETTER, REFERENCE, WORSE, Entry, SplitTable, StatisticsSettings,
-                            best_values, is_best, legend_lines, metric_value, section_lines, seeds_cell,
-                            split_table, trials_cell)
+from reports.statistics import DEFAULT_FILE, Statistics, entries_by_split, read_statistics
+from reports.tables import (BETTER, REFERENCE, WORSE, Entry, SplitTable, best_values, is_best, legend_lines,
+                            metric_value, section_lines, seeds_cell, split_table, trials_cell)
 
 HELP = "write each split's results table as Markdown, LaTeX and CSV"
 MARKER_WORDS = {BETTER: "better", WORSE: "worse"}
@@ -45,18 +44,18 @@ _LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIALS))
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-root", type=Path, default=Path("results"))
+    parser.add_argument("--statistics", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                        help=f"the statistics of these results (python -m reports statistics; default {DEFAULT_FILE})")
     parser.add_argument("--out-dir", type=Path, default=Path("reports/tables"))
-    parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
-                        help="reads seed and reports.{metrics,alpha,n_resamples} (default: params.yaml when present)")
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics, settings = report_settings(args.params_yaml)
-    groups = entries_by_split(read_entries(args.results_root))
+    entries, statistics = read_statistics(args.statistics, args.results_root)
+    groups = entries_by_split(entries)
     with atomic_directory(args.out_dir) as staging:
-        for (dataset, protocol), entries in groups.items():
-            table = split_table(dataset, protocol, entries, metrics, settings)
-            for suffix, text in render_all(table, metrics, settings).items():
+        for (dataset, protocol), group in groups.items():
+            table = split_table(dataset, protocol, group, statistics)
+            for suffix, text in render_all(table, statistics).items():
                 (staging / f"{file_stem(dataset, protocol)}.{suffix}").write_text(text)
     print(f"wrote {3 * len(groups)} tables of {len(groups)} splits to {args.out_dir}")
     return 0
@@ -66,13 +65,13 @@ def file_stem(dataset: str, protocol: str) -> str:
     return f"{dataset}__{protocol}"
 
 
-def render_all(table: SplitTable, metrics: list[str], settings: StatisticsSettings) -> dict[str, str]:
-    return {"md": markdown_table(table, metrics, settings), "tex": latex_table(table, metrics, settings),
-            "csv": csv_table(table, metrics)}
+def render_all(table: SplitTable, statistics: Statistics) -> dict[str, str]:
+    return {"md": markdown_table(table, statistics), "tex": latex_table(table, statistics),
+            "csv": csv_table(table, list(statistics.metrics))}
 
 
-def markdown_table(table: SplitTable, metrics: list[str], settings: StatisticsSettings) -> str:
-    return "\n".join(section_lines(table, metrics, settings, bold_best=True)).rstrip("\n") + "\n"
+def markdown_table(table: SplitTable, statistics: Statistics) -> str:
+    return "\n".join(section_lines(table, statistics, bold_best=True)).rstrip("\n") + "\n"
 
 
 def latex_escape(text: str) -> str:
@@ -80,9 +79,10 @@ def latex_escape(text: str) -> str:
     return _LATEX_PATTERN.sub(lambda found: _LATEX_SPECIALS[found.group()], str(text))
 
 
-def latex_table(table: SplitTable, metrics: list[str], settings: StatisticsSettings) -> str:
+def latex_table(table: SplitTable, statistics: Statistics) -> str:
+    metrics = list(statistics.metrics)
     best = best_values(table.ordered, metrics)
-    legend = legend_lines(metrics, table.tested, table.reference, table.n_comparisons, settings)
+    legend = legend_lines(table, statistics)
     header = ["Model", *(latex_escape(m) for m in metrics), "Trials", "Seeds", "Fit s", "Eval s"]
     lines = [f"% {table.title}: RecAudit results table (python -m reports tables).",
              r"% Needs \usepackage{booktabs} and \usepackage{amssymb}. Bold: best per column; "

@@ -14,8 +14,9 @@ Into ``--out-dir`` (replaced as a whole), per split ``<dataset>__<split>__<figur
 
 and once, ``progress.{png,svg}``: each neural method's mean per-user difference to the best
 tuned baseline with its 95% bootstrap interval on every split (the verdict table,
-``reports.verdicts``; filled markers for significant differences after Holm); a figure that
-says so when no neural method has been evaluated.
+``reports.verdicts``, read from the statistics file ``reports/statistics.json``; filled markers
+for significant differences after Holm); a figure that says so when no neural method has been
+evaluated. Nothing is resampled or tested here.
 
 The figures' data also go to ``metrics_by_cutoff.csv``, ``accuracy_vs_time.csv`` and
 ``progress.csv`` (long format, one ``split_key`` column ``<dataset>/<split>``), which
@@ -32,8 +33,8 @@ import pandas as pd
 
 from common.atomic import atomic_directory
 from common.errors import RecAuditError
-from reports.leaderboard import entries_by_split, read_entries, report_settings
-from reports.tables import Entry, StatisticsSettings, has_values, metric_value, row_order
+from reports.statistics import DEFAULT_FILE, Statistics, entries_by_split, read_statistics
+from reports.tables import Entry, has_values, metric_value, row_order
 from reports.verdicts import verdict_table
 
 HELP = "draw the report's figures (PNG + SVG) and write their data as CSV"
@@ -45,29 +46,30 @@ Groups = Mapping[tuple[str, str], Sequence[Entry]]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-root", type=Path, default=Path("results"))
     parser.add_argument("--splits-root", type=Path, default=Path("data/splits"))
+    parser.add_argument("--statistics", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                        help=f"the statistics of these results (python -m reports statistics; default {DEFAULT_FILE})")
     parser.add_argument("--out-dir", type=Path, default=Path("reports/plots"))
-    parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
-                        help="reads seed and reports.{metrics,alpha,n_resamples} (default: params.yaml when present)")
 
 
 def run(args: argparse.Namespace) -> int:
     from reports import figures  # matplotlib and seaborn load only for this command
 
-    metrics, settings = report_settings(args.params_yaml)
-    groups = entries_by_split(read_entries(args.results_root))
-    written, skipped = write_plots(groups, metrics[0], settings, args.splits_root, args.out_dir, figures)
+    entries, statistics = read_statistics(args.statistics, args.results_root, per_user=True)  # for the box plots
+    groups = entries_by_split(entries)
+    written, skipped = write_plots(groups, statistics, args.splits_root, args.out_dir, figures)
     for key in skipped:
         print(f"no split folder {args.splits_root / key}: its popularity card is skipped")
     print(f"wrote {written} figures (PNG + SVG) of {len(groups)} splits to {args.out_dir}")
     return 0
 
 
-def write_plots(groups: Groups, metric: str, settings: StatisticsSettings, splits_root: Path, out_dir: Path,
+def write_plots(groups: Groups, statistics: Statistics, splits_root: Path, out_dir: Path,
                 figures) -> tuple[int, list[str]]:
     """Draw every figure into a staging folder that replaces ``out_dir``; returns (figures
-    written, split keys without a split folder)."""
+    written, split keys without a split folder). The first report metric is drawn."""
+    metric = statistics.metrics[0]
     cutoffs, times = cutoff_frame(groups, metric), time_frame(groups, metric)
-    progress = progress_frame(verdict_table(groups, metric, settings))
+    progress = progress_frame(verdict_table(groups, statistics))
     written, skipped = 0, []
     with atomic_directory(out_dir) as staging:
         for frame, name in ((cutoffs, "metrics_by_cutoff"), (times, "accuracy_vs_time"), (progress, "progress")):

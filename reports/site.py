@@ -3,17 +3,19 @@
 The page holds what ``python -m reports build`` writes -- per (dataset, split) the results
 table (baselines, then neural models; means with bootstrap intervals, ``± sd`` over seeds,
 significance marks against the best baseline, tuning trials, seeds and seconds), its legend
-and the hyperparameters, computed by the same ``reports.tables`` functions -- plus the
-verdicts file (``reports/verdicts.md``, else ``reports/verdicts.csv``) and every plot under
-``reports/plots`` (PNG, else SVG): a split's figures (``reports.plots`` names them
-``<dataset>__<split>__<figure>``) under its table, the others in a last section.
+and the hyperparameters, built by the same ``reports.tables`` functions -- plus the verdict
+table (``reports.verdicts.verdict_table``, the rows ``reports/verdicts.md`` shows) and every
+plot under ``reports/plots`` (PNG, else SVG): a split's figures (``reports.plots`` names them
+``<dataset>__<split>__<figure>``) under its table, the others in a last section. Every mark,
+interval and verdict comes from the statistics file (``reports/statistics.json``), so the page
+agrees with the leaderboard and the verdicts by construction; no report file is parsed back.
 
 One file, opened straight from disk: CSS and the sorting script are inline
 (``site_template.html``), plots are ``data:`` URIs, nothing is fetched from elsewhere. A click
 on a column header sorts that table (a metric by its mean; see the template's script), the
-header's ``aria-sort`` says how. Text from result, verdict and plot files is escaped. Like the
+header's ``aria-sort`` says how. Text from result and plot files is escaped. Like the
 leaderboard the page depends only on its inputs (no clock, no absolute path unless given one,
-sorted file order, seeded bootstrap), so the same inputs give the same bytes.
+sorted file order), so the same inputs give the same bytes.
 """
 from __future__ import annotations
 
@@ -25,84 +27,66 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
+import pandas as pd
+
 from common.atomic import atomic_file
-from common.errors import RecAuditError
-from protocols.results import find_result_files
-from reports.leaderboard import entries_by_split, inputs_digest, read_entry, report_settings
-from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, csv_html, find_plots, inferred_table,
-                               markdown_html, plot_figure, sortable_table, text_cell)
-from reports.tables import (BETTER, BOLD_LEGEND, REFERENCE, WORSE, Entry, SplitTable, StatisticsSettings,
-                            best_values, budget_note, hyperparameter_row, is_best, legend_lines, metric_value, seconds,
-                            seeds_cell, split_table, trials_cell)
+from reports.site_html import (ASCENDING, DESCENDING, Cell, Column, find_plots, inferred_table, plot_figure,
+                               sortable_table, text_cell)
+from reports.statistics import DEFAULT_FILE, Statistics, entries_by_split, read_statistics
+from reports.tables import (BETTER, BOLD_LEGEND, REFERENCE, WORSE, Entry, SplitTable, best_values, budget_note,
+                            hyperparameter_row, is_best, legend_lines, metric_value, seconds, seeds_cell,
+                            split_table, trials_cell)
+from reports.verdicts import HEADERS as VERDICT_HEADERS
+from reports.verdicts import NO_NEURAL, display_row, summary_lines, verdict_table
 
 HELP = "build the leaderboard as one self-contained HTML page (sortable tables, verdicts, plots)"
 TITLE = "RecAudit leaderboard"
 TEMPLATE = "site_template.html"
 BODY_MARK = "@@BODY@@"
 PLOT_NAME_SEPARATOR = "__"  # reports.plots names a split's figure <dataset>__<split>__<figure>
-VERDICT_FILES = (Path("reports/verdicts.md"), Path("reports/verdicts.csv"))
 MARK_TITLES = {BETTER: "significantly better than the reference", WORSE: "significantly worse than the reference"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-root", type=Path, default=Path("results"))
+    parser.add_argument("--statistics", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                        help=f"the statistics of these results (python -m reports statistics; default {DEFAULT_FILE})")
     parser.add_argument("--plots-dir", type=Path, default=Path("reports/plots"),
                         help="PNG/SVG plots to embed (default: reports/plots; none when absent)")
-    parser.add_argument("--verdicts", type=Path, default=None, metavar="FILE",
-                        help="a .md or .csv verdicts file (default: reports/verdicts.md, else reports/verdicts.csv, "
-                             "when present)")
     parser.add_argument("--out", type=Path, default=Path("reports/site/index.html"))
-    parser.add_argument("--params-yaml", type=Path, default=None, metavar="FILE",
-                        help="reads seed and reports.{metrics,alpha,n_resamples} (default: params.yaml when present)")
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics, settings = report_settings(args.params_yaml)
-    verdicts = verdicts_file(args.verdicts)
-    paths = find_result_files(args.results_root)
-    entries = [read_entry(path) for path in paths]
-    page = build_site(entries, metrics, settings, plots_dir=args.plots_dir, verdicts=verdicts,
-                      digest=inputs_digest(args.results_root, paths))
+    entries, statistics = read_statistics(args.statistics, args.results_root)
+    page = build_site(entries, statistics, plots_dir=args.plots_dir)
     with atomic_file(args.out) as handle:
         handle.write(page.encode("utf-8"))
     print(f"wrote {args.out} from {len(entries)} result files")
     return 0
 
 
-def verdicts_file(named: Path | None) -> Path | None:
-    """The verdicts file to show: the one named (it must exist and be .md or .csv), else the
-    first of :data:`VERDICT_FILES` that exists, else None."""
-    if named is None:
-        return next((path for path in VERDICT_FILES if path.is_file()), None)
-    if named.suffix.lower() not in (".md", ".csv"):
-        raise RecAuditError(f"verdicts file {named} must be Markdown (.md) or CSV (.csv); name such a file")
-    if not named.is_file():
-        raise RecAuditError(f"no verdicts file at {named}; write it first or leave out --verdicts")
-    return named
-
-
-def build_site(entries: Sequence[Entry], metrics: list[str], settings: StatisticsSettings | None = None,
-               plots_dir: Path | None = None, verdicts: Path | None = None, digest: str | None = None) -> str:
+def build_site(entries: Sequence[Entry], statistics: Statistics, plots_dir: Path | None = None) -> str:
     """The whole page as a string."""
+    metrics = list(statistics.metrics)
     if not metrics:
         raise ValueError("the site needs at least one metric label")
-    settings = settings or StatisticsSettings()
     groups = entries_by_split(list(entries))
     anchors = unique_anchors([f"split-{dataset}-{protocol}" for dataset, protocol in groups])
     plots = find_plots(plots_dir) if plots_dir is not None else {}
-    sections = [verdicts_section(verdicts, entries)]
+    sections = [verdicts_section(verdict_table(groups, statistics), statistics)]
     contents = [("verdicts", "Verdicts")]
     for anchor, ((dataset, protocol), split_entries) in zip(anchors, groups.items()):
         prefix = f"{dataset}{PLOT_NAME_SEPARATOR}{protocol}{PLOT_NAME_SEPARATOR}"
         figures = {name[len(prefix):]: plots.pop(name) for name in list(plots) if name.startswith(prefix)}
-        table = split_table(dataset, protocol, split_entries, metrics, settings)
-        sections.append(split_html(anchor, table, metrics, settings, figures))
+        table = split_table(dataset, protocol, split_entries, statistics)
+        sections.append(split_html(anchor, table, statistics, figures))
         contents.append((anchor, f"{dataset} / {protocol}"))
     if not groups:
         sections.append('<p class="note">No result files yet: run <code>dvc repro</code> or '
                         "<code>python -m protocols evaluate</code>.</p>")
     sections.append(plots_section(plots_dir, plots))
     contents.append(("plots", "Plots"))
+    digest = statistics.inputs_sha256
     source = f" (inputs sha256 {escape(digest[:16])})" if digest else ""
     links = "".join(f'<li><a href="#{escape(anchor)}">{escape(label)}</a></li>' for anchor, label in contents)
     budget = budget_note(entries)
@@ -136,11 +120,10 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "section"
 
 
-def split_html(anchor: str, table: SplitTable, metrics: list[str], settings: StatisticsSettings,
-               figures: dict[str, Path] | None = None) -> str:
-    """One split's section: the statistics of ``reports.tables.split_table`` (those of the
-    leaderboard), each metric's best value in bold, then the split's ``figures``
-    (``{caption: file}``)."""
+def split_html(anchor: str, table: SplitTable, statistics: Statistics, figures: dict[str, Path] | None = None) -> str:
+    """One split's section: the table of ``reports.tables.split_table`` (the leaderboard's),
+    each metric's best value in bold, then the split's ``figures`` (``{caption: file}``)."""
+    metrics = list(statistics.metrics)
     best = best_values(table.ordered, metrics)
     columns = [Column("#", numeric=True), Column("family"), Column("model"),
                *[Column(m, numeric=True, first=DESCENDING) for m in metrics],
@@ -150,7 +133,7 @@ def split_html(anchor: str, table: SplitTable, metrics: list[str], settings: Sta
     classes = [f"family-{slug(e.family)}" + ("" if e.ok else " unsupported") for e in table.ordered]
     results = sortable_table(f"table-{anchor}", columns, rows, classes, sorted_by=0,
                              caption="Click a column header to sort; # restores the leaderboard's order.")
-    legend = legend_lines(metrics, table.tested, table.reference, table.n_comparisons, settings) + [BOLD_LEGEND]
+    legend = legend_lines(table, statistics) + [BOLD_LEGEND]
     hyper = inferred_table(f"hyper-{anchor}", ["model", "trials", "best validation", "seeds", "hyperparameters"],
                            [hyperparameter_row(e) for e in table.ordered])
     note = f'<p class="note">{escape(", ".join(table.notes))}.</p>\n' if table.notes else ""
@@ -209,17 +192,20 @@ def _number(value) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def verdicts_section(verdicts: Path | None, entries: Sequence[Entry]) -> str:
-    if verdicts is None:
-        neural = any(e.ok and e.family == "neural" for e in entries)
-        note = ("No verdicts file yet (reports/verdicts.md or reports/verdicts.csv)." if neural else
-                "No neural results yet: the verdicts compare neural models with the baselines once they have run.")
-        content = f'<p class="note">{escape(note)}</p>'
+def verdicts_section(table: pd.DataFrame, statistics: Statistics) -> str:
+    """The verdict table (``reports.verdicts``: the rows of ``reports/verdicts.md``) as a sortable table."""
+    if table.empty:
+        content = '<p class="note">No result files yet: no verdicts.</p>'
+    elif (table["verdict"] == NO_NEURAL).all():
+        content = ('<p class="note">No neural results yet: the verdicts compare neural models with the baselines '
+                   "once they have run.</p>")
     else:
-        text = verdicts.read_text(encoding="utf-8")
-        content = (csv_html(text, "verdicts-table") if verdicts.suffix.lower() == ".csv"
-                   else markdown_html(text, "verdicts"))
-        content = f'<p class="note">From <code>{escape(verdicts.as_posix())}</code>.</p>\n{content}'
+        metric = statistics.metrics[0]
+        lines = summary_lines(table, statistics)
+        headers = [header.format(metric=metric) for header in VERDICT_HEADERS]
+        rows = [display_row(row) for row in table.itertuples()]
+        content = "".join(f'<p class="note">{escape(line)}</p>' for line in lines) + "\n" + \
+            inferred_table("verdicts-table", headers, rows)
     return f'<section id="verdicts">\n<h2>Verdicts</h2>\n{content}\n</section>'
 
 

@@ -1,16 +1,14 @@
-"""HTML pieces of the leaderboard page (``reports.site``): sortable tables, a small Markdown
-subset for the verdicts file, CSV tables and embedded plots.
+"""HTML pieces of the leaderboard page (``reports.site``): sortable tables and embedded plots.
 
 Every text that comes from a file (model names, parameters, verdicts, plot names) passes
-through :func:`html.escape` before it enters the page; nothing is inserted as markup.
+through :func:`html.escape` before it enters the page; nothing is inserted as markup, and no
+report file is parsed back (the verdicts come from ``reports.verdicts.verdict_table``).
 Plots are embedded as ``data:`` URIs inside ``<img>`` (PNG or SVG): an SVG shown through
 ``<img>`` runs no script and loads nothing, so the page stays self-contained.
 """
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +19,6 @@ PLOT_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}  # preferred first w
 ASCENDING, DESCENDING = "ascending", "descending"
 LONG_TEXT = 40  # characters: longer text cells may wrap, shorter ones stay on one line
 LEADING_NUMBER = re.compile(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)")
-TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
-HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-LIST_ITEM = re.compile(r"^\s*[-*+]\s+(.*)$")
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def _cell_html(cell: Cell, column: Column) -> str:
 
 
 def inferred_table(table_id: str, headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:
-    """A sortable table of plain strings: a column is numeric when every cell that holds
+    """A sortable table of plain strings (escaped): a column is numeric when every cell that holds
     something other than ``-`` / ``n/a`` starts with a number (``17/20``, ``0.31 [0.2, 0.4]``),
     and sorts by that leading number."""
     width = len(headers)
@@ -94,7 +89,7 @@ def inferred_table(table_id: str, headers: Sequence[str], rows: Sequence[Sequenc
     numeric = [_numeric_column([row[i] for row in rows]) for i in range(width)]
     columns = [Column(label, is_number, DESCENDING if is_number else ASCENDING)
                for label, is_number in zip(headers, numeric)]
-    cells = [[Cell(inline_markdown(value), _leading_number(value) if numeric[i] else value)
+    cells = [[Cell(escape(value), _leading_number(value) if numeric[i] else value)
               for i, value in enumerate(row)] for row in rows]
     return sortable_table(table_id, columns, cells, caption=caption)
 
@@ -112,87 +107,6 @@ def _placeholder(value: str) -> bool:
 def _leading_number(value: str) -> float | None:
     found = LEADING_NUMBER.match(value)
     return float(found.group(1)) if found and not _placeholder(value) else None
-
-
-# A backslash before ASCII punctuation stands for that character (CommonMark; reports.markdown
-# escapes names this way), outside code spans.
-BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_INLINE_TOKEN = re.compile(r"\\([!-/:-@\[-`{-~])|`([^`]+)`")
-
-
-def inline_markdown(text: str) -> str:
-    """Escaped text with ``code`` spans, **bold** and backslash escapes; links and raw HTML stay
-    literal text."""
-    literals: list[str] = []
-
-    def hold(found: re.Match) -> str:
-        literal, code = found.groups()
-        literals.append(escape(literal) if literal is not None else f"<code>{escape(code)}</code>")
-        return f"\x00{len(literals) - 1}\x00"
-
-    held = escape(_INLINE_TOKEN.sub(hold, text))
-    bold = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", held)
-    return re.sub("\x00(\\d+)\x00", lambda found: literals[int(found.group(1))], bold)
-
-
-def markdown_html(text: str, id_prefix: str, heading_offset: int = 2) -> str:
-    """The Markdown a report writes (headings, paragraphs, ``-`` lists, GitHub tables) as
-    HTML; headings move down ``heading_offset`` levels to sit under the page's section."""
-    blocks: list[str] = []
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if not line.strip():
-            index += 1
-        elif heading := HEADING.match(line):
-            level = min(len(heading.group(1)) + heading_offset, 6)
-            blocks.append(f"<h{level}>{inline_markdown(heading.group(2))}</h{level}>")
-            index += 1
-        elif line.lstrip().startswith("|"):
-            end = _block_end(lines, index, lambda s: s.lstrip().startswith("|"))
-            blocks.append(_markdown_table(lines[index:end], f"{id_prefix}-table-{len(blocks)}"))
-            index = end
-        elif LIST_ITEM.match(line):
-            end = _block_end(lines, index, lambda s: bool(LIST_ITEM.match(s)))
-            items = "".join(f"<li>{inline_markdown(LIST_ITEM.match(s).group(1))}</li>" for s in lines[index:end])
-            blocks.append(f"<ul>{items}</ul>")
-            index = end
-        else:
-            end = _block_end(lines, index, lambda s: bool(s.strip()) and not HEADING.match(s)
-                             and not s.lstrip().startswith("|") and not LIST_ITEM.match(s))
-            blocks.append(f"<p>{inline_markdown(' '.join(s.strip() for s in lines[index:end]))}</p>")
-            index = end
-    return "\n".join(blocks)
-
-
-def _block_end(lines: Sequence[str], start: int, belongs) -> int:
-    end = start + 1
-    while end < len(lines) and belongs(lines[end]):
-        end += 1
-    return end
-
-
-def _markdown_table(lines: Sequence[str], table_id: str) -> str:
-    rows = [_table_cells(line) for line in lines if not TABLE_SEPARATOR.match(line)]
-    if len(lines) < 2 or not TABLE_SEPARATOR.match(lines[1]):
-        return f"<p>{inline_markdown(' '.join(s.strip() for s in lines))}</p>"
-    return inferred_table(table_id, rows[0], rows[1:])
-
-
-def _table_cells(line: str) -> list[str]:
-    inner = line.strip()
-    inner = inner[1:] if inner.startswith("|") else inner
-    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
-    return [BACKSLASH_ESCAPE.sub(r"\1", cell.strip()) for cell in re.split(r"(?<!\\)\|", inner)]
-
-
-def csv_html(text: str, table_id: str) -> str:
-    """A CSV file (first row: headers) as a sortable table."""
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return '<p class="note">The verdicts file is empty.</p>'
-    return inferred_table(table_id, rows[0], rows[1:])
 
 
 def find_plots(plots_dir: Path) -> dict[str, Path]:

@@ -1,18 +1,16 @@
 """One leaderboard section per (dataset, split): the results table with intervals and
 significance marks against the best baseline, its legend, and the hyperparameter table.
 
-Statistics (all on the per-user values of ``per_user.parquet``, users as the unit):
+Rendering only: every statistic comes from the statistics file (``reports.statistics``,
+``python -m reports statistics``), computed there once for every report:
 
 - each cell of a per-user metric is the record's mean (for a stochastic model the mean over
-  seeds, ``± sd`` over seeds with ``ddof=1`` when it ran more than one seed) with a 95% BCa
-  bootstrap interval of the mean over users (``protocols.bootstrap``; for a stochastic model
-  over each user's mean across seeds). List metrics such as ``coverage@10`` describe the
-  whole recommendation list and have no per-user values: they show the plain value;
-- the reference is the best baseline on the first report metric; every other model is
-  compared with it on every per-user report metric by a two-sided paired Wilcoxon
-  signed-rank test over users, and the p-values of the whole table (metrics x models) are
-  Holm-adjusted as one family (``protocols.statistics.compare_to_reference``). ``▲`` / ``▼``
-  mark a significant difference in the model's favour / against it; no mark, none found.
+  seeds, ``± sd`` over seeds with ``ddof=1`` when it ran more than one seed) with the file's
+  95% BCa bootstrap interval of the mean over users. List metrics such as ``coverage@10``
+  describe the whole recommendation list and have no per-user values: they show the plain value;
+- the reference ``(ref)`` is the file's best baseline of the split; ``▲`` / ``▼`` mark the
+  file's verdict "better" / "worse" of a model against it (two-sided paired Wilcoxon
+  signed-rank test over users, Holm within the split's metric column); no mark, none found.
 """
 from __future__ import annotations
 
@@ -20,18 +18,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
 from tabulate import tabulate
 
-from protocols.bootstrap import bootstrap_columns_ci
-from protocols.statistics import compare_to_reference
 from reports.markdown import markdown_text
+from reports.statistics import CONFIDENCE, Entry, Statistics, has_values, metric_value  # noqa: F401  (re-exported)
 
 FAMILY_ORDER = ("baseline", "neural")
-TEST = "wilcoxon"
-CONFIDENCE = 0.95
 BETTER, WORSE, REFERENCE = "▲", "▼", "(ref)"
+MARKS = {"better": BETTER, "worse": WORSE}
 LOWER_IS_BETTER = frozenset({"gini"})  # exposure Gini: 0 spreads exposure evenly over the catalogue
 NO_BEST = frozenset({"popularity"})  # average popularity of the lists: descriptive, no better direction
 BOLD_LEGEND = ("Bold: the best value of each metric column at the shown precision (highest; lowest for gini; "
@@ -39,39 +33,11 @@ BOLD_LEGEND = ("Bold: the best value of each metric column at the shown precisio
 
 
 @dataclass(frozen=True)
-class StatisticsSettings:
-    seed: int = 0
-    alpha: float = 0.05
-    n_resamples: int = 1000
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One result folder: its ``metrics.json`` record and, for a run with status "ok",
-    its per-user frame."""
-
-    record: dict
-    per_user: pd.DataFrame | None = None
-
-    @property
-    def model(self) -> str:
-        return self.record["model"]
-
-    @property
-    def ok(self) -> bool:
-        return self.record["status"] == "ok"
-
-    @property
-    def family(self) -> str:
-        return str(self.record.get("family") or "unknown")
-
-
-@dataclass(frozen=True)
 class SplitTable:
-    """What one split's tables show, computed once (every export format renders this):
-    rows in table order, the metrics tested per user, the reference (best baseline on the
-    first metric), the significance marks ``{(model, metric): mark}`` of one Holm family of
-    ``n_comparisons`` tests, and each "ok" model's bootstrap intervals ``{metric: (low, high)}``."""
+    """What one split's tables show (every export format renders this): rows in table order,
+    the metrics with comparisons, the reference (the file's best baseline), the significance
+    marks ``{(model, metric): mark}``, the size of each metric's Holm family
+    ``{metric: comparisons}``, and each "ok" model's bootstrap intervals ``{metric: (low, high)}``."""
 
     dataset: str
     protocol: str
@@ -81,42 +47,47 @@ class SplitTable:
     tested: list[str]
     reference: str | None
     marks: dict[tuple[str, str], str]
-    n_comparisons: int
+    family_sizes: dict[str, int]
     intervals: dict[str, dict[str, tuple[float, float]]]
 
     @property
     def title(self) -> str:
         return f"{self.dataset} / {self.protocol}{' (sampled)' if self.sampled else ''}"
 
+    @property
+    def n_comparisons(self) -> int:
+        return sum(self.family_sizes.values())
 
-def split_table(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
-                settings: StatisticsSettings) -> SplitTable:
-    """Rows, reference, marks and intervals of one split (the statistics of the module docstring)."""
+
+def split_table(dataset: str, protocol: str, entries: Sequence[Entry], statistics: Statistics) -> SplitTable:
+    """Rows of one split with the file's reference, marks and intervals."""
+    metrics = list(statistics.metrics)
+    found = statistics.split(dataset, protocol)
     ok = [e for e in entries if e.ok]
     notes = sorted({f"{e.record.get('n_users')} test users" for e in ok} |
                    {f"metric version {e.record.get('metric_version')}" for e in ok if e.record.get("metric_version")})
     ordered = sorted(entries, key=lambda e: row_order(e, metrics[0]))
-    tested = [m for m in metrics if ok and all(has_values(e, m) for e in ok)]
-    reference = best_baseline(ok, metrics[0]) if metrics[0] in tested else None
-    marks, n_comparisons = significance_marks(ok, reference, tested, settings)
-    intervals = {e.model: intervals_of(e, metrics, settings) for e in ok}
+    tested = found.tested(metrics)
+    marks = {(model, metric): MARKS[c.verdict] for metric in tested
+             for model, c in found.comparisons[metric].items() if c.verdict in MARKS}
+    intervals = {model: {m: (ci.low, ci.high) for m, ci in columns.items() if ci.finite}
+                 for model, columns in found.intervals.items()}
     return SplitTable(dataset, protocol, any(bool(e.record.get("sampled")) for e in entries), notes, ordered,
-                      tested, reference, marks, n_comparisons, intervals)
+                      tested, found.reference, marks, {m: found.family_size(m) for m in tested}, intervals)
 
 
-def split_section(dataset: str, protocol: str, entries: Sequence[Entry], metrics: list[str],
-                  settings: StatisticsSettings, *, bold_best: bool = False) -> list[str]:
+def split_section(dataset: str, protocol: str, entries: Sequence[Entry], statistics: Statistics, *,
+                  bold_best: bool = False) -> list[str]:
     """Markdown lines of one split: heading, notes, results table, legend, hyperparameters.
     ``bold_best`` sets each metric column's best value (:func:`best_values`) in bold."""
-    return section_lines(split_table(dataset, protocol, entries, metrics, settings), metrics, settings,
-                         bold_best=bold_best)
+    return section_lines(split_table(dataset, protocol, entries, statistics), statistics, bold_best=bold_best)
 
 
-def section_lines(table: SplitTable, metrics: list[str], settings: StatisticsSettings, *,
-                  bold_best: bool = False) -> list[str]:
-    """The Markdown section of an already computed :class:`SplitTable`; every name in it
+def section_lines(table: SplitTable, statistics: Statistics, *, bold_best: bool = False) -> list[str]:
+    """The Markdown section of an already built :class:`SplitTable`; every name in it
     (models, families, reasons, parameters, metrics, dataset and split) is escaped
     (:func:`reports.markdown.markdown_text`)."""
+    metrics = list(statistics.metrics)
     rows = [result_row(e, metrics, table.intervals.get(e.model, {}), table.marks, table.reference)
             for e in table.ordered]
     if bold_best:
@@ -128,9 +99,7 @@ def section_lines(table: SplitTable, metrics: list[str], settings: StatisticsSet
     headers = ["family", "model", *map(markdown_text, metrics), "trials", "seeds", "fit s", "eval s"]
     rendered = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
                         colalign=("left", "left", *["right"] * (len(metrics) + 4)))
-    legend = legend_lines([markdown_text(m) for m in metrics], [markdown_text(m) for m in table.tested],
-                          None if table.reference is None else markdown_text(table.reference), table.n_comparisons,
-                          settings)
+    legend = legend_lines(table, statistics, escape=markdown_text)
     if bold_best:
         legend.append(BOLD_LEGEND)
     hyper = tabulate([[markdown_text(cell) for cell in hyperparameter_row(e)] for e in table.ordered],
@@ -176,44 +145,6 @@ def row_order(entry: Entry, first_metric: str) -> tuple:
     return group, family, value is None, -(value or 0.0), entry.model
 
 
-def has_values(entry: Entry, metric: str) -> bool:
-    frame = entry.per_user
-    return frame is not None and metric in frame.columns and len(frame) > 0
-
-
-def best_baseline(ok: Sequence[Entry], metric: str) -> str | None:
-    candidates = [e for e in ok if e.family == "baseline" and metric_value(e.record, metric) is not None]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda e: (-metric_value(e.record, metric), e.model)).model
-
-
-def significance_marks(ok: Sequence[Entry], reference: str | None, tested: list[str],
-                       settings: StatisticsSettings) -> tuple[dict[tuple[str, str], str], int]:
-    """``{(model, metric): mark}`` from one Holm family over the table, and its size."""
-    if reference is None or len(ok) < 2:
-        return {}, 0
-    comparison = compare_to_reference({e.model: e.per_user for e in ok}, reference, tested, alpha=settings.alpha,
-                                      test=TEST, seed=settings.seed, n_resamples=settings.n_resamples,
-                                      confidence=CONFIDENCE)
-    symbols = {"better": BETTER, "worse": WORSE}
-    marks = {(row.model, row.metric): symbols[row.verdict] for row in comparison.itertuples()
-             if row.verdict in symbols}
-    return marks, int(comparison["p_value"].notna().sum())
-
-
-def intervals_of(entry: Entry, metrics: list[str], settings: StatisticsSettings) -> dict[str, tuple[float, float]]:
-    """``{metric: (low, high)}``: bootstrap intervals of the per-user metrics of one model
-    (its columns resampled together; every model gets the same seed)."""
-    columns = [m for m in metrics if has_values(entry, m)]
-    if not columns:
-        return {}
-    matrix = entry.per_user[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    found = bootstrap_columns_ci(matrix, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
-                                 seed=settings.seed)
-    return {m: (ci.low, ci.high) for m, ci in zip(columns, found) if math.isfinite(ci.low)}
-
-
 def result_row(entry: Entry, metrics: list[str], intervals: dict, marks: dict, reference: str | None) -> list[str]:
     """One Markdown row of the results table (names escaped)."""
     record = entry.record
@@ -243,24 +174,28 @@ def result_row(entry: Entry, metrics: list[str], intervals: dict, marks: dict, r
             seconds(record.get("fit_seconds")), seconds(record.get("eval_seconds"))]
 
 
-def legend_lines(metrics: list[str], tested: list[str], reference: str | None, n_comparisons: int,
-                 settings: StatisticsSettings) -> list[str]:
+def legend_lines(table: SplitTable, statistics: Statistics, escape=str) -> list[str]:
+    """The legend under a results table: where its marks and intervals come from. ``escape``
+    is applied to the names in it (metrics, the reference)."""
+    settings = statistics.settings
+    metrics = [escape(m) for m in statistics.metrics]
     level = f"{CONFIDENCE:.0%}"
     lines = []
-    if reference is None:
+    if table.reference is None:
         lines.append(f"No significance marks: no baseline with per-user {metrics[0]} values in this table.")
-    elif n_comparisons == 0:
-        lines.append(f"{REFERENCE}: the best baseline on {metrics[0]} ({reference}); no other model to compare "
-                     "with it.")
+    elif table.n_comparisons == 0:
+        lines.append(f"{REFERENCE}: the best baseline on {metrics[0]} ({escape(table.reference)}); no other model to "
+                     "compare with it.")
     else:
+        families = ", ".join(f"{escape(m)}: {n}" for m, n in table.family_sizes.items())
         lines.append(f"{BETTER} / {WORSE}: significantly better / worse than the reference {REFERENCE}, the best "
-                     f"baseline on {metrics[0]} ({reference}): two-sided paired Wilcoxon signed-rank test over "
-                     f"users, Holm correction over the table's {n_comparisons} comparisons (each of "
-                     f"{', '.join(tested)} x each other model), alpha {settings.alpha:g}; no mark: no "
-                     "significant difference.")
-    untested = [m for m in metrics if m not in tested]
+                     f"baseline on {metrics[0]} ({escape(table.reference)}): two-sided paired Wilcoxon signed-rank "
+                     f"test over users, Holm correction within each metric column of this split (one family per "
+                     f"split and metric: every other model against the reference; {families} comparisons), alpha "
+                     f"{settings.alpha:g}; no mark: no significant difference.")
+    untested = [escape(m) for m in statistics.metrics if m not in table.tested]
     plain = (f" {', '.join(untested)}: not tested, being a list metric (plain value, no interval) or lacking "
-             "per-user values for some model." if untested else "")
+             "per-user values." if untested else "")
     lines.append(f"[low, high]: {level} BCa bootstrap interval of the mean over users ({settings.n_resamples} "
                  f"resamples, seed {settings.seed}); ± sd over seeds (ddof 1) for stochastic models run with "
                  f"several seeds.{plain} Trials: tuning trials run / budget (every model of a suite gets the same "
@@ -329,13 +264,6 @@ def format_value(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in sorted(value.items())) + "}"
     return str(value)
-
-
-def metric_value(record: dict, label: str) -> float | None:
-    value = (record.get("metrics") or {}).get(label)
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return float(value)
 
 
 def seconds(value) -> str:

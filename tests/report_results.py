@@ -51,6 +51,17 @@ def write_unsupported(root, protocol: str, model: str, message: str, dataset: st
               pd.DataFrame({"user": pd.Series([], dtype="int64")}))
 
 
+def write_statistics(root, params, out=None):
+    """``python -m reports statistics`` over ``root`` with ``params``: the file every report reads."""
+    from pathlib import Path
+
+    from reports.__main__ import main
+
+    out = Path(out) if out is not None else Path(root).parent / "statistics.json"
+    assert main(["statistics", "--results-root", str(root), "--out", str(out), "--params-yaml", str(params)]) == 0
+    return out
+
+
 def write_params(path, metrics: str = "[ndcg@10, coverage@10]", n_resamples: int = 200):
     path.write_text(f"seed: {SEED}\nreports:\n  metrics: {metrics}\n  n_resamples: {n_resamples}\n")
     return path

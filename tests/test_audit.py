@@ -18,6 +18,8 @@ from reports.audit import (NO_REPORTED_VALUE, NOT_COMPARABLE, NOT_REPRODUCED, NO
                            AuditSettings, ResultIndex, audit_paper, audit_settings, not_run_reasons,
                            reproduction_verdict)
 from reports.claims import Claim, load_claims, load_paper_claims
+from reports.statistics import load_statistics
+from tests.report_results import write_statistics
 
 N_USERS = 60
 SEED = 7
@@ -111,9 +113,12 @@ def workspace(tmp_path, monkeypatch):
 
 
 def run_audit(tmp_path: Path, *extra: str) -> str:
+    """``python -m reports statistics`` then ``python -m reports audit``, as dvc.yaml runs them."""
     out = tmp_path / "audit.md"
+    statistics = write_statistics(tmp_path / "results", tmp_path / "params.yaml", tmp_path / "statistics.json")
     assert main(["audit", "--results-root", str(tmp_path / "results"), "--claims-dir", str(tmp_path / "claims"),
-                 "--params-yaml", str(tmp_path / "params.yaml"), "--out", str(out), *extra]) == 0
+                 "--params-yaml", str(tmp_path / "params.yaml"), "--statistics", str(statistics), "--out", str(out),
+                 *extra]) == 0
     return out.read_text()
 
 
@@ -190,7 +195,7 @@ def test_tolerance_comes_from_params(workspace):
     assert not low <= float(row["reported"]) <= high
     assert row["reproduction"] == NOT_REPRODUCED
     write_params(tmp_path / "params.yaml", tolerance=1.5)
-    with pytest.raises(RecAuditError, match=r"audit\.tolerance must be a relative difference in \[0, 1\)"):
+    with pytest.raises(RecAuditError, match=r"audit\.tolerance must be a .*in \[0, 1\)"):
         audit_settings(tmp_path / "params.yaml")
 
 
@@ -328,29 +333,61 @@ def test_availability_reads_the_mirror(tmp_path):
     assert Availability.current({}, ["movielens-1m-ncf"], None).mirror_missing == {}
 
 
-def test_progress_p_values_are_holm_adjusted_over_the_paper(workspace):
-    """Two distinct comparisons (holdout ndcg@10 and recall@20): Holm by hand on scipy's
-    Wilcoxon p-values; the NeuMF-style duplicate of one comparison does not enlarge the family."""
+def test_progress_comes_from_the_statistics_file_with_its_family(workspace):
+    """Two distinct comparisons (holdout ndcg@10 and recall@20) and a duplicate of one: each
+    check is the statistics file's comparison, Holm-adjusted within the split's metric column
+    (multvae and pop against ease), the family of every report; the paper's claims form no
+    family of their own, so a duplicate claim changes nothing."""
     tmp_path, frames = workspace
+    statistics = load_statistics(write_statistics(tmp_path / "results", tmp_path / "params.yaml"))
     paper = load_paper_claims(tmp_path / "claims" / "synthetic.yaml")
     holdout = [c for c in paper.claims if c.protocol == "movielens-100k/holdout" and c.model == "multvae"]
     paper = type(paper)(paper.key, paper.paper, paper.citation, paper.notes, tuple(holdout + holdout[:1]))
     everything = Availability(frozenset({"movielens-100k"}), frozenset({"multvae", "ease", "pop"}),
                               frozenset({"movielens-100k/holdout"}))
     audits = audit_paper(paper, ResultIndex(tmp_path / "results"), everything,
-                         AuditSettings(0.05, 0.05, RESAMPLES, SEED))
-    raw = []
+                         AuditSettings(0.05, 0.05, RESAMPLES, SEED), statistics)
+    adjusted = {}
     for metric in ("ndcg@10", "recall@20"):
-        d = frames["holdout/multvae"][metric].to_numpy() - frames["holdout/ease"][metric].to_numpy()
-        raw.append(stats.wilcoxon(d, zero_method="wilcox", correction=False, method="auto").pvalue)
-    order = np.argsort(raw)
-    adjusted = np.empty(2)
-    adjusted[order[0]] = min(1.0, 2 * raw[order[0]])
-    adjusted[order[1]] = min(1.0, max(adjusted[order[0]], raw[order[1]]))
+        raw = []
+        for model in ("multvae", "pop"):
+            d = frames[f"holdout/{model}"][metric].to_numpy() - frames["holdout/ease"][metric].to_numpy()
+            raw.append(stats.wilcoxon(d, zero_method="wilcox", correction=False, method="auto").pvalue)
+        low, high = sorted(raw)
+        adjusted[metric] = min(1.0, 2 * low) if raw[0] == low else min(1.0, max(2 * low, high))
+        comparison = statistics.split("movielens-100k", "holdout").comparison("multvae", metric)
+        assert comparison.p_holm == pytest.approx(adjusted[metric], rel=1e-9)
     checks = [a.progress for a in audits]
     assert [c.baseline for c in checks] == ["ease"] * 3
-    assert [c.p_holm for c in checks] == pytest.approx([adjusted[0], adjusted[1], adjusted[0]], rel=1e-9)
+    assert [c.p_holm for c in checks] == pytest.approx([adjusted["ndcg@10"], adjusted["recall@20"],
+                                                        adjusted["ndcg@10"]], rel=1e-9)
     assert [c.verdict for c in checks] == ["progress confirmed", "not confirmed", "progress confirmed"]
+    interval = statistics.split("movielens-100k", "holdout").intervals["multvae"]["ndcg@10"]
+    assert (audits[0].reproduction.ci_low, audits[0].reproduction.ci_high) == (interval.low, interval.high)
+
+
+def test_the_reference_itself_and_metrics_outside_the_reports_get_a_note(workspace):
+    """A claim about the split's best baseline has nothing to be compared with; a claim metric
+    that is not a report metric has no test in the statistics file, but still its interval."""
+    tmp_path, frames = workspace
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["reports"]["metrics"] = ["ndcg@10"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    statistics = load_statistics(write_statistics(tmp_path / "results", tmp_path / "params.yaml"))
+    claims = [Claim("x", "movielens-100k", "movielens-100k/holdout", "ease", "EASE", "", "ndcg@10", 0.3, "T",
+                    ("paper",), ""),
+              Claim("x", "movielens-100k", "movielens-100k/holdout", "multvae", "VAE", "", "recall@20", 0.5, "T",
+                    ("paper",), "")]
+    paper = load_paper_claims(tmp_path / "claims" / "synthetic.yaml")
+    paper = type(paper)(paper.key, paper.paper, paper.citation, paper.notes, tuple(claims))
+    everything = Availability(frozenset({"movielens-100k"}), frozenset({"multvae", "ease"}),
+                              frozenset({"movielens-100k/holdout"}))
+    reference, outside = audit_paper(paper, ResultIndex(tmp_path / "results"), everything,
+                                     AuditSettings(0.05, 0.05, RESAMPLES, SEED), statistics)
+    assert reference.progress is None and "ease is this split's best baseline" in reference.progress_note
+    assert outside.progress is None and "recall@20 is not a report metric" in outside.progress_note
+    interval = bootstrap_mean_ci(frames["holdout/multvae"]["recall@20"].to_numpy(), n_resamples=RESAMPLES, seed=SEED)
+    assert (outside.reproduction.ci_low, outside.reproduction.ci_high) == (interval.low, interval.high)
 
 
 def test_stale_baseline_users_become_a_note_not_a_crash(workspace):

@@ -14,9 +14,9 @@ from common.errors import run_cli
 from protocols.bootstrap import bootstrap_mean_ci
 from reports.__main__ import main
 from reports.export import csv_table, latex_escape, latex_table, markdown_table
-from reports.leaderboard import entries_by_split, read_entries, report_settings
+from reports.statistics import entries_by_split, read_statistics
 from reports.tables import BOLD_LEGEND, split_section, split_table
-from tests.report_results import BASE, SEED, STEP, write_model, write_params, write_unsupported
+from tests.report_results import BASE, SEED, STEP, write_model, write_params, write_statistics, write_unsupported
 
 METRICS = ["ndcg@10", "coverage@10"]
 MF_TUNING = {"trials_run": 17, "trials_budget": 20, "budget": "default", "validation_metric": "ndcg@10",
@@ -34,9 +34,9 @@ def split(tmp_path):
                 metrics_std={"ndcg@10": 0.0123, "coverage@10": 0.01}, tuning=MF_TUNING)
     write_unsupported(root, "holdout", "ncf&co", "model 'ncf' cannot score held-out users (needs user_embeddings)")
     params = write_params(tmp_path / "params.yaml")
-    metrics, settings = report_settings(params)
-    entries = entries_by_split(read_entries(root))[("ml", "holdout")]
-    return root, params, split_table("ml", "holdout", entries, metrics, settings), settings, entries
+    entries, statistics = read_statistics(write_statistics(root, params), root)
+    entries = entries_by_split(entries)[("ml", "holdout")]
+    return root, params, split_table("ml", "holdout", entries, statistics), statistics, entries
 
 
 GOLDEN_LATEX_BODY = r"""\begin{tabular}{lrrrrrr}
@@ -56,12 +56,12 @@ ncf\&co & \multicolumn{2}{l}{n/a (needs user\_embeddings)} & 0 (defaults) &  &  
 
 
 def test_latex_matches_golden_snippet(split):
-    _, _, table, settings, _ = split
-    text = latex_table(table, METRICS, settings)
+    _, _, table, statistics, _ = split
+    text = latex_table(table, statistics)
     assert text.endswith(GOLDEN_LATEX_BODY)
     comments = text[:-len(GOLDEN_LATEX_BODY)].splitlines()
     assert comments and all(line.startswith("% ") for line in comments)
-    assert r"\usepackage{booktabs}" in comments[1] and "Holm correction over the table's 2 comparisons" in text
+    assert r"\usepackage{booktabs}" in comments[1] and "ndcg@10: 2 comparisons" in text
 
 
 def test_latex_escape_handles_every_special_character():
@@ -96,11 +96,11 @@ def test_csv_has_one_row_per_model_with_means_intervals_and_marks(split):
 
 
 def test_markdown_export_is_the_leaderboard_section_with_bold_best(split):
-    _, _, table, settings, entries = split
-    text = markdown_table(table, METRICS, settings)
+    _, _, table, statistics, entries = split
+    text = markdown_table(table, statistics)
     assert " **0.3433** ± 0.0123 [0." in text and " **0.5000** |" in text
     assert text.count("**") == 4  # two bold cells: nothing else
-    plain = "\n".join(split_section("ml", "holdout", entries, METRICS, settings)).rstrip("\n") + "\n"
+    plain = "\n".join(split_section("ml", "holdout", entries, statistics)).rstrip("\n") + "\n"
     without_bold = text.replace("**", "").replace(BOLD_LEGEND + "\n", "")
     def cells(markdown: str) -> list[str]:  # the padding and rule lengths differ with the bold markers
         return re.sub(r"-{3,}", "---", markdown).split()
@@ -111,10 +111,11 @@ def test_markdown_export_is_the_leaderboard_section_with_bold_best(split):
 def test_tables_command_writes_three_files_per_split_and_drops_stale_ones(split, tmp_path):
     root, params, _, _, _ = split
     write_model(root, "loo", "pop", BASE, 0.01)
+    statistics = write_statistics(root, params)
     out = tmp_path / "tables"
     out.mkdir()
     (out / "old__split.csv").write_text("stale")
-    arguments = ["tables", "--results-root", str(root), "--out-dir", str(out), "--params-yaml", str(params)]
+    arguments = ["tables", "--results-root", str(root), "--out-dir", str(out), "--statistics", str(statistics)]
     with pytest.raises(SystemExit) as exit_:
         run_cli(main, arguments)
     assert exit_.value.code == 0

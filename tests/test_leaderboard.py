@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from common.errors import run_cli
-from protocols.bootstrap import bootstrap_mean_ci
+from protocols.bootstrap import DEFAULT_RESAMPLES, bootstrap_mean_ci
 from protocols.results import read_results, result_dir, short_reason, write_result, write_run
 from reports.__main__ import main
+from tests.report_results import write_statistics
 
 N_USERS = 30
 USERS = np.arange(N_USERS)
@@ -19,8 +20,9 @@ SEED = 42
 
 
 def ci(values) -> str:
-    """The interval the table must show: the documented bootstrap, called on its own."""
-    found = bootstrap_mean_ci(values, seed=SEED, n_resamples=1000)
+    """The interval the table must show: the documented bootstrap, called on its own (the one
+    default number of resamples, protocols.bootstrap.DEFAULT_RESAMPLES: params set none)."""
+    found = bootstrap_mean_ci(values, seed=SEED, n_resamples=DEFAULT_RESAMPLES)
     return f"[{found.low:.4f}, {found.high:.4f}]"
 
 
@@ -96,8 +98,10 @@ GOLDEN_HOLDOUT_HYPERPARAMETERS = """\
 
 
 def build(root, params, out):
+    """``python -m reports statistics`` then ``python -m reports build``, as dvc.yaml runs them."""
+    statistics = write_statistics(root, params, out.with_suffix(".statistics.json"))
     with pytest.raises(SystemExit) as exit_:
-        run_cli(main, ["build", "--results-root", str(root), "--out", str(out), "--params-yaml", str(params)])
+        run_cli(main, ["build", "--results-root", str(root), "--statistics", str(statistics), "--out", str(out)])
     assert exit_.value.code == 0
     return out.read_text()
 
@@ -110,8 +114,10 @@ def test_leaderboard_matches_golden_tables(results, tmp_path):
     assert GOLDEN_HOLDOUT_HYPERPARAMETERS in text
     assert text.index("## ml / holdout") < text.index("## ml / loo (sampled)")
     legend = text[text.index("| neural   | ncf"):text.index("### Hyperparameters: ml / holdout")]
-    assert "paired Wilcoxon signed-rank test" in legend and "Holm correction over the table's 3 comparisons" in legend
-    assert "alpha 0.05" in legend and "1000 resamples, seed 42" in legend
+    assert "paired Wilcoxon signed-rank test" in legend and "Holm correction within each metric column" in legend
+    assert "(one family per split and metric: every other model against the reference; ndcg@10: 3 comparisons)" \
+        in legend
+    assert "alpha 0.05" in legend and f"{DEFAULT_RESAMPLES} resamples, seed 42" in legend
     assert "coverage@10: not tested, being a list metric (plain value, no interval)" in legend
 
 
@@ -151,7 +157,7 @@ def slightly_better() -> np.ndarray:
     return values
 
 
-def test_holm_is_applied_over_the_whole_table(results, tmp_path):
+def test_holm_is_applied_within_the_metric_column(results, tmp_path):
     from scipy import stats
 
     slight = slightly_better()
@@ -162,7 +168,7 @@ def test_holm_is_applied_over_the_whole_table(results, tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| neural   | slight "))
     assert "(ref)" not in row and "▲" not in row and "▼" not in row
     assert "| baseline | pop (ref) |" in text
-    assert "Holm correction over the table's 4 comparisons" in text
+    assert "ndcg@10: 4 comparisons" in text
     alone = tmp_path / "alone"
     write_model(alone, "holdout", "pop", POP, 0.01)
     write_model(alone, "holdout", "slight", slight, 0.5, family="neural")
@@ -199,7 +205,7 @@ def test_malformed_result_file_is_a_one_line_error(results, tmp_path, capsys):
     root, params = results
     (root / "ml" / "holdout" / "pop" / "metrics.json").write_text('{"dataset": "ml"}')
     with pytest.raises(SystemExit) as exit_:
-        run_cli(main, ["build", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
+        run_cli(main, ["statistics", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
                        "--params-yaml", str(params)])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
@@ -211,7 +217,7 @@ def test_missing_per_user_file_is_a_one_line_error(results, tmp_path, capsys):
     root, params = results
     (root / "ml" / "holdout" / "vae" / "per_user.parquet").unlink()
     with pytest.raises(SystemExit) as exit_:
-        run_cli(main, ["build", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
+        run_cli(main, ["statistics", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
                        "--params-yaml", str(params)])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
@@ -228,7 +234,7 @@ def test_bad_report_settings_are_one_line_errors(results, tmp_path, capsys, repo
     root, params = results
     params.write_text(f"reports: {reports}\n")
     with pytest.raises(SystemExit) as exit_:
-        run_cli(main, ["build", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
+        run_cli(main, ["statistics", "--results-root", str(root), "--out", str(tmp_path / "x.md"),
                        "--params-yaml", str(params)])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
@@ -264,6 +270,7 @@ def test_empty_results_give_an_empty_board(tmp_path):
 def test_a_small_tuning_budget_is_said_plainly_on_the_leaderboard_and_the_page():
     from reports.leaderboard import build_leaderboard
     from reports.site import build_site
+    from reports.statistics import statistics_of
     from reports.tables import Entry, budget_note
 
     def entry(model, family, budget):
@@ -275,7 +282,7 @@ def test_a_small_tuning_budget_is_said_plainly_on_the_leaderboard_and_the_page()
     small = [entry("pop", "baseline", 1), entry("ease", "baseline", 5), entry("mlp", "neural", 5)]
     note = budget_note(small)
     assert note is not None and "5 trials" in note and "50" in note and "tuning.budget: paper" in note
-    assert note in build_leaderboard(small, ["ndcg@10"])
-    assert "tuned with 5 trials" in build_site(small, ["ndcg@10"])
+    assert note in build_leaderboard(small, statistics_of(small, ["ndcg@10"]))
+    assert "tuned with 5 trials" in build_site(small, statistics_of(small, ["ndcg@10"]))
     assert budget_note([entry("ease", "baseline", 50), entry("pop", "baseline", 1)]) is None
     assert budget_note([entry("ease", "baseline", None)]) is None  # untuned defaults: no tuning budget to judge

@@ -45,7 +45,7 @@ reports:
   n_resamples: 200
 """
 
-# What `dvc repro` runs for the suite above (dvc.yaml's tune, evaluate and report stages).
+# What `dvc repro` runs for the suite above (dvc.yaml's tune, evaluate, statistics and report stages).
 PIPELINE = textwrap.dedent(f"""\
     from protocols.__main__ import main as protocols
     from reports.__main__ import main as reports
@@ -54,6 +54,7 @@ PIPELINE = textwrap.dedent(f"""\
                           "--out", f"tuned/{SPLIT}/{{model}}.yaml"]) == 0
         assert protocols(["evaluate", "--split", "{SPLIT}", "--model", model,
                           "--params", f"tuned/{SPLIT}/{{model}}.yaml"]) == 0
+    assert reports(["statistics", "--results-root", "results", "--out", "reports/statistics.json"]) == 0
     assert reports(["build", "--results-root", "results", "--out", "reports/leaderboard.md"]) == 0
     """)
 

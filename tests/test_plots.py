@@ -10,17 +10,18 @@ from PIL import Image
 from common.errors import run_cli
 from reports import figures
 from reports.__main__ import main
-from reports.leaderboard import entries_by_split, read_entries, report_settings
 from reports.plots import popularity_frame, time_frame, write_plots
-from tests.report_results import BASE, REFERENCE, STEP, write_model, write_params, write_split_folder
+from reports.statistics import entries_by_split, read_entries, read_statistics
+from tests.report_results import BASE, REFERENCE, STEP, write_model, write_params, write_split_folder, write_statistics
 
 COLUMN_PIXELS = round(figures.COLUMN_WIDTH * figures.DPI)  # 990
 
 
 def draw(root, params, out, splits_root):
+    statistics = write_statistics(root, params, out.with_name(out.name + ".statistics.json"))
     with pytest.raises(SystemExit) as exit_:
         run_cli(main, ["plots", "--results-root", str(root), "--splits-root", str(splits_root), "--out-dir",
-                       str(out), "--params-yaml", str(params)])
+                       str(out), "--statistics", str(statistics)])
     assert exit_.value.code == 0
     return sorted(path.name for path in out.iterdir())
 
@@ -73,9 +74,8 @@ class NoFigures:
 
 def test_figure_data_as_csv(results, tmp_path):
     root, params, splits = results
-    metrics, settings = report_settings(params)
-    groups = entries_by_split(read_entries(root))
-    written, skipped = write_plots(groups, metrics[0], settings, splits, tmp_path / "plots", NoFigures())
+    entries, statistics = read_statistics(write_statistics(root, params), root, per_user=True)
+    written, skipped = write_plots(entries_by_split(entries), statistics, splits, tmp_path / "plots", NoFigures())
     assert (written, skipped) == (8, ["ml/loo"])
     cutoffs = pd.read_csv(tmp_path / "plots" / "metrics_by_cutoff.csv")
     holdout = cutoffs[cutoffs["split_key"] == "ml/holdout"]
@@ -97,12 +97,11 @@ def test_figure_data_as_csv(results, tmp_path):
 
 
 def test_same_data_give_the_same_files(results, tmp_path):
-    root, params, _ = results
-    metrics, _ = report_settings(params)
-    times = time_frame(entries_by_split(read_entries(root)), metrics[0])
+    root, _, _ = results
+    times = time_frame(entries_by_split(read_entries(root)), "ndcg@10")
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        figures.accuracy_vs_time(times, metrics[0], "ml/holdout", tmp_path / folder / "figure")
+        figures.accuracy_vs_time(times, "ndcg@10", "ml/holdout", tmp_path / folder / "figure")
     for suffix in ("png", "svg"):
         assert (tmp_path / "a" / f"figure.{suffix}").read_bytes() == (tmp_path / "b" / f"figure.{suffix}").read_bytes()
 
@@ -147,8 +146,8 @@ def test_dvc_templates_fill_with_the_csv_data(results, tmp_path, name, template,
     from dvc_render.vega import VegaRenderer
 
     root, params, splits = results
-    metrics, settings = report_settings(params)
-    write_plots(entries_by_split(read_entries(root)), metrics[0], settings, splits, tmp_path / "plots", NoFigures())
+    entries, statistics = read_statistics(write_statistics(root, params), root, per_user=True)
+    write_plots(entries_by_split(entries), statistics, splits, tmp_path / "plots", NoFigures())
     with open(tmp_path / "plots" / f"{name}.csv", newline="") as handle:
         rows = [dict(row, rev="workspace") for row in csv.DictReader(handle)]
     assert rows

@@ -10,29 +10,31 @@ import re
 import numpy as np
 import pytest
 
-from common.errors import run_cli
-from protocols.bootstrap import bootstrap_mean_ci
+from protocols.bootstrap import DEFAULT_RESAMPLES, bootstrap_mean_ci
 from reports import site
 from reports.__main__ import COMMANDS
-from reports.site_html import inline_markdown, markdown_html
+from reports.statistics import Statistics, StatisticsSettings
+from tests.report_results import write_statistics
 from tests.site_results import (BETTER, EVIL, EVIL_PARAM, EVIL_REASON, LEADERBOARD_ORDER, POP, SEED, TABLE_ID,
                                 PageReader, write_params, write_results)
 
 
 def ci(values) -> str:
-    """The interval the page must show: the documented bootstrap, called on its own."""
-    found = bootstrap_mean_ci(values, seed=SEED, n_resamples=1000)
+    """The interval the page must show: the documented bootstrap, called on its own (the one
+    default number of resamples: params set none)."""
+    found = bootstrap_mean_ci(values, seed=SEED, n_resamples=DEFAULT_RESAMPLES)
     return f"[{found.low:.4f}, {found.high:.4f}]"
 
 
 def build(tmp_path, *extra: str, name: str = "index.html") -> str:
-    """Run the command as ``python -m reports site`` would (its parser and run), return the page."""
+    """Run ``python -m reports statistics``, then the page command as ``python -m reports site``
+    would (its parser and run), and return the page."""
     out = tmp_path / "site" / name
+    statistics = write_statistics(tmp_path / "results", tmp_path / "params.yaml", tmp_path / "statistics.json")
     parser = argparse.ArgumentParser()
     site.add_arguments(parser)
-    args = parser.parse_args(["--results-root", str(tmp_path / "results"), "--params-yaml",
-                              str(tmp_path / "params.yaml"), "--plots-dir", str(tmp_path / "plots"),
-                              "--out", str(out), *extra])
+    args = parser.parse_args(["--results-root", str(tmp_path / "results"), "--statistics", str(statistics),
+                              "--plots-dir", str(tmp_path / "plots"), "--out", str(out), *extra])
     assert site.run(args) == 0
     return out.read_text(encoding="utf-8")
 
@@ -82,8 +84,9 @@ def test_results_table_rows_cells_and_sort_keys(results):
 def test_legend_and_hyperparameters_match_the_leaderboard(results):
     page = build(results)
     reader = PageReader(page)
-    assert "two-sided paired Wilcoxon signed-rank test over users, Holm correction over the table&#x27;s 3 " \
-           "comparisons" in page
+    assert "two-sided paired Wilcoxon signed-rank test over users, Holm correction within each metric column of " \
+           "this split (one family per split and metric: every other model against the reference; ndcg@10: 3 " \
+           "comparisons)" in page
     assert "Bold: the best value of each metric column" in page
     hyper = reader.tables["hyper-split-ml-holdout"]
     assert [[text for text, _ in row["cells"]] for row in hyper["rows"]] == [
@@ -148,10 +151,15 @@ def test_plots_embedded_png_preferred_split_figures_under_their_table(results):
     assert '<figcaption>sub/a</figcaption>' in page[page.index('id="plots"'):]
 
 
-def test_without_plots_or_verdicts_the_page_says_so(results):
+def test_without_plots_the_page_says_so_and_shows_the_verdicts(results):
     page = build(results)
     assert "No plots yet in" in page
-    assert "No verdicts file yet" in page  # mf is a neural result, so only the file is missing
+    table = PageReader(page).tables["verdicts-table"]
+    assert [text for text, _ in table["headers"]] == ["dataset", "split", "neural method", "best baseline",
+                                                      "ndcg@10 neural", "ndcg@10 baseline", "difference [95% CI]",
+                                                      "p (Holm)", "verdict"]
+    rows = {row["cells"][2][0]: row["cells"][-1][0] for row in table["rows"]}
+    assert rows == {EVIL: "not different", "mf": "significantly better", "ncf": f"not run ({EVIL_REASON})"}
 
 
 def test_no_neural_results_note(tmp_path):
@@ -161,42 +169,15 @@ def test_no_neural_results_note(tmp_path):
     assert "No neural results yet" in build(tmp_path)
 
 
-def test_markdown_verdicts_rendered_escaped_and_sortable(results):
-    verdicts = results / "verdicts.md"
-    verdicts.write_text("# Verdicts\n\nNeural models **beaten** by `ease`: 2 of <i>3</i>.\n\n"
-                        "| model | p-value | verdict |\n|---|--:|:--|\n| mf | 0.01 | better |\n"
-                        "| <b>x</b> | n/a | not run \\| skipped |\n\n- first\n- second\n")
-    reader = PageReader(page := build(results, "--verdicts", str(verdicts)))
-    assert "<h3>Verdicts</h3>" in page
-    assert "<p>Neural models <strong>beaten</strong> by <code>ease</code>: 2 of &lt;i&gt;3&lt;/i&gt;.</p>" in page
-    assert "<ul><li>first</li><li>second</li></ul>" in page
-    table = reader.tables["verdicts-table-2"]
-    assert [(label, attrs["data-type"]) for label, attrs in table["headers"]] == [
-        ("model", "text"), ("p-value", "number"), ("verdict", "text")]
-    assert [[(text, attrs["data-sort"]) for text, attrs in row["cells"]] for row in table["rows"]] == [
-        [("mf", "mf"), ("0.01", "0.01"), ("better", "better")],
-        [("<b>x</b>", "<b>x</b>"), ("n/a", ""), ("not run | skipped", "not run | skipped")]]
-
-
-def test_csv_verdicts(results):
-    verdicts = results / "verdicts.csv"
-    verdicts.write_text('paper,claims,confirmed\nNCF,12,3\n"Mult-VAE, 2018",7,0\n')
-    table = PageReader(build(results, "--verdicts", str(verdicts))).tables["verdicts-table"]
-    assert [[text for text, _ in row["cells"]] for row in table["rows"]] == [["NCF", "12", "3"],
-                                                                             ["Mult-VAE, 2018", "7", "0"]]
-    assert [attrs["data-type"] for _, attrs in table["headers"]] == ["text", "number", "number"]
-
-
-@pytest.mark.parametrize("name, message", [("missing.md", "no verdicts file at"),
-                                           ("verdicts.txt", "must be Markdown (.md) or CSV (.csv)")])
-def test_bad_verdicts_file_is_a_one_line_error(results, capsys, name, message):
-    (results / "verdicts.txt").write_text("x")
-    with pytest.raises(SystemExit) as stop:
-        run_cli(lambda argv: build(results, "--verdicts", str(results / name)))
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not (results / "site" / "index.html").exists()
+def test_the_page_reads_no_report_file_back(results):
+    """The verdicts come from the statistics file, not from reports/verdicts.md: a verdicts file
+    beside the results, saying the opposite, changes nothing on the page."""
+    page = build(results)
+    (results / "verdicts.md").write_text("| model | verdict |\n|---|---|\n| mf | significantly worse |\n")
+    assert build(results, name="again.html") == page
+    assert not hasattr(site, "verdicts_file")
+    with pytest.raises(SystemExit):
+        build(results, "--verdicts", str(results / "verdicts.md"))
 
 
 def test_empty_results_root(tmp_path):
@@ -206,18 +187,6 @@ def test_empty_results_root(tmp_path):
     assert "No result files yet" in page and "from 0 result files" in page
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a < b & `x<y>` **c**", "a &lt; b &amp; <code>x&lt;y&gt;</code> <strong>c</strong>"),
-    ("`**not bold**` [link](http://x)", "<code>**not bold**</code> [link](http://x)"),
-])
-def test_inline_markdown(text, expected):
-    assert inline_markdown(text) == expected
-
-
-def test_markdown_table_without_separator_stays_text():
-    assert markdown_html("| a | b |\n| c | d |", "v") == "<p>| a | b | | c | d |</p>"
-
-
 def test_unique_anchors():
     assert site.unique_anchors(["split-ML/a b", "split-ml-a-b", "???"]) == ["split-ml-a-b", "split-ml-a-b-2",
                                                                            "section"]
@@ -225,4 +194,4 @@ def test_unique_anchors():
 
 def test_needs_a_metric():
     with pytest.raises(ValueError, match="at least one metric"):
-        site.build_site([], [])
+        site.build_site([], Statistics((), StatisticsSettings(), "", 0, {}))

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from protocols.results import find_result_files
-from reports.leaderboard import read_entry, report_settings
 from reports.site import build_site
+from reports.statistics import read_statistics
+from tests.report_results import write_statistics
 from tests.site_results import EVIL, TABLE_ID, write_params, write_results
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -129,10 +129,10 @@ def page(tmp_path):
     """The page built from the shared synthetic results, written where Chromium can open it."""
     write_results(tmp_path / "results")
     write_params(tmp_path / "params.yaml")
-    metrics, settings = report_settings(tmp_path / "params.yaml")
-    entries = [read_entry(path) for path in find_result_files(tmp_path / "results")]
+    statistics = write_statistics(tmp_path / "results", tmp_path / "params.yaml")
+    entries, statistics = read_statistics(statistics, tmp_path / "results")
     path = tmp_path / "index.html"
-    path.write_text(build_site(entries, metrics, settings, plots_dir=tmp_path / "plots"), encoding="utf-8")
+    path.write_text(build_site(entries, statistics, plots_dir=tmp_path / "plots"), encoding="utf-8")
     return path
 
 

@@ -591,44 +591,42 @@ def report_entries():
 
 def test_case8_the_leaderboard_escapes_names_and_parameters():
     from reports.leaderboard import build_leaderboard
+    from reports.statistics import statistics_of
 
-    text = build_leaderboard(report_entries(), ["ndcg@10"])
+    entries = report_entries()
+    text = build_leaderboard(entries, statistics_of(entries, ["ndcg@10"]))
     assert_escaped(text)
     assert r"\<script\>x\</script\>\|a" in text and r"note=\<img src=x onerror=alert(1)\>\|b" in text
 
 
 def test_case8_the_tables_escape_names():
     from reports.export import markdown_table
-    from reports.tables import StatisticsSettings, split_table
+    from reports.statistics import statistics_of
+    from reports.tables import split_table
 
-    settings = StatisticsSettings()
-    text = markdown_table(split_table("ml", "holdout", report_entries(), ["ndcg@10"], settings), ["ndcg@10"],
-                          settings)
+    entries = report_entries()
+    statistics = statistics_of(entries, ["ndcg@10"])
+    text = markdown_table(split_table("ml", "holdout", entries, statistics), statistics)
     assert_escaped(text)
 
 
 def test_case8_the_verdicts_escape_names():
-    from reports.tables import StatisticsSettings
+    from reports.statistics import statistics_of
     from reports.verdicts import verdict_table, verdicts_markdown
 
-    settings = StatisticsSettings()
-    table = verdict_table({("ml", "holdout"): report_entries()}, "ndcg@10", settings)
-    text = verdicts_markdown(table, "ndcg@10", settings, 3)
+    entries = report_entries()
+    statistics = statistics_of(entries, ["ndcg@10"])
+    text = verdicts_markdown(verdict_table({("ml", "holdout"): entries}, statistics), statistics)
     assert_escaped(text)
     assert r"\<script\>x\</script\>\|a" in text
 
 
 def test_case8_the_page_shows_escaped_verdicts_as_the_plain_name(tmp_path):
     from reports.site import build_site
-    from reports.tables import StatisticsSettings
-    from reports.verdicts import verdict_table, verdicts_markdown
+    from reports.statistics import statistics_of
 
-    settings = StatisticsSettings()
     entries = report_entries()
-    verdicts = tmp_path / "verdicts.md"
-    verdicts.write_text(verdicts_markdown(verdict_table({("ml", "holdout"): entries}, "ndcg@10", settings),
-                                          "ndcg@10", settings, 3))
-    page = build_site(entries, ["ndcg@10"], settings, verdicts=verdicts)
+    page = build_site(entries, statistics_of(entries, ["ndcg@10"]))  # the verdicts: the same rows, as HTML
     assert "<script>x" not in page and "<img" not in page
     assert "&lt;script&gt;x&lt;/script&gt;|a" in page and r"\&lt;" not in page and r"\|" not in page
 
@@ -658,9 +656,11 @@ def test_case8_the_claims_audit_escapes_names(tmp_path, monkeypatch):
         "seed": 1, "splits": {"movielens-100k/holdout": {"dataset": "movielens-100k", "protocol": "holdout"}},
         "reports": {"n_resamples": 100}}))
     out = tmp_path / "audit.md"
+    assert reports_main(["statistics", "--results-root", str(tmp_path / "results"), "--params-yaml",
+                         str(tmp_path / "params.yaml"), "--out", str(tmp_path / "statistics.json")]) == 0
     assert reports_main(["audit", "--results-root", str(tmp_path / "results"), "--claims-dir",
                          str(tmp_path / "claims"), "--params-yaml", str(tmp_path / "params.yaml"),
-                         "--out", str(out)]) == 0
+                         "--statistics", str(tmp_path / "statistics.json"), "--out", str(out)]) == 0
     text = out.read_text()
     assert_escaped(text)
     assert r"\<b\>base\<b\>\|a 0.2833" in text  # the best baseline, by its escaped label
