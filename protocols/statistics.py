@@ -28,8 +28,12 @@ every user); t-test with one non-zero pair -> p-value and ``d_z`` NaN (no varian
 t-test with a constant non-zero difference -> ``t`` and ``d_z`` infinite, p-value 0. A NaN
 p-value never rejects and is left out of Holm's family.
 
-Multiple comparisons: Holm (1979, Scand. J. Statist. 6:65) step-down adjustment over every
-comparison of one table, which controls the family-wise error rate without independence.
+Multiple comparisons: Holm (1979, Scand. J. Statist. 6:65) step-down adjustment over one
+family of comparisons, which controls the family-wise error rate without independence. The
+family is the caller's to declare: :func:`compare_to_reference` adjusts over the rows it
+computes, :func:`apply_holm` over the rows it is given. The reports declare one family per
+split and metric (every model of the split against its best baseline on that metric) and
+compute it once, in ``python -m reports statistics`` (``reports.statistics``).
 """
 from __future__ import annotations
 
@@ -294,9 +298,10 @@ def compare_to_reference(per_user_by_model: Mapping[str, pd.DataFrame], referenc
     ``tolerance`` (:func:`paired_values`); all models are then compared on the users they all
     share. Differences are ``model - reference``. Confidence intervals (mean of the model, of
     the reference, of the paired difference) come from one bootstrap whose resamples are
-    shared by every column; the p-values of all rows are Holm-adjusted as one family (pass
-    several metrics to make the family a whole table). Rows are ordered by metric as given,
-    then model name. Columns: :data:`COMPARISON_COLUMNS`.
+    shared by every column; the p-values of all rows are Holm-adjusted as one family (the
+    reports pass one metric: one family per split and metric; several metrics make the family
+    all of them). Rows are ordered by metric as given, then model name. Columns:
+    :data:`COMPARISON_COLUMNS`.
     """
     metrics = [metric] if isinstance(metric, str) else list(metric)
     if not metrics:
