@@ -5,12 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
 from tabulate import tabulate
 
 from common.errors import RecAuditError, run_cli
 from datasets.fetch import fetch_dataset, mirror_root
-from datasets.registry import PREPROCESSING_OPTIONS, DatasetSpec, FileSpec, download_size, get_dataset, registered_datasets
+from datasets.registry import DatasetSpec, download_size, get_dataset, registered_datasets
 
 DATA_ROOT = Path("data")
 
@@ -86,46 +85,21 @@ def _raw_status(spec: DatasetSpec) -> str:
 
 
 def preprocessing_options(spec: DatasetSpec, params_path: Path | None) -> dict:
-    """The registry's default preprocessing with ``datasets.<NAME>`` of the params file merged over it."""
+    """The registry's default preprocessing with ``datasets.<NAME>`` of the params file merged over it.
+
+    The whole file is checked first (``protocols.settings``, as for every command), which also
+    checks each dataset's option names and types.
+    """
+    from protocols.params import load_params
+
     options = dict(spec.default_preprocessing)
     path = params_path or Path("params.yaml")
     if not path.is_file():
         if params_path is not None:
             raise RecAuditError(f"params file {path} does not exist; give an existing file or leave out --params")
         return options
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise RecAuditError(f"{path} is not valid YAML ({str(error).splitlines()[0]}); fix the file") from None
-    section = params.get("datasets") if isinstance(params, dict) else None
-    if section is not None and not isinstance(section, dict):
-        raise RecAuditError(f"{path}: `datasets` must map dataset names to preprocessing options")
-    overrides = (section or {}).get(spec.name)
-    if overrides is None:
-        return options
-    if not isinstance(overrides, dict):
-        raise RecAuditError(f"{path}: datasets.{spec.name} must be a mapping of preprocessing options, "
-                            f"got {type(overrides).__name__}")
-    for key, value in overrides.items():
-        if key not in PREPROCESSING_OPTIONS:
-            raise RecAuditError(f"{path}: unknown preprocessing option datasets.{spec.name}.{key}; "
-                                f"known options: {', '.join(PREPROCESSING_OPTIONS)}")
-        _check_option(path, spec.name, key, value)
-    options.update(overrides)
+    options.update((load_params(path).get("datasets") or {}).get(spec.name) or {})
     return options
-
-
-def _check_option(path: Path, dataset: str, key: str, value) -> None:
-    if key == "rating_threshold":
-        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-        wanted = "a number or null"
-    elif key == "deduplicate":
-        ok, wanted = isinstance(value, bool), "true or false"
-    else:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        wanted = "a non-negative integer"
-    if not ok:
-        raise RecAuditError(f"{path}: datasets.{dataset}.{key} must be {wanted}, got {value!r}")
 
 
 def run_prepare(name: str, raw: Path | None, out: Path | None, params: Path | None) -> None:

@@ -140,7 +140,7 @@ def test_prepare_merges_params_over_the_registry_defaults(monkeypatch, tmp_path,
     assert capsys.readouterr().out == "toy: 2 users, 2 items, 3 interactions -> data/prepared/toy\n"
 
 
-@pytest.mark.parametrize("params", ["", "seed: 1\n", "datasets:\n  other: {}\n", "datasets:\n  toy:\n"])
+@pytest.mark.parametrize("params", ["", "seed: 1\n", "datasets:\n  toy:\n"])
 def test_prepare_without_options_uses_the_defaults(monkeypatch, tmp_path, fake_prepare, params):
     toy_registry(monkeypatch, tmp_path)
     (tmp_path / "raw").mkdir()
@@ -150,13 +150,14 @@ def test_prepare_without_options_uses_the_defaults(monkeypatch, tmp_path, fake_p
 
 
 @pytest.mark.parametrize("params, problem", [
-    ("datasets:\n  toy:\n    min_users: 5\n", "unknown preprocessing option datasets.toy.min_users"),
+    ("datasets:\n  toy:\n    min_users: 5\n", "datasets.toy.min_users: unknown preprocessing option 'min_users'"),
     ("datasets:\n  toy:\n    deduplicate: 'yes'\n", "datasets.toy.deduplicate must be true or false"),
-    ("datasets:\n  toy:\n    min_item_interactions: -1\n", "must be a non-negative integer"),
+    ("datasets:\n  toy:\n    min_item_interactions: -1\n", "datasets.toy.min_item_interactions must be an integer >= 0"),
     ("datasets:\n  toy:\n    rating_threshold: high\n", "must be a number or null"),
     ("datasets:\n  toy: [1, 2]\n", "datasets.toy must be a mapping"),
-    ("datasets: [toy]\n", "`datasets` must map dataset names"),
+    ("datasets: [toy]\n", "datasets must be a mapping of dataset name"),
     ("datasets: {toy: [\n", "is not valid YAML"),
+    ("datasets:\n  other: {}\n", "datasets.other: unknown dataset 'other'"),
 ])
 def test_prepare_refuses_bad_params_before_parsing(monkeypatch, tmp_path, fake_prepare, params, problem):
     toy_registry(monkeypatch, tmp_path)
