@@ -26,7 +26,7 @@ TOIS_CITEULIKE_SPLITS = ("citeulike-a/tois-p1", "citeulike-a/tois-p10", "citeuli
 NOT_YET_MODELS = {"ibr", "mmmf", "sansa",
                   "visrank-inception-resnet-v2", "visrank-inception-v3", "visrank-nasnet-large",
                   "visrank-resnet50", "visrank-vgg19"}
-NOT_YET_DATASETS = {"amazon-books", "ml-20m", "msd", "netflix", "pinterest-20", "wikimedia-commons"}
+NOT_YET_DATASETS = {"amazon-books", "wikimedia-commons"}
 
 
 def all_claims():
@@ -66,8 +66,7 @@ def test_registered_datasets_use_split_keys_of_the_pipeline_form():
     for claim in all_claims():
         assert claim.protocol.startswith(claim.dataset + "/")
         if claim.dataset in registered_datasets() and claim.dataset not in private:
-            # NCF's leave-one-out split is the only one params.yaml does not define yet
-            assert claim.protocol in splits or claim.protocol == "movielens-1m-ncf/leave-one-out", claim
+            assert claim.protocol in splits, claim
 
 
 def test_paper_selection_by_stem_or_name_and_unknown_lists_known():
@@ -87,9 +86,9 @@ def test_metric_labels(label, ok):
 
 # ---------------------------------------------------------------- transcription check
 
-DATASETS = {"ML-1M": "movielens-1m-ncf", "Pinterest": "pinterest-20", "ML-20M": "ml-20m", "Netflix": "netflix",
-            "MSD": "msd", "Amazon Women": "amazon-women-vbpr", "Amazon Men": "amazon-men-vbpr",
-            "Amazon Phones": "amazon-phones-vbpr", "Tradesy.com": "tradesy-vbpr"}
+DATASETS = {"ML-1M": "movielens-1m-ncf", "Pinterest": "pinterest-20-ncf", "ML-20M": "movielens-20m",
+            "Netflix": "netflix-prize", "MSD": "msd-taste-profile", "Amazon Women": "amazon-women-vbpr",
+            "Amazon Men": "amazon-men-vbpr", "Amazon Phones": "amazon-phones-vbpr", "Tradesy.com": "tradesy-vbpr"}
 # Mult-VAE's Recall@R divides by min(R, held out): RecAudit's recall_mv. Elsewhere plain recall.
 STRONG_METRICS = {"R@20": "recall_mv@20", "R@50": "recall_mv@50", "NDCG@100": "ndcg@100", "HR@10": "hr@10",
                   "NDCG@10": "ndcg@10"}
@@ -218,12 +217,13 @@ def prose_cells(key: str, section: str) -> dict[tuple, tuple]:
                           r"Mult-DAE ([\d.]+) / ([\d.]+) / ([\d.]+) \[paper\]", section)
         for model, values in (("Mult-VAE", found.groups()[:3]), ("Mult-DAE", found.groups()[3:])):
             for metric, value in zip(("ndcg@100", "recall_mv@20", "recall_mv@50"), values):
-                cells[(key, "ml-20m", model, "authors' notebook re-run", metric)] = (float(value), "", ("paper",))
+                cells[(key, "movielens-20m", model, "authors' notebook re-run", metric)] = \
+                    (float(value), "", ("paper",))
     elif key == "ease":
         found = re.search(r"EASE\^R on Netflix: R@20 ([\d.]+), R@50 ([\d.]+), NDCG@100 ([\d.]+) \[reprint\]",
                           section)
         for metric, value in zip(("recall_mv@20", "recall_mv@50", "ndcg@100"), found.groups()):
-            cells[(key, "netflix", "EASE^R", "", metric)] = (float(value), "", ("reprint",))
+            cells[(key, "netflix-prize", "EASE^R", "", metric)] = (float(value), "", ("reprint",))
     elif key == "sansa":
         found = re.search(r"SANSA reached recall@20 ([\d.]+), nDCG@20 ([\d.]+) in (\d+) s on (\d+) vCPUs with "
                           r"([\d.]+) GB peak memory \[paper", section)

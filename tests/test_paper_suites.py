@@ -31,10 +31,10 @@ def test_every_paper_suite_holds_together_and_names_registered_things():
     for name, suite in suites.items():
         check_paper_suite(name, suite)
         assert set(suite["datasets"]) <= set(registered_datasets()), name
+        entries = {**params["models"], **(suite.get("models") or {})}
         for model in suite["suite"]["models"]:
-            entry = (suite.get("models") or {}).get(model) or params["models"].get(model)
-            assert entry is not None, (name, model)
-            assert (entry or {}).get("model", model) in registered_models(), (name, model)
+            # a label without an entry runs the registered model of that name with its defaults
+            assert (entries.get(model) or {}).get("model", model) in registered_models(), (name, model)
 
 
 def test_enable_copies_sections_selects_the_suite_and_keeps_comments(params):
@@ -63,7 +63,8 @@ def test_enable_refuses_conflicts_and_unknown_names_without_writing(params):
     with pytest.raises(RecAuditError, match=r"splits.tradesy-vbpr/vbpr-all-items already exists with other settings"):
         enable_suite(params, "vbpr-paper")
     assert params.read_text() == text
-    with pytest.raises(RecAuditError, match=r"unknown paper suite 'vbpr'.*dvbpr-paper, vbpr-paper"):
+    with pytest.raises(RecAuditError, match=r"unknown paper suite 'vbpr'.*dvbpr-paper, ease-paper, multvae-paper, "
+                                            r"ncf-paper, vbpr-paper"):
         enable_suite(params, "vbpr")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import RecAuditError
-from datasets.registry import (PREPROCESSING_OPTIONS, VISUAL_PAPER_DATASETS, FileSpec, dataset_names, get_dataset,
-                               is_safe_relative_path, parse_checksum, registered_datasets)
+from datasets.registry import (PAPER_SCALE_DATASETS, PREPROCESSING_OPTIONS, VISUAL_PAPER_DATASETS, FileSpec,
+                               dataset_names, get_dataset, is_safe_relative_path, parse_checksum, registered_datasets)
 
 MIRROR = os.environ.get("RECAUDIT_MIRROR")
 needs_mirror = pytest.mark.skipif(not MIRROR, reason="needs the real-data mirror: set RECAUDIT_MIRROR")
@@ -36,19 +36,21 @@ EXPECTED_NAMES = {
     "movielens-100k-posters": ["u.data", "u.item", *POSTER_MAP],
     "movielens-1m-posters": ["ratings.dat", "movies.dat", "users.dat"],
 }
+# Datasets whose files are checked in their own test files (none of them is whole in the mirror):
+# the visual papers' (test_visual_paper_data.py) and the paper-scale ones (test_paper_scale_datasets.py).
+ELSEWHERE = set(VISUAL_PAPER_DATASETS) | set(PAPER_SCALE_DATASETS)
 # Known to be absent from the mirror (SOURCES.md, "What is missing").
 NOT_IN_MIRROR = {"movielens-1m/ratings.dat", "movielens-1m/ncf-split/ml-1m.train.rating"}
 
 
 def all_files() -> dict[str, FileSpec]:
-    """Every distinct file by mirror path (datasets share some files), except the visual papers'
-    files: none is in the mirror or on GitHub (tests/test_visual_paper_data.py checks them)."""
-    return {f.mirror: f for spec in registered_datasets().values() if spec.name not in VISUAL_PAPER_DATASETS
-            for f in spec.files}
+    """Every distinct file by mirror path (datasets share some files), except those of the
+    datasets checked ``ELSEWHERE``."""
+    return {f.mirror: f for spec in registered_datasets().values() if spec.name not in ELSEWHERE for f in spec.files}
 
 
 def test_every_dataset_has_exactly_the_file_names_the_parsers_expect():
-    assert set(dataset_names()) - set(VISUAL_PAPER_DATASETS) == set(EXPECTED_NAMES)
+    assert set(dataset_names()) - ELSEWHERE == set(EXPECTED_NAMES)
     for name, expected in EXPECTED_NAMES.items():
         files = [f.name for f in get_dataset(name).files if not f.name.startswith(POSTER_DIRS)]
         assert files == expected, name
@@ -104,7 +106,7 @@ def test_sources_are_pinned_and_checksums_well_formed():
         if file.checksum is not None:
             parse_checksum(file.checksum)
     unknown = sorted(path for path, f in all_files().items() if f.checksum is None)
-    assert unknown == ["movielens-1m/ncf-split/ml-1m.train.rating"]
+    assert unknown == []
 
 
 def test_movielens_archives_carry_the_md5_grouplens_publishes():
@@ -114,6 +116,9 @@ def test_movielens_archives_carry_the_md5_grouplens_publishes():
                         "ml-latest-small.zip": None}
     ratings = get_dataset("movielens-1m").file("ratings.dat")
     assert ratings.checksum == "gitblob:77a7c4b150f588c23bb9e1f068aa996c0b413695"
+    # NCF's training file: its git blob id in the pinned commit's tree
+    train = get_dataset("movielens-1m-ncf").file("ml-1m.train.rating")
+    assert train.checksum == "gitblob:31ba384fd58dac8fbd09d2dfc6616431f3563ab5"
 
 
 def test_default_preprocessing_uses_the_known_option_names():
