@@ -527,7 +527,7 @@ def test_reports_and_tuning_follow_the_papers():
     for name in ("multvae-paper", "ease-paper"):
         assert suites[name]["suite"]["reports"] == {"metrics": ["recall_mv@20", "recall_mv@50", "ndcg@100"]}
         assert suites[name]["suite"]["tuning"] == {"metric": "ndcg@100"}
-    assert {"ease", "ease-nonnegative", "sansa"} <= set(suites["ease-paper"]["suite"]["models"])
+    assert {"ease", "ease-nonnegative"} <= set(suites["ease-paper"]["suite"]["models"])
     assert {"multvae", "multdae"} <= set(suites["multvae-paper"]["suite"]["models"])
 
 
