@@ -693,8 +693,8 @@ PAPER_SCALE_DATASETS = ("movielens-20m", "msd-taste-profile", "netflix-prize", "
 # download scripts; the size is the Content-Length GroupLens serves (198,702,078 bytes in public
 # wget logs and size checks). One public evidence note also gives the zip's sha256
 # (96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3), a single source, so the
-# publisher's md5 is what fetch checks. No checksum of the members is published: ratings.csv is
-# refused with its sha256 printed (the zip has been verified by then) until one is recorded.
+# publisher's md5 is what fetch checks. No checksum of the members is published: the verified zip
+# vouches for ratings.csv (datasets.fetch accepts members of a verified archive).
 ML_20M_ZIP = ArchiveSpec("ml-20m.zip", f"{GROUPLENS}/ml-20m.zip", "md5:cd245b17a1ae2cc31bb14903e1204af3",
                          size=198_702_078)
 # The Echo Nest Taste Profile subset of the Million Song Dataset, as linked from
