@@ -198,9 +198,9 @@ def not_run_reasons(claim: Claim, available: Availability, record: dict | None) 
     if record is not None:
         if record["status"] != "ok":
             why = record.get("reason") or short_reason(str(record.get("detail") or "unsupported"))
-            return [f"{claim.model} refused split {claim.protocol} ({why})"]
+            return [f"{claim.result_label} refused split {claim.protocol} ({why})"]
         if metric_value(record, claim.metric) is None:
-            return [f"metric {claim.metric} not in the result of {claim.model} on {claim.protocol}"]
+            return [f"metric {claim.metric} not in the result of {claim.result_label} on {claim.protocol}"]
         return []
     reasons = []
     if claim.dataset not in available.datasets:
@@ -224,7 +224,7 @@ def not_run_reasons(claim: Claim, available: Availability, record: dict | None) 
                            f"`python -m protocols enable-suite {suite}` then `dvc repro`")
         elif claim.protocol not in available.splits:
             reasons.append(f"split {claim.protocol} not in params.yaml")
-    return reasons or [f"no result file for split {claim.protocol}, model {claim.model}"]
+    return reasons or [f"no result file for split {claim.protocol}, model {claim.result_label}"]
 
 
 def reproduce(claim: Claim, record: dict, results: ResultIndex, settings: AuditSettings,
@@ -232,12 +232,12 @@ def reproduce(claim: Claim, record: dict, results: ResultIndex, settings: AuditS
     mean = metric_value(record, claim.metric)
     low = high = float("nan")
     if claim.metric in statistics.metrics:  # the statistics file covers it: its interval
-        interval = statistics.split(record["dataset"], record["protocol"]).intervals.get(claim.model, {}).get(
+        interval = statistics.split(record["dataset"], record["protocol"]).intervals.get(claim.result_label, {}).get(
             claim.metric)
         if interval is not None and interval.finite:
             low, high = interval.low, interval.high
     else:  # not a report metric: the audit's own interval, drawn as the statistics stage draws its own
-        frame = results.per_user(claim.protocol, claim.model)
+        frame = results.per_user(claim.protocol, claim.result_label)
         if claim.metric in frame.columns and len(frame):
             values = frame[claim.metric].to_numpy(dtype=np.float64, na_value=np.nan)
             interval = bootstrap_mean_ci(values, confidence=CONFIDENCE, n_resamples=settings.n_resamples,
@@ -259,12 +259,12 @@ def progress_check(claim: Claim, record: dict, results: ResultIndex,
                       "reports/statistics.json tests")
     if found.reference is None:
         return None, f"no baseline result with per-user {statistics.metrics[0]} on this split"
-    if found.reference == claim.model:
-        return None, f"{claim.model} is this split's best baseline, the reference of the comparisons"
-    comparison = found.comparison(claim.model, claim.metric)
+    if found.reference == claim.result_label:
+        return None, f"{claim.result_label} is this split's best baseline, the reference of the comparisons"
+    comparison = found.comparison(claim.result_label, claim.metric)
     if comparison is None:
-        reason = found.not_compared.get(claim.metric, {}).get(claim.model)
-        return None, reason or f"no per-user {claim.metric} values for {claim.model}"
+        reason = found.not_compared.get(claim.metric, {}).get(claim.result_label)
+        return None, reason or f"no per-user {claim.metric} values for {claim.result_label}"
     baseline_mean = metric_value(results.record(claim.protocol, found.reference), claim.metric)
     return ProgressCheck(found.reference, baseline_mean, _number(comparison.mean_difference),
                          _number(comparison.p_value), _number(comparison.p_holm),
@@ -281,7 +281,7 @@ def audit_paper(paper: PaperClaims, results: ResultIndex, available: Availabilit
     progress test come from ``statistics`` (the statistics file of ``results``)."""
     audits: list[ClaimAudit] = []
     for claim in paper.claims:
-        record = results.record(claim.protocol, claim.model)
+        record = results.record(claim.protocol, claim.result_label)
         reasons = not_run_reasons(claim, available, record)
         if reasons:
             audits.append(ClaimAudit(claim, NOT_COMPARABLE if claim.not_comparable else NOT_RUN,

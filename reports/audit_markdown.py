@@ -104,6 +104,6 @@ def claim_row(audit: ClaimAudit) -> list[str]:
         baseline = f"{markdown_text(check.baseline)} {check.baseline_mean:.4f}"
         p_value = f"{check.p_holm:.3g}"
         progress = check.verdict
-    return [markdown_text(claim.protocol), markdown_text(f"{claim.model} ({described})"), markdown_text(claim.metric),
+    return [markdown_text(claim.protocol), markdown_text(f"{claim.result_label} ({described})"), markdown_text(claim.metric),
             reported, markdown_text(f"{claim.where} {claim.tags}"), ours, difference, audit.verdict, baseline,
             p_value, progress, markdown_prose("; ".join(notes)) or DASH]

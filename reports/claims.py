@@ -47,7 +47,7 @@ CLAIMS_DIR = Path(__file__).parent / "claims"
 PROVENANCE_TAGS = ("paper", "reprint", "lecture", "rerun")
 FILE_KEYS = ("paper", "citation", "notes", "defaults", "claims")
 CLAIM_KEYS = ("dataset", "protocol", "model", "paper_model", "setting", "where", "provenance", "note",
-              "not_comparable", "values")
+              "not_comparable", "values", "label")
 REQUIRED_CLAIM_KEYS = ("dataset", "protocol", "model", "paper_model", "where", "provenance", "values")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _CUTOFF_METRIC = re.compile(r"([a-z_]+)@([1-9][0-9]*)")
@@ -72,6 +72,13 @@ class Claim:
     provenance: tuple[str, ...]
     note: str
     not_comparable: str = ""
+    # The params.yaml models: label whose results reproduce the claim (a label with the paper's
+    # training setup, e.g. neumf-paper); empty: the model's own name.
+    label: str = ""
+
+    @property
+    def result_label(self) -> str:
+        return self.label or self.model
 
     @property
     def identity(self) -> tuple[str, str, str, str, str]:
@@ -170,6 +177,7 @@ def _claims_of_entry(path: Path, field: str, key: str, entry: dict) -> list[Clai
     _check_keys(path, field, entry, CLAIM_KEYS, REQUIRED_CLAIM_KEYS)
     dataset = _name(path, f"{field}.dataset", entry["dataset"])
     model = _name(path, f"{field}.model", entry["model"])
+    result_label = _name(path, f"{field}.label", entry["label"]) if "label" in entry else ""
     protocol = _text(path, f"{field}.protocol", entry["protocol"])
     prefix, _, split = protocol.partition("/")
     if prefix != dataset or not NAME_PATTERN.fullmatch(split):
@@ -198,7 +206,7 @@ def _claims_of_entry(path: Path, field: str, key: str, entry: dict) -> list[Clai
                                             f"{', '.join(m for m in PER_USER_METRICS if m != 'auc')}, or auc)")
         claims.append(Claim(key, dataset, protocol, model, paper_model, setting, label,
                             _reported(path, value_field, value, note), where, tuple(provenance), note,
-                            not_comparable))
+                            not_comparable, result_label))
     return claims
 
 

@@ -456,3 +456,17 @@ def test_empty_folder_and_missing_file(tmp_path):
     with pytest.raises(RecAuditError, match="cannot read claims file"):
         load_paper_claims(tmp_path / "absent.yaml")
     assert CLAIMS_DIR.is_dir()
+
+
+def test_ncf_claims_read_the_paper_suites_labels():
+    """The NCF claims are reproduced by the ncf-paper suite's labels (the authors' training
+    setup), not by the default suite's CPU-capped gmf/mlp/neumf entries."""
+    from protocols.paper_suites import paper_suites
+    from protocols.params import load_params
+
+    claims = load_claims(paper="ncf")[0].claims
+    labels = {claim.result_label for claim in claims}
+    assert labels == {"mlp-paper", "neumf-paper"} and {claim.model for claim in claims} == {"mlp", "neumf"}
+    suite = paper_suites(load_params(Path(__file__).resolve().parents[1] / "params.yaml"))["ncf-paper"]
+    assert labels <= set(suite["suite"]["models"])
+    assert all(suite["models"][label]["model"] == label.removesuffix("-paper") for label in labels)

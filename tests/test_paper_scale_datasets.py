@@ -522,7 +522,12 @@ def test_enabled_paper_suites_load_and_name_registered_datasets(tmp_path, suites
 def test_reports_and_tuning_follow_the_papers():
     suites = paper_suites(load_params(REPO / "params.yaml"))
     assert suites["ncf-paper"]["suite"]["reports"] == {"metrics": ["hr@10", "ndcg@10"]}
-    assert {"gmf", "mlp", "neumf"} <= set(suites["ncf-paper"]["suite"]["models"])
+    assert {"gmf-paper", "mlp-paper", "neumf-paper"} <= set(suites["ncf-paper"]["suite"]["models"])
+    # The authors' training setup is the constructors' defaults: the labels fix nothing else.
+    assert suites["ncf-paper"]["models"] == {"gmf-paper": {"model": "gmf"}, "mlp-paper": {"model": "mlp"},
+                                             "neumf-paper": {"model": "neumf"}}
+    from neural.ncf import NeuMF
+    assert (NeuMF().batch_size, NeuMF().epochs, NeuMF().negatives, NeuMF().lr) == (256, 20, 4, 0.001)
     for name in ("multvae-paper", "ease-paper"):
         assert suites[name]["suite"]["reports"] == {"metrics": ["recall_mv@20", "recall_mv@50", "ndcg@100"]}
         assert suites[name]["suite"]["tuning"] == {"metric": "ndcg@100"}
