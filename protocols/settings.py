@@ -401,6 +401,9 @@ class _Check(_Checker):
                 elif key == "deduplicate":
                     if not isinstance(option, bool):
                         raise self.wrong(where, option, "true or false")
+                elif key == "k_core":
+                    if option not in ("iterative", "once"):
+                        raise self.wrong(where, option, "'iterative' or 'once'")
                 else:
                     self.integer(where, option, 0)
         return section

@@ -136,7 +136,7 @@ def test_prepare_merges_params_over_the_registry_defaults(monkeypatch, tmp_path,
     cli.main(["prepare", "toy"])
     assert fake_prepare == [("toy", Path("data/raw/toy"), Path("data/prepared/toy"),
                              {"rating_threshold": 4, "deduplicate": True, "min_user_interactions": 5,
-                              "min_item_interactions": 0})]
+                              "min_item_interactions": 0, "k_core": "iterative"})]
     assert capsys.readouterr().out == "toy: 2 users, 2 items, 3 interactions -> data/prepared/toy\n"
 
 

@@ -140,7 +140,7 @@ def test_meta_records_options_steps_checksums_and_parser(tmp_path):
     prepare_dataset("movielens-1m", raw_dir, tmp_path / "out", {"rating_threshold": 4, "min_user_interactions": 2})
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["options"] == {"rating_threshold": 4, "deduplicate": True, "min_user_interactions": 2,
-                               "min_item_interactions": 0}
+                               "min_item_interactions": 0, "k_core": "iterative"}
     assert [step["step"] for step in meta["preprocessing"]] == [
         "parsed", "deduplicate", "rating >= 4", "k-core (users >= 2, items >= 0)"]
     assert meta["preprocessing"][-1]["interactions"] == meta["n_interactions"]
@@ -227,3 +227,31 @@ def test_citeulike_a_prepared(tmp_path):
     assert {split: len(parts["train"]) for split, parts in back.given.items()} == {"p1": 5551, "p10": 55_510}
     assert data.meta["given_splits"]["p1"]["train_test_overlap_pairs"] == 0
     assert "mult.dat" in back.meta["notes"]["item_content_note"]
+
+
+def test_single_pass_filters_items_then_users_like_multvae():
+    """Mult-VAE's filter_triplets (items >= 2, then users >= 2 on what is left) keeps user 1's
+    two rows although items a and b then hold one row each; the iterative k-core empties it."""
+    import pandas as pd
+
+    from datasets.prepare import k_core_mask, preprocess, single_pass_mask
+
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3], "item": ["a", "b", "a", "c", "b"],
+                          "rating": [5.0] * 5, "timestamp": range(5)})
+    # c has one row: dropped; then user 2 and user 3 hold one row each: dropped.
+    assert single_pass_mask(frame["user"], frame["item"], 2, 2).tolist() == [True, True, False, False, False]
+    assert not k_core_mask(frame["user"], frame["item"], 2, 2).any()
+    kept, steps = preprocess(frame, {"min_user_interactions": 2, "min_item_interactions": 2, "k_core": "once"})
+    assert kept["item"].tolist() == ["a", "b"] and kept["user"].tolist() == [1, 1]
+    assert steps[-1] == {"step": "one pass (items >= 2, then users >= 2)", "users": 1, "items": 2, "interactions": 2}
+
+
+def test_k_core_mode_is_checked():
+    import pandas as pd
+
+    from common.errors import RecAuditError
+    from datasets.prepare import preprocess
+
+    frame = pd.DataFrame({"user": [1], "item": [1], "rating": [5.0], "timestamp": [0]})
+    with pytest.raises(RecAuditError, match="k_core must be one of iterative, once, got 'twice'"):
+        preprocess(frame, {"k_core": "twice"})
