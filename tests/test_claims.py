@@ -23,7 +23,7 @@ TOIS_CITEULIKE_SPLITS = ("citeulike-a/tois-p1", "citeulike-a/tois-p10", "citeuli
 
 # Models and datasets the claims name that RecAudit does not hold yet. A typo in a claim's
 # model or dataset name (e.g. "multvea") lands here and fails the test.
-NOT_YET_MODELS = {"ibr", "mmmf", "sansa",
+NOT_YET_MODELS = {"ibr", "mmmf",
                   "visrank-inception-resnet-v2", "visrank-inception-v3", "visrank-nasnet-large",
                   "visrank-resnet50", "visrank-vgg19"}
 NOT_YET_DATASETS = {"amazon-books", "wikimedia-commons"}
