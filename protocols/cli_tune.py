@@ -3,19 +3,24 @@
 ``--model`` is a label of params.yaml's ``models:`` (or a registered model name). Writes the
 frozen parameters ``tuned/<dataset>/<split>/<model>.yaml`` (keys: ``model``, ``split``,
 ``status``, ``params`` -- every constructor keyword of the winning trial, fixed ones and frozen
-``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial``, ``best_epoch``,
-``trials_run``, ``trials_budget``, ``budget``, ``startup_trials``, ``searched``, ``fixed``,
-``study_name``, ``storage``, ``seed``, ``seconds``) and beside it ``<model>.trials.csv`` (one
-row per trial: ``number``, ``params``, ``value``, ``state``, ``seconds``, ``best_epoch``,
-``used``, ``error``). The table is written first, then the YAML, each atomically: a YAML file
-always describes a finished study.
+``epochs`` included -- ``validation_metric``, ``best_value``, ``best_trial`` (the winning
+trial's slot, its place in the budget: its number unless trials were interrupted),
+``best_epoch``, ``trials_run``, ``trials_budget``, ``trials_interrupted`` (trials killed or
+crashed, not counted, their slots retried), ``budget``, ``startup_trials``, ``searched``,
+``fixed``, ``study_name``, ``storage``, ``seed``, ``seconds``) and beside it
+``<model>.trials.csv`` (one row per trial of the study, interrupted ones included: ``number``,
+``params``, ``value``, ``state``, ``seconds``, ``best_epoch``, ``used``, ``error``, ``slot``).
+The table is written first, then the YAML, each atomically: a YAML file always describes a
+finished study.
 
 A model whose declared requirements the split does not meet gets ``status: unsupported`` with
 its untuned parameters and the reason, so that ``evaluate`` records the refusal; that is not an
 error. The work is :mod:`protocols.tuning`'s and :mod:`protocols.runner`'s.
 
 The study persists in ``--storage`` (default ``sqlite:///<out without .yaml>.db``): a rerun
-resumes it, and several workers given one URL share it (see ``protocols.tuning``).
+resumes it -- after Ctrl-C or ``kill -9`` anywhere, even while the files are written, it ends
+with the trials and the result of an uninterrupted run -- and several workers given one URL
+share it (see ``protocols.tuning``).
 ``python -m protocols evaluate --params tuned/D/P/M.yaml`` refits with the frozen parameters
 (:func:`load_tuned` reads the file back).
 """
@@ -95,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{entry.label} on {key}: unsupported ({refusal}); wrote {out}")
         return 0
     write_tuned(result, out)
+    retried = f", {result.trials_interrupted} interrupted and retried" if result.trials_interrupted else ""
     print(f"{entry.label} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
-          f"(trial {result.best_trial}, {result.trials_run} of {result.trials_budget} trials, "
+          f"(trial {result.best_trial}, {result.trials_run} of {result.trials_budget} trials{retried}, "
           f"{result.seconds:.1f} s); wrote {out}")
     return 0
 

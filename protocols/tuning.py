@@ -30,10 +30,21 @@ The search:
   refit on train + validation trains exactly that long. A model with inner training runs
   (NeuMF's pre-training) names their lengths in ``frozen_params_``, frozen the same way.
 
-Determinism: trial ``n`` samples with a TPE sampler seeded from ``(seed, n)``, so the same
-seed gives the same trials, and a study resumed after its last finished trial the same trials
-as an uninterrupted one (an interrupted trial uses up its number; its parameters are not
-retried). Ties in the best value go to the earlier trial.
+Determinism and resume: each trial takes a *slot*, its place in the budget (0 .. budget - 1):
+the lowest one no spent or running trial holds. The trial in slot ``s`` samples with a fresh
+TPE sampler seeded from ``(seed, s)`` that sees only the trials of slots below ``s``, so its
+parameters are a function of the seed and the completed history alone. A trial interrupted
+at any point (Ctrl-C, ``kill -9``, a crash) is not counted, and its slot is free again: the
+resumed study's next trial takes it, with the same seed and history, hence the same
+parameters (copied from the interrupted trial as well, and marked ``retry_of``). So a study
+run by one worker at a time, interrupted anywhere and resumed any number of times, ends with
+the same trials in the same slots and the same result as an uninterrupted run of the same
+seed; only trial numbers, seconds and ``trials_interrupted`` tell them apart (tested in
+``tests/test_tuning_resume.py``). A resumed run fails the trial of a dead process of the same
+machine at once; a trial whose worker died before recording itself (a window of a few SQL
+statements) is failed after ``2 x grace_period`` seconds, and the resumed run waits for that
+first. Several workers draw distinct trials but not a reproducible sequence. Ties in the best
+value go to the lower slot.
 
 Persistence and several workers: the study lives in an Optuna RDB storage (by default the
 SQLite file ``tuned/<dataset>/<split>/<model>.db`` beside the output) under the name
@@ -45,18 +56,16 @@ Optuna accepts works, e.g. ``--storage postgresql://user@host/recaudit``: start 
 command on several machines and they share one study. A worker claims a trial only while
 fewer than ``budget`` trials are spent or running (the storage numbers trials, so the claim
 is exact), then waits for the other workers' running trials, and every worker writes the
-same result. Heartbeats fail the trial of a killed worker after ``grace_period`` seconds of
-silence; such a trial is not counted and another trial replaces it. A claim lost to a race
-stays in the storage as a failed trial marked ``surplus`` (Optuna cannot delete trials) and
-is never counted. The mechanics live in :mod:`protocols.tuning_study`.
+same result. Heartbeats fail the trial of a killed worker of another machine after
+``grace_period`` seconds of silence; such a trial is not counted and another trial retries its
+slot. A claim lost to a race stays in the storage as a failed trial marked ``surplus`` (Optuna
+cannot delete trials) and is never counted. The mechanics live in :mod:`protocols.tuning_study`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,9 +81,9 @@ from protocols.early_stopping import DEFAULT_METRIC, metric_label, parse_metric,
 from protocols.registry import get_model_class, make_model
 from protocols.runner import DEFAULT_FEATURES_ROOT, DEFAULT_RAW_ROOT, check_task, inputs_read, training_inputs
 from protocols.split_data import TUNING_PARTS, load_split
-from protocols.tuning_study import (ERROR, OK, OUTCOME_ATTR, RUNNING, SPENT, SURPLUS, SpentFailure, SurplusTrial,
-                                    TrialSeededTPE, beat_now, close_storage, open_storage, plain, public_url,
-                                    run_trials, spent_trials, trial_outcome, trials_table)
+from protocols.tuning_study import (ERROR, INTERRUPTED, OK, OUTCOME_ATTR, RUNNING, SPENT, SURPLUS, SpentFailure,
+                                    SurplusTrial, TrialSeededTPE, close_storage, open_storage, plain, public_url,
+                                    run_trials, spent_trials, trial_outcome, trial_slot, trials_table)
 
 DEFAULT_TRIALS = 20
 STARTUP_DIVISOR = 3
@@ -187,9 +196,7 @@ class _Objective:
         self.last_number: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.last_number = trial.number
-        beat_now(trial)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # at call time: forks differ
+        self.last_number = trial.number  # its heartbeat, worker and slot are recorded (TrialSeededTPE)
         earlier = [t for t in trial.study.get_trials(deepcopy=False)
                    if t.number < trial.number and trial_outcome(t) in SPENT | {RUNNING}]
         if len(earlier) >= self.budget:
@@ -250,11 +257,12 @@ class TuningResult:
     fixed: dict
     status: str = "ok"
     reason: str | None = None
+    trials_interrupted: int = 0
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def record(self) -> dict:
         keys = ("model", "split", "status", "params", "validation_metric", "best_value", "best_trial", "best_epoch",
-                "trials_run", "trials_budget", "budget", "startup_trials", "searched",
+                "trials_run", "trials_budget", "trials_interrupted", "budget", "startup_trials", "searched",
                 "fixed", "study_name", "storage", "seed", "seconds")
         record = {key: plain(getattr(self, key)) for key in keys}
         if self.reason is not None:
@@ -306,7 +314,7 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
         first = used[0].user_attrs.get("error", "no message") if used else "no trial ran"
         raise RecAuditError(f"all {len(used)} tuning trial(s) of {label} on {split_key} failed (first: {first}); "
                             "fix the model's params.yaml entry")
-    best = max(completed, key=lambda t: (t.value, -t.number))
+    best = max(completed, key=lambda t: (t.value, -trial_slot(t)))
     params = {**plan.fixed, **best.params}
     best_epoch = best.user_attrs.get("best_epoch")
     names = get_model_class(plan.model).parameter_names()
@@ -318,8 +326,9 @@ def _summarise(study: optuna.Study, plan: SearchPlan, settings: TuningSettings, 
     used_numbers = {t.number for t in used}
     return TuningResult(
         model=label, split=split_key, params=plain(make_model(plan.model, params).get_params()),
-        validation_metric=settings.metric, best_value=float(best.value), best_trial=best.number,
+        validation_metric=settings.metric, best_value=float(best.value), best_trial=trial_slot(best),
         best_epoch=best_epoch, trials_run=len(used), trials_budget=budget, budget=settings.budget,
+        trials_interrupted=sum(trial_outcome(t) == INTERRUPTED for t in trials),
         study_name=study.study_name, storage=storage, seed=settings.seed,
         seconds=round(sum(float(t.user_attrs.get("seconds", 0.0)) for t in used), 3),
         startup_trials=settings.startup_trials,

@@ -1,4 +1,4 @@
-"""Optuna plumbing of :mod:`protocols.tuning`: the per-trial seeded sampler, the storage, the
+"""Optuna plumbing of :mod:`protocols.tuning`: the slot-seeded sampler, the storage, the
 budget bookkeeping of shared studies and the trial loop.
 
 Each trial's fate is the user attribute ``outcome``: ``ok``, ``error`` (the model raised a
@@ -9,17 +9,21 @@ trial without an outcome was killed or crashed (``interrupted``) and is not coun
 Claims: the storage numbers trials atomically, so trial ``n`` runs only when fewer than
 ``budget`` trials numbered below ``n`` are spent or running; every worker loops until
 ``budget`` trials are spent, waiting while the other workers' running trials would fill it.
-A dead worker's running trial is failed by the heartbeat rule (no heartbeat for
-``grace_period`` s) or, if it died before its first heartbeat, by the orphan rule of
-:func:`fail_stale_trials`.
+Slots (:class:`TrialSeededTPE`) decide what a trial draws, not whether it counts. A dead
+worker's running trial is failed at once when its process was on this machine, else by the
+heartbeat rule (no heartbeat for ``grace_period`` s) or, if it died before recording itself,
+by the orphan rule of :func:`fail_stale_trials`; its slot is then retried.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
 import functools
+import itertools
 import json
 import logging
+import os
+import socket
 import sqlite3
 import time
 import warnings
@@ -39,49 +43,184 @@ logger = logging.getLogger("protocols.tuning")
 OK, ERROR, SURPLUS, RUNNING, INTERRUPTED = "ok", "error", "surplus", "running", "interrupted"
 SPENT = frozenset({OK, ERROR})
 OUTCOME_ATTR = "outcome"
+# User attributes set when a trial is created: its worker (host:pid), the worker's pid namespace,
+# its slot and the interrupted trial it retries.
+WORKER_ATTR, PID_NAMESPACE_ATTR, SLOT_ATTR, RETRY_ATTR = "worker", "pid_namespace", "slot", "retry_of"
+CLAIM_ROUNDS = 20
 
 
 # ----- sampling -------------------------------------------------------------------------------
 class TrialSeededTPE(optuna.samplers.BaseSampler):
-    """TPE whose random numbers for trial ``n`` come from ``(seed, n)`` alone.
+    """TPE whose trial in slot ``s`` is a function of ``(seed, s)`` and the trials of slots below ``s``.
 
-    One seeded TPESampler per process would make two workers draw the same startup trials
-    and a resumed study differ from an uninterrupted one; seeding per trial number avoids both.
+    A trial's *slot* is its place in the budget: the lowest slot not held by a spent or running
+    trial (:func:`claim_slot`), recorded as the user attribute ``slot`` when Optuna creates the
+    trial (:meth:`before_trial`). Each trial gets a fresh TPESampler seeded from ``(seed, slot)``
+    that sees only the trials of lower slots, so a study run by one worker draws the same
+    trials whether it ran at once or was killed and resumed any number of times: the slot of an
+    interrupted trial is free again, and the next trial takes it with the same seed and the same
+    history. Its parameters are also copied from the interrupted trial (after drawing, so that
+    the random stream is the one an uninterrupted run consumes), which makes the retry explicit
+    and records it as ``retry_of``. Several workers draw distinct trials (distinct slots, and
+    running trials are TPE's constant lies) but not a reproducible sequence.
     """
 
     def __init__(self, seed: int, n_startup_trials: int):
         self.seed, self.n_startup_trials = int(seed), int(n_startup_trials)
-        self._samplers: dict[int, optuna.samplers.TPESampler] = {}
-
-    def _sampler(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
-        sampler = self._samplers.get(trial.number)
-        if sampler is None:
-            trial_seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=self.n_startup_trials,
-                                                     constant_liar=True)
-            self._samplers[trial.number] = sampler
-        return sampler
-
-    def infer_relative_search_space(self, study, trial):
-        return self._sampler(trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self._sampler(trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+        self._plans: dict[int, _SlotPlan] = {}
 
     def before_trial(self, study, trial) -> None:
-        self._sampler(trial).before_trial(study, trial)
+        self._plans[trial.number] = plan = _claim(study, trial, self.seed, self.n_startup_trials)
+        plan.sampler.before_trial(plan.history(study), trial)
+
+    def _plan(self, study, trial: FrozenTrial) -> _SlotPlan:
+        plan = self._plans.get(trial.number)
+        if plan is None:  # a trial this sampler did not see created: claim it now
+            self.before_trial(study, trial)
+            plan = self._plans[trial.number]
+        return plan
+
+    def infer_relative_search_space(self, study, trial):
+        plan = self._plan(study, trial)
+        return plan.sampler.infer_relative_search_space(plan.history(study), trial)
+
+    def sample_relative(self, study, trial, search_space):
+        plan = self._plan(study, trial)
+        return plan.sampler.sample_relative(plan.history(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        plan = self._plan(study, trial)
+        value = plan.sampler.sample_independent(plan.history(study), trial, param_name, param_distribution)
+        if param_name in plan.retry_params and plan.retry_distributions.get(param_name) == param_distribution:
+            return plan.retry_params[param_name]
+        return value
 
     def after_trial(self, study, trial, state, values) -> None:
-        self._sampler(trial).after_trial(study, trial, state, values)
-        self._samplers.pop(trial.number, None)
+        plan = self._plans.pop(trial.number, None)
+        if plan is not None:
+            plan.sampler.after_trial(plan.history(study), trial, state, values)
 
     def reseed_rng(self) -> None:  # the seeds are fixed by design
         pass
+
+
+class _SlotPlan:
+    """One trial's slot, its seeded sampler and the parameters of the interrupted trial it retries."""
+
+    def __init__(self, slot: int, sampler: optuna.samplers.TPESampler, retried: FrozenTrial | None):
+        self.slot, self.sampler = slot, sampler
+        self.retry_params = dict(retried.params) if retried is not None else {}
+        self.retry_distributions = dict(retried.distributions) if retried is not None else {}
+
+    def history(self, study) -> _History:
+        return _History(study, self.slot)
+
+
+class _History:
+    """``study`` as the sampler of slot ``slot`` sees it: only the trials of lower slots."""
+
+    def __init__(self, study, slot: int):
+        self._study, self._slot = study, slot
+
+    def __getattr__(self, name):
+        return getattr(self._study, name)
+
+    def _keep(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        return [t for t in trials if (slot := trial_slot(t)) is not None and slot < self._slot]
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list[FrozenTrial]:
+        return self._keep(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        return self._keep(self._study.get_trials(deepcopy=deepcopy, states=states))
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+def _claim(study, trial: FrozenTrial, seed: int, n_startup_trials: int) -> _SlotPlan:
+    """Own the trial Optuna has just created: a heartbeat, then the ``worker`` (the orphan rule of
+    :func:`fail_stale_trials` relies on this order), then its slot and the trial it retries."""
+    storage, trial_id = study._storage, trial._trial_id
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial_id)
+    storage.set_trial_user_attr(trial_id, PID_NAMESPACE_ATTR, _pid_namespace())
+    storage.set_trial_user_attr(trial_id, WORKER_ATTR, worker_id())
+    for _ in range(CLAIM_ROUNDS):
+        trials = study.get_trials(deepcopy=False)
+        slot = claim_slot(trials, trial.number)
+        storage.set_trial_user_attr(trial_id, SLOT_ATTR, slot)
+        # Two workers that read the study at the same moment can pick one slot: the one whose
+        # trial was created later sees the other's and picks again.
+        if not any(t.number < trial.number and trial_outcome(t) in SPENT | {RUNNING} and trial_slot(t) == slot
+                   for t in study.get_trials(deepcopy=False)):
+            break
+    retried = max((t for t in trials if trial_outcome(t) == INTERRUPTED and t.user_attrs.get(SLOT_ATTR) == slot
+                   and t.params), key=lambda t: t.number, default=None)
+    if retried is not None:
+        storage.set_trial_user_attr(trial_id, RETRY_ATTR, retried.number)
+    trial_seed = int(np.random.SeedSequence([seed, slot]).generate_state(1)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=n_startup_trials, constant_liar=True)
+    return _SlotPlan(slot, sampler, retried)
+
+
+def claim_slot(trials: list[FrozenTrial], number: int) -> int:
+    """The lowest slot that no other spent or running trial holds, once the running trials
+    created before trial ``number`` that hold none yet (being claimed by other workers) have
+    taken theirs: two workers claiming at once take two slots."""
+    held = {trial_slot(t) for t in trials if t.number != number and trial_outcome(t) in SPENT | {RUNNING}}
+    held.discard(None)
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.number < number and trial_outcome(t) == RUNNING and trial_slot(t) is None:
+            held.add(_lowest_free(held))
+    return _lowest_free(held)
+
+
+def _lowest_free(held: set[int]) -> int:
+    return next(slot for slot in itertools.count() if slot not in held)
+
+
+def trial_slot(trial: FrozenTrial) -> int | None:
+    """The trial's slot; a spent trial of a study begun before slots were recorded holds its number."""
+    slot = trial.user_attrs.get(SLOT_ATTR)
+    if slot is not None:
+        return int(slot)
+    return trial.number if trial_outcome(trial) in SPENT else None
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (Linux), so that containers sharing a host name never judge
+    each other's pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _dead_here(trial: FrozenTrial) -> bool:
+    """Whether the trial's worker (``host:pid``) was a process of this machine and pid namespace
+    that no longer runs. A pid equal to ours is a dead process's too: this is asked between our
+    own trials."""
+    host, _, pid = str(trial.user_attrs.get(WORKER_ATTR)).rpartition(":")
+    if os.name != "posix" or host != socket.gethostname() or not pid.isdigit() \
+            or trial.user_attrs.get(PID_NAMESPACE_ATTR) != _pid_namespace():
+        return False  # (on Windows os.kill(pid, 0) would send Ctrl-C)
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive under another user, or not ours to ask
+        return False
+    return False
 
 
 # ----- storage --------------------------------------------------------------------------------
@@ -165,33 +304,28 @@ def trial_outcome(trial: FrozenTrial) -> str:
 
 
 def spent_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    return sorted((t for t in trials if trial_outcome(t) in SPENT), key=lambda t: t.number)
+    """The trials that count against the budget, by slot (the order of an uninterrupted run)."""
+    return sorted((t for t in trials if trial_outcome(t) in SPENT), key=lambda t: (trial_slot(t), t.number))
 
 
 def fail_stale_trials(study: optuna.Study, orphaned_after: float) -> None:
-    """Fail the running trials of dead workers: those whose heartbeat stopped (Optuna), and
-    those that never started their objective ``orphaned_after`` seconds after being created (a
-    worker killed before its first heartbeat, which Optuna would leave running forever). The
-    objective's first acts are to record a heartbeat (:func:`beat_now`), then its ``worker``."""
+    """Fail the running trials of dead workers: those of a process of this machine that is gone
+    (at once: a study resumed after ``kill -9`` retries the trial's slot before anything else),
+    those whose heartbeat stopped (Optuna; workers on other machines), and those that never
+    got an owner ``orphaned_after`` seconds after being created (a worker killed between Optuna
+    creating the trial and the sampler's :meth:`TrialSeededTPE.before_trial`, which records a
+    heartbeat, then the ``worker``: Optuna would leave that trial running forever)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" not in trial.user_attrs and trial.datetime_start is not None \
-                and (now - trial.datetime_start).total_seconds() > orphaned_after:
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        orphaned = worker is None and trial.datetime_start is not None \
+            and (now - trial.datetime_start).total_seconds() > orphaned_after
+        if orphaned or (worker is not None and _dead_here(trial)):
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-
-
-def beat_now(trial: optuna.Trial) -> None:
-    """Record the trial's first heartbeat before anything else, so that a trial marked with its
-    ``worker`` always has one (Optuna's heartbeat thread may not have written it yet; a worker
-    killed in between would leave a trial that never turns stale). Optuna has no public call
-    for this; without one the orphan rule of :func:`fail_stale_trials` still applies."""
-    storage, trial_id = getattr(trial.study, "_storage", None), getattr(trial, "_trial_id", None)
-    if trial_id is not None and getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
-        storage.record_heartbeat(trial_id)
 
 
 class SpentFailure(Exception):
@@ -218,6 +352,11 @@ def run_trials(study: optuna.Study, objective, budget: int, label: str, progress
             bar.refresh()
             if len(spent) >= budget:
                 return
+            if any(trial_outcome(t) == RUNNING and WORKER_ATTR not in t.user_attrs for t in trials):
+                # A trial being claimed, or left unowned by a killed worker (failed after
+                # 2 x grace_period): its slot is unknown until then, so no slot is claimed now.
+                time.sleep(min(poll_seconds, 0.2))
+                continue
             if len(spent) + running >= budget:
                 if not waiting_logged:
                     logger.info("%s: waiting for %d trial(s) running in other workers", label, running)
@@ -239,22 +378,27 @@ def _log_trial(study: optuna.Study, number: int | None, position: int, budget: i
     best = max((t.value for t in spent_trials(trials) if t.state == TrialState.COMPLETE), default=None)
     shown = f"{metric} = {trial.value:.5f}" if trial.state == TrialState.COMPLETE else \
         f"{trial_outcome(trial)} ({trial.user_attrs.get('error', 'no message')})"
-    logger.info("%s: trial %d (%d of %d) %s in %.1f s with %s; best %s", label, trial.number, position, budget,
-                shown, trial.user_attrs.get("seconds", float("nan")), json.dumps(plain(trial.params), sort_keys=True),
-                "none" if best is None else f"{best:.5f}")
+    retry = trial.user_attrs.get(RETRY_ATTR)
+    retried = "" if retry is None else f", retrying interrupted trial {retry}"
+    logger.info("%s: trial %d (%d of %d, slot %s%s) %s in %.1f s with %s; best %s", label, trial.number, position,
+                budget, trial_slot(trial), retried, shown, trial.user_attrs.get("seconds", float("nan")),
+                json.dumps(plain(trial.params), sort_keys=True), "none" if best is None else f"{best:.5f}")
     if best is not None:
         bar.set_postfix({"best": f"{best:.4f}"}, refresh=False)
 
 
 def trials_table(trials: list[FrozenTrial], used: set[int]) -> pd.DataFrame:
-    """One row per trial in the study: number, params (JSON), value, state, seconds, ..."""
+    """One row per trial in the study, in the order they were created: number, params (JSON),
+    value, state, seconds, best_epoch, used, error, slot (see :class:`TrialSeededTPE`; an
+    interrupted trial and the trial that retried it share one)."""
     rows = [{"number": t.number, "params": json.dumps(plain(t.params), sort_keys=True),
              "value": t.value if t.state == TrialState.COMPLETE else None, "state": trial_outcome(t),
              "seconds": t.user_attrs.get("seconds"), "best_epoch": t.user_attrs.get("best_epoch"),
-             "used": t.number in used, "error": t.user_attrs.get("error")} for t in trials]
-    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error"]
+             "used": t.number in used, "error": t.user_attrs.get("error"), "slot": trial_slot(t)} for t in trials]
+    columns = ["number", "params", "value", "state", "seconds", "best_epoch", "used", "error", "slot"]
     table = pd.DataFrame(rows, columns=columns)
-    table["best_epoch"] = table["best_epoch"].astype("Int64")  # stays an integer column beside missing ones
+    for column in ("best_epoch", "slot"):  # stay integer columns beside missing values
+        table[column] = table[column].astype("Int64")
     return table
 
 
