@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from common.errors import unknown_name_error
+from common.memory import human_bytes
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 PREPROCESSING_OPTIONS = ("rating_threshold", "deduplicate", "min_user_interactions", "min_item_interactions", "k_core")
@@ -159,18 +160,6 @@ def download_size(spec: DatasetSpec, root: Path | None = None) -> str:
     if not unknown:
         return human_bytes(known)
     return f">= {human_bytes(known)}" if known else "?"
-
-
-def human_bytes(n_bytes: int) -> str:
-    """Decimal units with one decimal: ``5.5 GB``, ``978.2 kB``, ``12 B``."""
-    if n_bytes < 1000:
-        return f"{n_bytes} B"
-    value = float(n_bytes)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 999.95 or unit == "TB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
 
 
 def default_preprocessing(**overrides) -> dict:

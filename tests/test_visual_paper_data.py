@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import io
 import json
@@ -21,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.lib import format as npy_format
-from PIL import Image
 
 import datasets.__main__ as cli
 from common.errors import RecAuditError
@@ -33,6 +31,8 @@ from datasets.parsers.visual_papers import (FEATURE_SET_KEY, load_pickled_npy, r
                                             read_tradesy, read_vbpr_features)
 from datasets.prepare import prepare_dataset
 from datasets.registry import VISUAL_PAPER_DATASETS, ArchiveSpec, FileSpec, get_dataset, registered_datasets
+from datasets.synthetic import jpeg_bytes as jpeg, write_dvbpr_npy as save_npy, write_gzip_lines as gz
+from datasets.synthetic import write_vbpr_features as write_features
 from protocols.splits import make_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,22 +129,13 @@ def test_list_shows_each_download_size(monkeypatch, tmp_path, capsys):
 
 
 def test_human_bytes():
-    from datasets.registry import human_bytes
+    from common.memory import human_bytes
 
     assert [human_bytes(n) for n in (12, 978_202, 5_500_000_000, 999_960, 2 * 10**13)] == \
         ["12 B", "978.2 kB", "5.5 GB", "1.0 MB", "20.0 TB"]
 
 
 # ---------------------------------------------------------------- VBPR: image features
-
-def write_features(path: Path, records: list[tuple[bytes, np.ndarray]]) -> Path:
-    """The authors' layout: a 10-byte ASCII id, then 4096 little-endian float32, per record."""
-    with open(path, "wb") as handle:
-        for item, values in records:
-            assert len(item) == 10
-            handle.write(item + np.asarray(values, dtype="<f4").tobytes())
-    return path
-
 
 def three_records() -> list[tuple[bytes, np.ndarray]]:
     base = np.arange(DIM, dtype=np.float32)
@@ -206,12 +197,6 @@ TRADESY_LINES = [
     "",
     "{'lists': {'bought': [], 'want': ['12345', '777'], 'selling': []}, 'uid': '2'}",
 ]
-
-
-def gz(path: Path, lines: list[str]) -> Path:
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return path
 
 
 def test_tradesy_bought_and_want_are_the_positive_feedback(tmp_path):
@@ -311,12 +296,6 @@ def test_missing_feature_file_says_to_fetch(tmp_path):
 
 # ---------------------------------------------------------------- DVBPR: the .npy files
 
-def jpeg(colour: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 6), colour).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
 IMAGES = {0: jpeg((255, 0, 0)), 1: jpeg((0, 255, 0)), 2: jpeg((0, 0, 255)), 3: jpeg((9, 9, 9))}
 
 
@@ -333,11 +312,6 @@ def dvbpr_objects(keys=str) -> list:
              for i, data in IMAGES.items()}
     items[4] = {keys("imgs"): b"", keys("asin"): keys("A4")}  # an item without an image, in no interaction
     return [train, validation, test, items, 2, 5]
-
-
-def save_npy(path: Path, objects: list) -> Path:
-    np.save(path, np.array(objects, dtype=object), allow_pickle=True)
-    return path
 
 
 def test_dvbpr_npy_read_by_hand(tmp_path):
