@@ -237,38 +237,132 @@ def _write_images(rng, item_factors: np.ndarray, folder: Path, size: int) -> pd.
 
 
 # ----- synthetic raw files in the published formats ------------------------------------
+#
+# One writer per upstream format: write_ml20m (ratings.csv), write_msd_triplets
+# (train_triplets.txt), write_netflix (training_set.tar / training_set/ / combined_data_*.txt, and
+# movie_titles.txt), write_ncf_files (the NCF authors' *.rating and *.test.negative),
+# write_gzip_lines (McAuley's JSON / Python-literal lines, gzipped), write_vbpr_features (VBPR's
+# binary .b records), write_dvbpr_npy (DVBPR's pickled .npy), _write_lines (MovieLens 1M's
+# ``::`` files). The parser tests write hand-made rows through them; write_synthetic_raw writes a
+# whole stand-in of a dataset through them, drawn from make_synthetic's planted structure.
 
-RAW_KINDS = ("movielens-1m", "movielens-1m-posters", "movielens-1m-ncf")
+# Each kind's stand-in: (n_users, n_items, density, make_synthetic keywords). The paper-scale and
+# visual kinds are sized so that the paper's preprocessing keeps a few hundred users and items
+# (MSD: songs with >= 200 users, then users with >= 20 songs) and every user keeps at least the
+# interactions its protocol needs (NCF: 99 unrated items for the negatives; DVBPR: 3 for its parts).
+RAW_SHAPES: dict[str, tuple[int, int, float, dict]] = {
+    "movielens-1m": (30, 150, 0.1, {}),
+    "movielens-1m-posters": (30, 150, 0.1, {}),
+    "movielens-1m-ncf": (200, 300, 0.05, {}),
+    "pinterest-20-ncf": (200, 300, 0.08, {"min_user_interactions": 20, "activity_sigma": 0.4}),
+    "movielens-20m": (300, 200, 0.08, {"min_user_interactions": 10}),
+    "netflix-prize": (300, 150, 0.1, {"min_user_interactions": 10}),
+    "msd-taste-profile": (800, 100, 0.35, {"min_user_interactions": 20, "popularity_exponent": 0.3,
+                                           "activity_sigma": 0.3}),
+    "amazon-women-vbpr": (240, 180, 0.06, {"min_user_interactions": 6}),
+    "amazon-men-vbpr": (240, 180, 0.06, {"min_user_interactions": 6}),
+    "amazon-phones-vbpr": (200, 120, 0.05, {"min_user_interactions": 4}),
+    "tradesy-vbpr": (200, 120, 0.05, {"min_user_interactions": 4}),
+    "amazon-fashion-dvbpr": (150, 200, 0.03, {"min_user_interactions": 4}),
+    "amazon-women-dvbpr": (150, 200, 0.03, {"min_user_interactions": 4}),
+    "amazon-men-dvbpr": (150, 200, 0.03, {"min_user_interactions": 4}),
+    "tradesy-dvbpr": (150, 200, 0.03, {"min_user_interactions": 4}),
+}
+RAW_KINDS = tuple(RAW_SHAPES)
+DVBPR_FILES = {"amazon-fashion-dvbpr": "AmazonFashion6ImgPartitioned.npy",
+               "amazon-women-dvbpr": "AmazonWomenWithImgPartitioned.npy",
+               "amazon-men-dvbpr": "AmazonMenWithImgPartitioned.npy", "tradesy-dvbpr": "TradesyImgPartitioned.npy"}
+CLOTHING = "Clothing_Shoes_and_Jewelry"
+PHONES = "Cell_Phones_and_Accessories"
+VBPR_DIM = 4096
+NCF_PREFIX = {"movielens-1m-ncf": "ml-1m", "pinterest-20-ncf": "pinterest-20"}
+NETFLIX_FIRST_DAY = np.datetime64("1999-11-11")  # the first and last rating dates of the Prize data
+NETFLIX_DAYS = int((np.datetime64("2005-12-31") - NETFLIX_FIRST_DAY).astype(int))
+# (year or None, title) of the first three movie ids in movie_titles.txt: the cases its format
+# has (a NULL year; a title with a comma and a letter outside ASCII, written in ISO-8859-1).
+NETFLIX_TITLES = {1: (2003, "Dinosaur Planet"), 2: (None, "Isle of Man TT 2004 Review"),
+                  3: (1997, "Character, The Caf\u00e9")}
 
 
-def write_synthetic_raw(kind: str, folder: Path | str, *, n_users: int = 30, n_items: int = 150,
-                        density: float = 0.1, seed: int = 0, n_negatives: int = 99) -> Path:
-    """Write small raw files in the exact format of a dataset whose real files the mirror lacks.
+def write_synthetic_raw(kind: str, folder: Path | str, *, n_users: int | None = None, n_items: int | None = None,
+                        density: float | None = None, seed: int = 0, n_negatives: int = 99) -> Path:
+    """Write the raw files of a dataset ``kind`` in its exact upstream format, with the names
+    ``data/raw/<dataset>/`` holds (a stand-in for files this machine cannot download). Sizes not
+    given are the kind's :data:`RAW_SHAPES`.
 
     - ``movielens-1m``: ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``), ``movies.dat``
       (ISO-8859-1, ``MovieID::Title::Genres``, one title with a non-ASCII letter) and
       ``users.dat`` (``UserID::Gender::Age::Occupation::Zip``); ids 1-based, movie ids with gaps.
     - ``movielens-1m-posters``: the same plus ``MovieImages/<MovieID>.jpg`` (8 x 8 JPEG) for
       two movies in three.
-    - ``movielens-1m-ncf``: NCF's ``ml-1m.train.rating`` / ``ml-1m.test.rating``
-      (``user\\titem\\trating\\ttimestamp``, 0-based, each user's latest rating held out) and
-      ``ml-1m.test.negative`` (``(user,item)`` then ``n_negatives`` items the user never rated).
+    - ``movielens-1m-ncf`` / ``pinterest-20-ncf``: NCF's ``<prefix>.train.rating`` /
+      ``<prefix>.test.rating`` (``user\\titem\\trating\\ttimestamp``, 0-based, each user's latest
+      interaction held out; Pinterest's lines are ``user\\titem\\t1\\t0``) and
+      ``<prefix>.test.negative`` (``(user,item)`` then ``n_negatives`` items the user never touched).
+    - ``movielens-20m``: ``ratings.csv`` (header ``userId,movieId,rating,timestamp``, half stars).
+    - ``netflix-prize``: ``training_set.tar`` (``training_set/mv_NNNNNNN.txt``: ``MovieID:`` then
+      ``CustomerID,Rating,Date``; sparse customer ids) and ``movie_titles.txt`` (ISO-8859-1).
+    - ``msd-taste-profile``: ``train_triplets.txt`` (40-hex user, ``SO...`` song, play count).
+    - ``amazon-women-vbpr`` / ``amazon-men-vbpr`` (the same files: Clothing, Shoes & Jewelry with
+      Women, Men and Girls items), ``amazon-phones-vbpr``: the 2014 Amazon ``reviews_*.json.gz``
+      (JSON lines), ``meta_*.json.gz`` (Python literals, clothing only) and
+      ``image_features_*.b`` (10-byte ASIN + 4096 float32, one item in ten without a record).
+    - ``tradesy-vbpr``: ``tradesy.json.gz`` (``{'lists': {...bought, want, selling, sold}, 'uid'}``
+      literals) and ``image_features_tradesy.b`` (space-padded numeric ids).
+    - the four DVBPR kinds: the authors' ``.npy`` of ``[user_train, user_validation, user_test,
+      Item, usernum, itemnum]`` (latest interaction test, the one before validation; each item's
+      8 x 6 JPEG under ``imgs``).
 
     Returns ``folder``.
     """
-    if kind not in RAW_KINDS:
+    if kind not in RAW_SHAPES:
         from common.errors import unknown_name_error
 
         raise unknown_name_error("synthetic raw kind", kind, RAW_KINDS)
+    shape_users, shape_items, shape_density, keywords = RAW_SHAPES[kind]
+    n_users = shape_users if n_users is None else n_users
+    n_items = shape_items if n_items is None else n_items
+    density = shape_density if density is None else density
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data = make_synthetic(n_users, n_items, density, seed, ratings=True, min_user_interactions=2)
+    data = make_synthetic(n_users, n_items, density, seed, ratings=True,
+                          **{"min_user_interactions": 2, **keywords})
     rng = np.random.default_rng(seed + 1)
     frame = data.interactions
-    if kind == "movielens-1m-ncf":
-        _write_ncf(frame, folder, n_items, n_negatives, rng)
-        return folder
-    movie_ids = np.sort(rng.choice(np.arange(1, 3 * n_items + 1), size=n_items, replace=False))
+    if kind in NCF_PREFIX:
+        _write_ncf(frame, folder, NCF_PREFIX[kind], n_items, n_negatives, rng, implicit=kind == "pinterest-20-ncf")
+    elif kind == "movielens-20m":
+        movie_ids = _sparse_ids(rng, n_items, 1)
+        half_stars = np.maximum(frame["rating"].to_numpy() - 0.5 * (rng.random(len(frame)) < 0.5), 0.5)
+        write_ml20m(folder, list(zip((frame["user"] + 1).tolist(), movie_ids[frame["item"]].tolist(),
+                                     half_stars.tolist(), frame["timestamp"].tolist())))
+    elif kind == "netflix-prize":
+        customers = _sparse_ids(rng, n_users, 1)
+        days = NETFLIX_FIRST_DAY + rng.integers(0, NETFLIX_DAYS + 1, size=len(frame)).astype("timedelta64[D]")
+        movies: dict[int, list] = {}
+        for user, item, stars, day in zip(frame["user"], frame["item"], frame["rating"].astype(int), days.astype(str)):
+            movies.setdefault(int(item) + 1, []).append((int(customers[user]), int(stars), day))
+        write_netflix(folder, "tar", dict(sorted(movies.items())))
+    elif kind == "msd-taste-profile":
+        plays = rng.geometric(0.3, size=len(frame))
+        write_msd_triplets(folder, list(zip(map(msd_user_id, frame["user"].tolist()),
+                                            map(msd_song_id, frame["item"].tolist()), plays.tolist())))
+    elif kind.endswith("-vbpr"):
+        _write_vbpr(kind, frame, folder, n_items, rng)
+    elif kind.endswith("-dvbpr"):
+        _write_dvbpr(frame, folder / DVBPR_FILES[kind], n_users, n_items, rng)
+    else:
+        _write_movielens_1m(kind, frame, folder, n_users, n_items, rng)
+    return folder
+
+
+def _sparse_ids(rng, count: int, start: int) -> np.ndarray:
+    """``count`` sorted distinct ids from ``start`` on, with gaps (as published ids have)."""
+    return np.sort(rng.choice(np.arange(start, start + 3 * count), size=count, replace=False))
+
+
+def _write_movielens_1m(kind: str, frame: pd.DataFrame, folder: Path, n_users: int, n_items: int, rng) -> None:
+    movie_ids = _sparse_ids(rng, n_items, 1)
     ratings = pd.DataFrame({"user": frame["user"] + 1, "item": movie_ids[frame["item"]],
                             "rating": frame["rating"].astype(int), "timestamp": frame["timestamp"]})
     _write_lines(folder / "ratings.dat", ratings, "::")
@@ -291,26 +385,211 @@ def write_synthetic_raw(kind: str, folder: Path | str, *, n_users: int = 30, n_i
         for movie in movie_ids[np.arange(n_items) % 3 != 2]:
             pixels = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
             Image.fromarray(pixels, mode="RGB").save(folder / "MovieImages" / f"{movie}.jpg", format="JPEG")
-    return folder
 
 
-def _write_ncf(frame: pd.DataFrame, folder: Path, n_items: int, n_negatives: int, rng) -> None:
+def _write_ncf(frame: pd.DataFrame, folder: Path, prefix: str, n_items: int, n_negatives: int, rng,
+               implicit: bool = False) -> None:
     """NCF's leave-one-out files: the latest interaction of each user is the test item."""
     frame = frame.assign(rating=frame["rating"].astype(int)).sort_values(["user", "timestamp", "item"], kind="stable")
+    if implicit:  # Pinterest: pins carry neither a rating nor a time
+        frame = frame.assign(rating=1, timestamp=0)
     is_test = ~frame["user"].duplicated(keep="last").to_numpy()
     train, test = frame[~is_test], frame[is_test]
-    _write_lines(folder / "ml-1m.train.rating", train, "\t")
-    _write_lines(folder / "ml-1m.test.rating", test, "\t")
     seen = np.zeros((frame["user"].max() + 1, n_items), dtype=bool)
     seen[frame["user"].to_numpy(), frame["item"].to_numpy()] = True
     if n_negatives > (~seen).sum(axis=1).min():
         raise RecAuditError(f"n_negatives={n_negatives} exceeds the unrated items of some user; raise n_items")
     # a random order of each user's unrated items; the first n_negatives are the candidates
     order = np.argsort(np.where(seen, np.inf, rng.random(seen.shape)), axis=1)[:, :n_negatives]
+    write_ncf_files(folder, prefix, train, test, order[test["user"].to_numpy()])
+
+
+def write_ncf_files(folder: Path | str, prefix: str, train: pd.DataFrame, test: pd.DataFrame,
+                    negatives: np.ndarray) -> Path:
+    """The NCF authors' three files: ``<prefix>.train.rating`` and ``<prefix>.test.rating``
+    (``user\\titem\\trating\\ttimestamp`` lines, the frames' columns in that order) and
+    ``<prefix>.test.negative``: per test row ``(user,item)`` then its row of ``negatives``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["user", "item", "rating", "timestamp"]
+    _write_lines(folder / f"{prefix}.train.rating", train[columns], "\t")
+    _write_lines(folder / f"{prefix}.test.rating", test[columns], "\t")
     heads = "(" + test["user"].astype(str) + "," + test["item"].astype(str) + ")"
-    negatives = pd.DataFrame(order[test["user"].to_numpy()]).astype(str).agg("\t".join, axis=1)
-    lines = heads.to_numpy() + "\t" + negatives.to_numpy()
-    (folder / "ml-1m.test.negative").write_text("\n".join(lines) + "\n")
+    rows = pd.DataFrame(np.asarray(negatives)).astype(str).agg("\t".join, axis=1)
+    (folder / f"{prefix}.test.negative").write_text("\n".join(heads.to_numpy() + "\t" + rows.to_numpy()) + "\n")
+    return folder
+
+
+def write_ml20m(folder: Path | str, rows: list[tuple[int, int, float, int]], movies: bool = False) -> Path:
+    """MovieLens 20M's ``ratings.csv`` (its header, then ``userId,movieId,rating,timestamp``;
+    ratings with one decimal); ``movies=True`` adds a three-movie ``movies.csv`` (a quoted
+    title with a comma, a movie with ``(no genres listed)``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r:.1f},{t}\n" for u, i, r, t in rows)
+    (folder / "ratings.csv").write_text(text)
+    if movies:
+        (folder / "movies.csv").write_text('movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
+                                           '2,"American President, The (1995)",Comedy|Drama|Romance\n'
+                                           '3,Unknown (2015),(no genres listed)\n')
+    return folder
+
+
+def msd_user_id(k: int) -> str:
+    """A user id of the Taste Profile's form: 40 hexadecimal digits."""
+    import hashlib
+
+    return hashlib.sha1(str(k).encode()).hexdigest()
+
+
+def msd_song_id(k: int) -> str:
+    """A song id of the Echo Nest's form: ``SO`` + 16 upper-case hexadecimal digits."""
+    return f"SO{k:016X}"[:18]
+
+
+def write_msd_triplets(folder: Path | str, rows: list[tuple[str, str, int]]) -> Path:
+    """The Taste Profile's ``train_triplets.txt``: ``user<TAB>song<TAB>play count`` lines."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_triplets.txt").write_text("".join(f"{u}\t{s}\t{c}\n" for u, s, c in rows))
+    return folder
+
+
+def _netflix_block(movie: int, rows) -> str:
+    return f"{movie}:\n" + "".join(f"{c},{r},{d}\n" for c, r, d in rows)
+
+
+def write_netflix(folder: Path | str, layout: str, movies: dict[int, list[tuple[int, int, str]]]) -> Path:
+    """Netflix Prize files for ``movies`` (movie id -> ``(customer, rating, "YYYY-MM-DD")`` rows):
+    ``layout`` ``"tar"`` writes ``training_set.tar`` (a ``training_set`` directory entry, then one
+    ``training_set/mv_NNNNNNN.txt`` per movie), ``"folder"`` the ``training_set/`` folder of those
+    files, anything else Kaggle's ``combined_data_1.txt`` (the first two movies' blocks) and
+    ``combined_data_2.txt`` (the rest). Always ``movie_titles.txt`` (ISO-8859-1,
+    ``MovieID,YearOfRelease,Title``, NULL for an unknown year): :data:`NETFLIX_TITLES` for the
+    first three movie ids, ``Movie N`` for the others."""
+    import io
+    import tarfile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {f"training_set/mv_{m:07d}.txt": _netflix_block(m, rows).encode() for m, rows in movies.items()}
+    if layout == "tar":
+        with tarfile.open(folder / "training_set.tar", "w") as archive:
+            info = tarfile.TarInfo("training_set")
+            info.type = tarfile.DIRTYPE
+            archive.addfile(info)
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    elif layout == "folder":
+        for name, content in files.items():
+            (folder / name).parent.mkdir(exist_ok=True)
+            (folder / name).write_bytes(content)
+    else:  # Kaggle: the same blocks, split over combined_data_1..4.txt
+        items = list(movies.items())
+        (folder / "combined_data_1.txt").write_text("".join(_netflix_block(m, rows) for m, rows in items[:2]))
+        (folder / "combined_data_2.txt").write_text("".join(_netflix_block(m, rows) for m, rows in items[2:]))
+    titles = [(m, *NETFLIX_TITLES.get(m, (1950 + m % 56, f"Movie {m}"))) for m in sorted(set(movies) | {1, 2, 3})]
+    (folder / "movie_titles.txt").write_bytes("".join(f"{m},{'NULL' if year is None else year},{title}\n"
+                                                      for m, year, title in titles).encode("iso-8859-1"))
+    return folder
+
+
+def write_gzip_lines(path: Path | str, lines: list[str]) -> Path:
+    """McAuley's files: one record per line (JSON, or a Python dict literal), gzipped (no time
+    or name in the header: the same lines give the same bytes)."""
+    import gzip
+
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+        handle.write(("\n".join(lines) + "\n").encode("utf-8"))
+    return Path(path)
+
+
+def write_vbpr_features(path: Path | str, records) -> Path:
+    """VBPR's image features: per record a 10-byte ASCII item id, then 4096 little-endian float32."""
+    with open(path, "wb") as handle:
+        for item, values in records:
+            if len(item) != 10:
+                raise RecAuditError(f"a VBPR feature record's id is 10 bytes, got {item!r}")
+            handle.write(item + np.asarray(values, dtype="<f4").tobytes())
+    return Path(path)
+
+
+def write_dvbpr_npy(path: Path | str, objects: list) -> Path:
+    """DVBPR's ``.npy``: the six objects pickled in one object array (what ``np.save`` writes)."""
+    np.save(path, np.array(objects, dtype=object), allow_pickle=True)
+    return Path(path)
+
+
+def jpeg_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (8, 6)) -> bytes:
+    """A JPEG of one colour (``size`` = width, height)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, tuple(int(c) for c in colour)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _features(rng, ids: list[bytes]) -> list[tuple[bytes, np.ndarray]]:
+    """Non-negative, mostly zero 4096-d records (as fc7 activations after a ReLU are)."""
+    values = np.maximum(rng.normal(-1.0, 1.0, size=(len(ids), VBPR_DIM)), 0).astype(np.float32)
+    return list(zip(ids, values))
+
+
+def _write_vbpr(kind: str, frame: pd.DataFrame, folder: Path, n_items: int, rng) -> None:
+    import json
+
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    if kind == "tradesy-vbpr":
+        ids = [str(100_000 + 7 * item) for item in range(n_items)]
+        wants = rng.random(len(frame)) < 0.4
+        lines = []
+        for user in np.unique(users):
+            mine = items[users == user]
+            bought, want = mine[~wants[users == user]], mine[wants[users == user]]
+            selling = rng.choice(n_items, size=int(rng.integers(0, 3)), replace=False)
+            lines.append(repr({"lists": {"selling": [ids[i] for i in selling], "sold": [],
+                                         "bought": [ids[i] for i in bought], "want": [ids[i] for i in want]},
+                               "uid": str(user + 1)}))
+        write_gzip_lines(folder / "tradesy.json.gz", lines)
+        features = "image_features_tradesy.b"
+        encoded = [name.encode().ljust(10) for name in ids]
+    else:
+        category = PHONES if kind == "amazon-phones-vbpr" else CLOTHING
+        ids = [f"B{item:09d}" for item in range(n_items)]
+        reviews = [json.dumps({"reviewerID": f"A{user:013d}", "asin": ids[item], "reviewerName": f"user {user}",
+                               "helpful": [0, 0], "reviewText": "fine", "overall": float(stars), "summary": "ok",
+                               "unixReviewTime": int(time),
+                               "reviewTime": pd.Timestamp(int(time), unit="s").strftime("%m %d, %Y")})
+                   for user, item, stars, time in zip(users, items, frame["rating"], frame["timestamp"])]
+        write_gzip_lines(folder / f"reviews_{category}.json.gz", reviews)
+        if category == CLOTHING:  # one item in three under Women, one under Men, one under Girls
+            top = "Clothing, Shoes & Jewelry"
+            subs = ["Women", "Men", "Girls"]
+            write_gzip_lines(folder / f"meta_{category}.json.gz", [
+                repr({"asin": ids[item], "title": f"Item {item}", "price": round(5 + item % 40 * 1.25, 2),
+                      "categories": [[top, subs[item % 3], "Clothing"], ["Sports"]]}) for item in range(n_items)])
+        features = f"image_features_{category}.b"
+        encoded = [name.encode() for name in ids]
+    with_record = [item for item in range(n_items) if item % 10 != 9]  # one item in ten has no features
+    write_vbpr_features(folder / features, _features(rng, [encoded[item] for item in with_record]))
+
+
+def _write_dvbpr(frame: pd.DataFrame, path: Path, n_users: int, n_items: int, rng) -> None:
+    frame = frame.sort_values(["user", "timestamp", "item"], kind="stable")
+    rank_from_last = frame.groupby("user").cumcount(ascending=False).to_numpy()
+    parts: list[dict] = [{}, {}, {}]  # user_train, user_validation, user_test
+    for (user, item, time), rank in zip(frame[["user", "item", "timestamp"]].itertuples(index=False), rank_from_last):
+        record = {"productid": int(item), "reviewerID": f"A{user:013d}", "asin": f"B{item:09d}",
+                  "unixReviewTime": int(time)}
+        parts[{0: 2, 1: 1}.get(rank, 0)].setdefault(int(user), []).append(record)
+    colours = rng.integers(0, 256, size=(n_items, 3))
+    images = {item: {"imgs": jpeg_bytes(colours[item]) if item % 20 != 19 else b"", "asin": f"B{item:09d}"}
+              for item in range(n_items)}  # one item in twenty without an image
+    write_dvbpr_npy(path, [*parts, images, n_users, n_items])
 
 
 def _write_lines(path: Path, frame: pd.DataFrame, sep: str, encoding: str = "utf-8") -> None:

@@ -1,9 +1,10 @@
 """The paper-scale datasets (MovieLens 20M, MSD Taste Profile, Netflix Prize, NCF's Pinterest-20
-and ML-1M): registry entries, checksums and download sizes, every parser on small files written
-here in the exact upstream formats (one malformed file per format: one line naming it), the
-papers' preprocessing as defaults, the paper suites ncf-paper / multvae-paper / ease-paper, and
-the claims audit saying which download each of their claims waits for. None of the real files is
-obtainable on this machine."""
+and ML-1M): registry entries, checksums and download sizes, every parser on small files in the
+exact upstream formats (written by datasets.synthetic's writers; one malformed file per format:
+one line naming it), the papers' preprocessing as defaults, the paper suites ncf-paper /
+multvae-paper / ease-paper, and the claims audit saying which download each of their claims waits
+for. None of the real files is obtainable on this machine; tests/test_paper_suites_end_to_end.py
+runs the suites on stand-ins of them."""
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,8 @@ from datasets import fetch
 from datasets.parsers import PARSERS
 from datasets.prepare import k_core_mask, prepare_dataset
 from datasets.registry import PAPER_SCALE_DATASETS, get_dataset, registered_datasets
+from datasets.synthetic import msd_song_id as song_id, msd_user_id as user_id, write_ml20m, write_netflix
+from datasets.synthetic import write_msd_triplets as write_triplets, write_synthetic_raw
 from protocols.params import load_params
 from protocols.paper_suites import enable_suite, paper_suites
 from protocols.splits import make_split
@@ -186,17 +189,6 @@ def test_pinterest_test_file_in_the_mirror_matches_the_registry_and_the_ncf_tree
 
 # ---------------------------------------------------------------- MovieLens 20M
 
-def write_ml20m(folder: Path, rows: list[tuple[int, int, float, int]], movies: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    text = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r:.1f},{t}\n" for u, i, r, t in rows)
-    (folder / "ratings.csv").write_text(text)
-    if movies:
-        (folder / "movies.csv").write_text('movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
-                                           '2,"American President, The (1995)",Comedy|Drama|Romance\n'
-                                           '3,Unknown (2015),(no genres listed)\n')
-    return folder
-
-
 def ml20m_rows(seed: int = 0, n_users: int = 12, n_items: int = 15) -> list[tuple[int, int, float, int]]:
     rng = np.random.default_rng(seed)
     rows = []
@@ -245,20 +237,6 @@ def test_ml20m_malformed_line_is_named(tmp_path, line, number, expected):
 
 
 # ---------------------------------------------------------------- MSD Taste Profile
-
-def user_id(k: int) -> str:
-    return hashlib.sha1(str(k).encode()).hexdigest()  # 40 hexadecimal digits, like the Echo Nest's
-
-
-def song_id(k: int) -> str:
-    return f"SO{k:016X}"[:18]
-
-
-def write_triplets(folder: Path, rows: list[tuple[str, str, int]]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train_triplets.txt").write_text("".join(f"{u}\t{s}\t{c}\n" for u, s, c in rows))
-    return folder
-
 
 def test_msd_triplets_become_codes_in_sorted_order_of_the_ids(tmp_path):
     rows = [(user_id(1), song_id(7), 3), (user_id(1), song_id(2), 1), (user_id(0), song_id(7), 12)]
@@ -337,44 +315,14 @@ NETFLIX_MOVIES = {
 }
 
 
-def movie_text(movie: int, rows) -> str:
-    return f"{movie}:\n" + "".join(f"{c},{r},{d}\n" for c, r, d in rows)
-
-
 def expected_netflix() -> list[tuple]:
     return [(c, m, float(r), int(pd.Timestamp(d, tz="UTC").timestamp()))
             for m, rows in NETFLIX_MOVIES.items() for c, r, d in rows]
 
 
-def write_netflix(folder: Path, layout: str, movies=None) -> Path:
-    movies = NETFLIX_MOVIES if movies is None else movies
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {f"training_set/mv_{m:07d}.txt": movie_text(m, rows).encode() for m, rows in movies.items()}
-    if layout == "tar":
-        with tarfile.open(folder / "training_set.tar", "w") as archive:
-            info = tarfile.TarInfo("training_set")
-            info.type = tarfile.DIRTYPE
-            archive.addfile(info)
-            for name, content in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                archive.addfile(info, io.BytesIO(content))
-    elif layout == "folder":
-        for name, content in files.items():
-            (folder / name).parent.mkdir(exist_ok=True)
-            (folder / name).write_bytes(content)
-    else:  # Kaggle: the same blocks, split over combined_data_1..4.txt
-        items = list(movies.items())
-        (folder / "combined_data_1.txt").write_text("".join(movie_text(m, rows) for m, rows in items[:2]))
-        (folder / "combined_data_2.txt").write_text("".join(movie_text(m, rows) for m, rows in items[2:]))
-    (folder / "movie_titles.txt").write_bytes("1,2003,Dinosaur Planet\n2,NULL,Isle of Man TT 2004 Review\n"
-                                              "3,1997,Character, The Caf\u00e9\n".encode("iso-8859-1"))
-    return folder
-
-
 @pytest.mark.parametrize("layout", ["tar", "folder", "combined"])
 def test_netflix_layouts_give_the_same_ratings(tmp_path, layout):
-    raw = PARSERS["netflix-prize"](write_netflix(tmp_path / layout, layout))
+    raw = PARSERS["netflix-prize"](write_netflix(tmp_path / layout, layout, NETFLIX_MOVIES))
     assert list(raw.interactions.itertuples(index=False, name=None)) == expected_netflix()
     assert raw.items["title"].tolist() == ["Dinosaur Planet", "Isle of Man TT 2004 Review", "Character, The Caf\u00e9"]
     assert raw.items["year"].iloc[0] == 2003 and pd.isna(raw.items["year"].iloc[1])  # NULL: unknown year
@@ -401,11 +349,11 @@ def test_netflix_malformed_files_are_named(tmp_path):
         PARSERS["netflix-prize"](folder)
     one_line_error(error)
     folder = tmp_path / "folder"
-    write_netflix(folder, "folder")
+    write_netflix(folder, "folder", NETFLIX_MOVIES)
     (folder / "training_set" / "mv_0000002.txt").write_text("3:\n1,2,2005-01-01\n")
     with pytest.raises(RecAuditError, match=r"mv_0000002\.txt: malformed line 1: expected the first line `2:`"):
         PARSERS["netflix-prize"](folder)
-    folder = write_netflix(tmp_path / "combined", "combined")
+    folder = write_netflix(tmp_path / "combined", "combined", NETFLIX_MOVIES)
     with open(folder / "combined_data_2.txt", "a") as handle:
         handle.write("4:\n17,3,2005-13-01\n")
     with pytest.raises(RecAuditError, match=r"combined_data_2\.txt: malformed line 4: expected a `MovieID:` line, "
@@ -431,26 +379,9 @@ def test_netflix_without_its_files_says_where_to_get_them(tmp_path):
 
 # ---------------------------------------------------------------- NCF's Pinterest-20 (and ML-1M's files)
 
-def write_ncf(folder: Path, prefix: str, n_users: int = 8, n_items: int = 150, seed: int = 0) -> Path:
-    """The authors' three files: ``u\\ti\\t1\\t0`` train and test lines (one test line per user,
-    user order), and ``(u,i)\\tneg...`` with 99 negatives the user never touched."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    train, test, negative = [], [], []
-    for user in range(n_users):
-        items = rng.choice(n_items, size=int(rng.integers(20, 30)), replace=False)
-        train += [f"{user}\t{item}\t1\t0\n" for item in items[1:]]
-        test.append(f"{user}\t{items[0]}\t1\t0\n")
-        others = rng.choice(np.setdiff1d(np.arange(n_items), items), size=99, replace=False)
-        negative.append(f"({user},{items[0]})\t" + "\t".join(map(str, others)) + "\n")
-    (folder / f"{prefix}.train.rating").write_text("".join(train))
-    (folder / f"{prefix}.test.rating").write_text("".join(test))
-    (folder / f"{prefix}.test.negative").write_text("".join(negative))
-    return folder
-
-
 def test_pinterest_gives_the_authors_split_with_99_negatives(tmp_path):
-    raw = PARSERS["pinterest-20-ncf"](write_ncf(tmp_path / "raw", "pinterest-20"))
+    raw_dir = write_synthetic_raw("pinterest-20-ncf", tmp_path / "raw", n_users=8, n_items=150)
+    raw = PARSERS["pinterest-20-ncf"](raw_dir)
     given = raw.given["ncf"]
     assert len(given["test"]) == 8 and set(given["negatives"].groupby("user").size()) == {99}
     assert raw.notes["ncf_negatives"] == {"negatives_per_user": [99], "heads_matching_test_rows": 8, "test_rows": 8}
@@ -458,7 +389,7 @@ def test_pinterest_gives_the_authors_split_with_99_negatives(tmp_path):
 
 
 def test_pinterest_malformed_negative_line_is_named(tmp_path):
-    folder = write_ncf(tmp_path / "raw", "pinterest-20")
+    folder = write_synthetic_raw("pinterest-20-ncf", tmp_path / "raw", n_users=8, n_items=150)
     lines = (folder / "pinterest-20.test.negative").read_text().splitlines(keepends=True)
     lines[2] = lines[2].replace(",", " ", 1)
     (folder / "pinterest-20.test.negative").write_text("".join(lines))
@@ -474,9 +405,9 @@ def paper_suite_splits(name: str) -> dict:
     return paper_suites(load_params(REPO / "params.yaml"))[name]["splits"]
 
 
-@pytest.mark.parametrize("dataset, prefix", [("movielens-1m-ncf", "ml-1m"), ("pinterest-20-ncf", "pinterest-20")])
-def test_ncf_paper_splits_run_on_the_authors_files(tmp_path, dataset, prefix):
-    raw_dir = write_ncf(tmp_path / "raw", prefix, n_users=12, seed=4)
+@pytest.mark.parametrize("dataset", ["movielens-1m-ncf", "pinterest-20-ncf"])
+def test_ncf_paper_splits_run_on_the_authors_files(tmp_path, dataset):
+    raw_dir = write_synthetic_raw(dataset, tmp_path / "raw", n_users=12, seed=4)
     data = prepare_dataset(dataset, raw_dir, None, dict(get_dataset(dataset).default_preprocessing))
     entry = dict(paper_suite_splits("ncf-paper")[f"{dataset}/leave-one-out"])
     assert (entry.pop("dataset"), entry.pop("protocol")) == (dataset, "given")

@@ -1,6 +1,6 @@
 """The visual papers' datasets (VBPR, DVBPR, UGallery): registry entries, download sizes in
-``datasets list``, and every parser on tiny files written here in the authors' exact formats
-(none of the real files is obtainable on this machine)."""
+``datasets list``, and every parser on tiny files in the authors' exact formats (written by
+datasets.synthetic's writers; none of the real files is obtainable on this machine)."""
 from __future__ import annotations
 
 import dataclasses
