@@ -17,10 +17,13 @@ A model whose declared requirements the split does not meet gets ``status: unsup
 its untuned parameters and the reason, so that ``evaluate`` records the refusal; that is not an
 error. The work is :mod:`protocols.tuning`'s and :mod:`protocols.runner`'s.
 
-The study persists in ``--storage`` (default ``sqlite:///<out without .yaml>.db``): a rerun
-resumes it -- after Ctrl-C or ``kill -9`` anywhere, even while the files are written, it ends
-with the trials and the result of an uninterrupted run -- and several workers given one URL
-share it (see ``protocols.tuning``).
+The study persists in ``--storage``, else params.yaml's ``tuning.storage``, else
+``sqlite:///<out without .yaml>.db``: a rerun resumes it -- after Ctrl-C or ``kill -9``
+anywhere, even while the files are written, it ends with the trials and the result of an
+uninterrupted run -- and several workers given one URL share it (see ``protocols.tuning``;
+``tuning.storage: postgresql://user@host/db`` points every tune stage at one server). With the
+study elsewhere the file ``<out without .yaml>.db`` is still left behind, empty: the tune stage
+of ``dvc.yaml`` declares it.
 ``python -m protocols evaluate --params tuned/D/P/M.yaml`` refits with the frozen parameters
 (:func:`load_tuned` reads the file back).
 """
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     dataset, split_name = split_key(args)
     key = f"{dataset}/{split_name}"
-    settings_file = load_params(args.params_yaml)
+    settings_file, params_storage = storage_setting(load_params(args.params_yaml))
     settings = tuning_settings(settings_file, trials=args.trials)
     entry = model_entry(settings_file, args.model)
     split_dir = Path(args.splits_root) / dataset / split_name
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or TUNED_ROOT / dataset / split_name / f"{entry.label}.yaml"
     # Before any trial: a study whose result cannot be written should not start.
     check_writable(Path(out).parent, "make it writable or pass another --out")
-    storage = args.storage or default_storage_url(out)
+    storage = args.storage or params_storage or default_storage_url(out)
     try:
         with _logging_to_stderr():
             result = tune(entry.model, split_dir, settings, fixed=entry.fixed, split_key=key, storage=storage,
@@ -95,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
                           progress=args.progress or sys.stderr.isatty())
     except UnsupportedProtocolError as refusal:
         result = unsupported_result(entry, key, settings, storage, refusal)
-        ensure_sqlite_file(storage)  # refused before any trial: the pipeline still expects the file
+        ensure_study_files(storage, out)  # refused before any trial: the pipeline still expects the file
         write_tuned(result, out)
         print(f"{entry.label} on {key}: unsupported ({refusal}); wrote {out}")
         return 0
+    ensure_study_files(storage, out)
     write_tuned(result, out)
     retried = f", {result.trials_interrupted} interrupted and retried" if result.trials_interrupted else ""
     print(f"{entry.label} on {key}: best validation {result.validation_metric} = {result.best_value:.5f} "
@@ -119,6 +123,14 @@ def read_card(split_dir: Path, splits_root: Path, key: str) -> dict:
         raise RecAuditError(f"{card_path} is not valid JSON ({error}); rebuild the split") from None
 
 
+def storage_setting(params: dict) -> tuple[dict, str | None]:
+    """``params`` without ``tuning.storage``, and that URL (None: unset). Where a study lives
+    is no tuning setting: it does not enter the study's fingerprint."""
+    section = dict(params.get("tuning") or {})
+    storage = section.pop("storage", None)
+    return {**params, "tuning": section}, storage
+
+
 def default_storage_url(out: Path) -> str:
     return f"sqlite:///{Path(out).with_suffix('.db')}"
 
@@ -129,6 +141,13 @@ def ensure_sqlite_file(storage: str) -> None:
     if path is not None and not Path(path).exists():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         sqlite3.connect(path).close()
+
+
+def ensure_study_files(storage: str, out: Path) -> None:
+    """The SQLite file of ``storage`` if it is one, and ``<out without .yaml>.db``, which the tune
+    stage of dvc.yaml declares as an output (empty when the study lives elsewhere)."""
+    ensure_sqlite_file(storage)
+    ensure_sqlite_file(default_storage_url(out))
 
 
 def trials_path(out: Path) -> Path:

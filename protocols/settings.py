@@ -18,6 +18,7 @@ one line naming the file, the key path and the fix (unknown names list the valid
 - a suite naming a split that is not a key of ``splits:`` (a paper suite: of its own
   ``splits``) or a model that is neither a ``models:`` label nor a registered model; an
   unknown tuning budget, or ``budget`` and ``trials`` together;
+- a ``tuning.storage`` that is not an SQLAlchemy URL, or one that holds a password;
 - an unknown dataset, feature extractor, split protocol or registered model (``model:`` of a
   ``models:`` entry, or a label without ``model:`` that is no registered model).
 
@@ -50,7 +51,7 @@ TOP_LEVEL = ("seed", "datasets", "features", "splits", "models", "suites", "suit
              "evaluation", "reports", "audit")
 SUITE_KEYS = ("splits", "models", *SUITE_SECTIONS)
 PAPER_SUITE_KEYS = ("datasets", "splits", "models", "suite")
-TUNING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials")
+TUNING_KEYS = ("metric", "budget", "budgets", "trials", "startup_trials", "storage")
 BUDGET_KEYS = ("trials", "startup_trials")
 EVALUATION_KEYS = ("seeds", "cutoffs", "metrics", "batch_size")
 REPORTS_KEYS = ("metrics", "alpha", "n_resamples")
@@ -74,6 +75,7 @@ class TuningSection:
     budgets: Mapping[str, Mapping[str, int]]
     trials: int | None
     startup_trials: int | None
+    storage: str | None = None  # the Optuna storage URL the studies live in (None: a SQLite file per study)
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,8 @@ class _Check(_Checker):
         for key in ("trials", "startup_trials"):
             if key in section:
                 self.integer(f"{path}.{key}", section[key], 1)
+        if section.get("storage") is not None:
+            self.storage_url(f"{path}.storage", section["storage"])
         if "budgets" in section:
             budgets = self.mapping(f"{path}.budgets", section["budgets"], "budget name -> {trials, startup_trials}",
                                    null_ok=False)
@@ -335,6 +339,22 @@ class _Check(_Checker):
                     if key in entry:
                         self.integer(f"{where}.{key}", entry[key], 1)
         return section
+
+    def storage_url(self, path: str, value) -> str:
+        """An SQLAlchemy URL without a password: params.yaml is committed and DVC copies the
+        ``tuning`` section into dvc.lock."""
+        import sqlalchemy
+
+        example = "write e.g. postgresql://recaudit@db-host/recaudit, or null for a SQLite file per study"
+        url = self.text(path, value, "an Optuna storage URL")
+        try:
+            parsed = sqlalchemy.engine.make_url(url)
+        except sqlalchemy.exc.ArgumentError:
+            raise self.wrong(path, value, "an SQLAlchemy database URL", example) from None
+        if parsed.password is not None:
+            raise self.error(path, "holds a password, and params.yaml is committed and copied into dvc.lock",
+                             "drop it from the URL and give it in ~/.pgpass or PGPASSWORD")
+        return url
 
     def evaluation(self, path: str, value) -> dict:
         section = self.mapping(path, value, "evaluation settings (seeds, cutoffs, metrics, batch_size)")
@@ -594,7 +614,8 @@ def _typed(where, params: dict, suite: dict | None, merged: dict) -> Settings:
         seed=params.get("seed"),
         suite=None if suite is None else SuiteSection(tuple(suite["splits"]), tuple(suite["models"])),
         tuning=TuningSection(metric=tuning.get("metric"), budget=tuning.get("budget"), budgets=budgets,
-                             trials=tuning.get("trials"), startup_trials=tuning.get("startup_trials")),
+                             trials=tuning.get("trials"), startup_trials=tuning.get("startup_trials"),
+                             storage=tuning.get("storage")),
         evaluation=EvaluationSection(seeds=evaluation.get("seeds"),
                                      cutoffs=None if cutoffs is None else tuple(sorted(set(cutoffs))),
                                      metrics=None if metrics is None else tuple(metrics),
