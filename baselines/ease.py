@@ -182,7 +182,8 @@ class EASE(Recommender):
     memory_fix = ("set dtype: float32, drop rare items in the dataset's prepare filters, or use sansa "
                   "(its memory grows with the Gram matrix's non-zeros, not with items^2)")
 
-    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+    def fit_memory_bytes(self, train) -> int:
+        n_users, n_items = train.shape
         itemsize = np.dtype(_DTYPES.get(self.dtype, np.float32)).itemsize
         if self.non_negative is True:
             # ADMM holds the system inverse, the target, B, C, the dual and one product (float64).

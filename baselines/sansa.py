@@ -360,6 +360,18 @@ class SANSA(Recommender):
         if self.dtype not in _DTYPES:
             raise RecAuditError(f"sansa: dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
 
+    memory_fix = ("this port factorises exactly (no incomplete Cholesky yet), so its memory follows the "
+                  "factor's fill-in: drop rare items or users in the prepare filters, or use a larger machine")
+
+    def fit_memory_bytes(self, train) -> int:
+        """At least the sparse Gram matrix (float64 values, int32 indices) and SuperLU's working
+        copies of a factor no sparser than it (about four times its entries): 36 bytes per Gram
+        entry, with the Gram's entries bounded by items^2 and by the sum of squared user counts."""
+        n_items = train.shape[1]
+        per_user = np.diff(sp.csr_matrix(train).indptr).astype(np.float64)
+        gram_entries = min(float(n_items) ** 2, float(per_user @ per_user) + n_items)
+        return int(36 * gram_entries)
+
     def _fit(self, data) -> None:
         self._check_params()
         train = data.interactions

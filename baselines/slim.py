@@ -298,7 +298,8 @@ class SLIM(Recommender):
 
     memory_fix = "drop rare items in the dataset's prepare filters (the Gram matrix is items x items)"
 
-    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+    def fit_memory_bytes(self, train) -> int:
+        n_users, n_items = train.shape
         itemsize = 8 if n_items <= _FLOAT64_GRAM_MAX_ITEMS else 4
         return n_items * n_items * itemsize + min(_BLOCK_BYTES, 3 * 8 * n_items * n_items)
 

@@ -63,6 +63,11 @@ def environment_error(error: BaseException) -> str | None:
         if isinstance(error, OSError) and error.errno in READ_ONLY_ERRNOS and error.filename:
             return (f"cannot write {error.filename} ({error.strerror}); make the folder writable or choose "
                     "another output folder")
+        if isinstance(error, MemoryError):
+            # Models that can estimate their need refuse before the work (common.memory); this
+            # is the allocation none predicted.
+            return ("the machine ran out of memory during the work (MemoryError); run it on a machine with "
+                    "more memory, or use smaller data or a model setting that needs less")
         if SQLITE_FULL in str(error).lower():
             return f"the disk is full (SQLite: {SQLITE_FULL}); free some disk space and run the command again"
         error = error.__cause__ or error.__context__

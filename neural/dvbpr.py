@@ -111,7 +111,8 @@ class DVBPR(NeuralRecommender):
 
     memory_fix = "lower image_size (the pixel cache holds every item's image as 3 x size x size bytes)"
 
-    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
+    def fit_memory_bytes(self, train) -> int:
+        n_users, n_items = train.shape
         size = self.image_size if isinstance(self.image_size, int) and self.image_size > 0 else 224
         return n_items * 3 * size * size
 

@@ -210,16 +210,17 @@ class Recommender:
         self.n_users_, self.n_items_ = train.shape
         self.trained_users_ = np.diff(train.indptr) > 0
         check_requirements(self, TaskProfile.of(data, np.flatnonzero(self.trained_users_), "the training data"))
-        needed = self.fit_memory_bytes(*train.shape, train.nnz)
+        needed = self.fit_memory_bytes(train)
         if needed:
             require_memory(needed, f"{self.name or type(self).__name__} on {train.shape[0]:,} users x "
                                    f"{train.shape[1]:,} items", self.memory_fix)
         self._fit(data)
         return self
 
-    def fit_memory_bytes(self, n_users: int, n_items: int, nnz: int) -> int:
-        """Working memory the fit will allocate beyond its input, when it is large and
-        predictable (a dense items x items matrix, a pixel cache); 0 when small or unknown.
+    def fit_memory_bytes(self, train: sp.csr_matrix) -> int:
+        """Working memory the fit will allocate beyond its input ``train`` (users x items),
+        when it is large and predictable (a dense items x items matrix, a pixel cache, a sparse
+        factor); 0 when small or unknown.
         Checked before the work (``common.memory.require_memory``)."""
         return 0
 

@@ -28,9 +28,10 @@ def test_ease_refuses_a_gram_matrix_larger_than_the_memory(wide, monkeypatch):
 
 
 def test_the_estimate_follows_dtype_and_the_constraint(monkeypatch):
-    assert EASE(dtype="float64").fit_memory_bytes(5000, 1000, 0) == 2 * EASE().fit_memory_bytes(5000, 1000, 0)
-    assert EASE(non_negative=True).fit_memory_bytes(5000, 1000, 0) == 6 * 8 * 1000**2
-    assert SLIM().fit_memory_bytes(100, 20_000, 0) >= 20_000**2 * 4
+    tall, wide = sp.csr_matrix((5000, 1000)), sp.csr_matrix((100, 20_000))
+    assert EASE(dtype="float64").fit_memory_bytes(tall) == 2 * EASE().fit_memory_bytes(tall)
+    assert EASE(non_negative=True).fit_memory_bytes(tall) == 6 * 8 * 1000**2
+    assert SLIM().fit_memory_bytes(wide) >= 20_000**2 * 4
 
 
 def test_fits_when_the_memory_suffices(wide, monkeypatch):
@@ -56,3 +57,19 @@ def test_machine_readings(tmp_path, monkeypatch):
     assert _cgroup_available(tmp_path) == 600_000
     assert available_bytes() is None or available_bytes() > 0
     assert human_bytes(1_500_000) == "1.5 MB"
+
+
+def test_sansa_estimates_its_gram_from_the_users_counts():
+    from baselines.sansa import SANSA
+
+    # Two users with 3 and 2 items: at most 9 + 4 Gram entries (+ the diagonal), 36 bytes each.
+    train = sp.csr_matrix(np.array([[1, 1, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=np.float32))
+    assert SANSA().fit_memory_bytes(train) == 36 * (13 + 5)
+    assert SANSA().fit_memory_bytes(sp.csr_matrix(np.ones((50, 4), np.float32))) == 36 * 16  # items^2 bound
+
+
+def test_an_unpredicted_memory_error_is_one_line():
+    from common.errors import environment_error
+
+    message = environment_error(MemoryError())
+    assert "ran out of memory" in message and "\n" not in message
