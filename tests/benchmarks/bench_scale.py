@@ -6,8 +6,8 @@ Not collected by pytest. Run from the repository root::
         [--cache /tmp/recaudit-scale]
 
 Shapes (users x items, interactions): ``ml20m`` 136,677 x 20,108, 10M (Mult-VAE's ML-20M after
-its filters); ``msd`` 571,355 x 41,140, 34M (its MSD); ``small`` a 20,000 x 3,000 stand-in that
-runs in seconds. Interactions are drawn with Zipf-like item popularity (exponent 0.8) and
+its filters); ``msd`` 571,355 x 41,140, 34M (its MSD); ``catalogue`` 500,000 x 1,000,000, 2M
+(where a dense Gram matrix cannot exist); ``small`` a 20,000 x 3,000 stand-in that runs in seconds. Interactions are drawn with Zipf-like item popularity (exponent 0.8) and
 log-normal user activity, duplicates removed, so the Gram matrix is as dense as real data's.
 
 Steps, each in its own process so that its peak RSS is its own: ``split`` (the ``strong``
@@ -34,6 +34,8 @@ SHAPES = {
     "small": {"users": 20_000, "items": 3_000, "interactions": 1_000_000, "heldout": 2_000},
     "ml20m": {"users": 136_677, "items": 20_108, "interactions": 10_000_000, "heldout": 10_000},
     "msd": {"users": 571_355, "items": 41_140, "interactions": 34_000_000, "heldout": 50_000},
+    # A million-item catalogue: a dense Gram matrix would need 4 TB (float32); EASE must refuse.
+    "catalogue": {"users": 500_000, "items": 1_000_000, "interactions": 2_000_000, "heldout": 10_000},
 }
 STEPS = ["split", "ease", "sansa", "rp3beta", "multvae", "evaluate"]
 MODEL_PARAMS = {
@@ -51,7 +53,7 @@ def synthetic_interactions(shape: dict, seed: int = 0) -> tuple[np.ndarray, np.n
     n_users, n_items, wanted = shape["users"], shape["items"], shape["interactions"]
     activity = rng.lognormal(0.0, 1.0, n_users)
     counts = np.maximum(1, np.round(activity / activity.sum() * wanted * 1.08)).astype(np.int64)
-    counts = np.minimum(counts, n_items // 2)
+    counts = np.minimum(counts, min(n_items // 2, 5_000))
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
     popularity = rng.permutation(popularity / popularity.sum())
     users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
