@@ -253,8 +253,11 @@ def open_storage(url: str | None, heartbeat_interval: int = 10, grace_period: in
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                                   heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            if attempt == 4:  # workers starting together race to create the tables: the loser retries
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            # Workers starting together race to create the tables (SQLite: locked or integrity;
+            # PostgreSQL: DuplicateTable, a ProgrammingError): the loser retries.
+            racing = not isinstance(error, sqlalchemy.exc.ProgrammingError) or "already exists" in str(error)
+            if attempt == 4 or not racing:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.ArgumentError, ImportError) as error:

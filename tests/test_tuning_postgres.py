@@ -277,3 +277,37 @@ def test_a_bad_tuning_storage_is_refused_before_any_work(tmp_path, storage, mess
     workspace = workspace_with(tmp_path, startup_trials=3, storage=storage)
     with pytest.raises(RecAuditError, match=message):
         load_settings(workspace / "params.yaml")
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_retries(monkeypatch, tmp_path):
+    """PostgreSQL reports the lost race as DuplicateTable, a ProgrammingError (seen in CI with two
+    workers starting together); other ProgrammingErrors are not retried."""
+    import optuna
+    import sqlalchemy
+
+    from protocols import tuning_study
+
+    calls = {"n": 0}
+    real = optuna.storages.RDBStorage
+
+    class Flaky(real):
+        def __init__(self, url, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {},
+                                                      Exception('relation "studies" already exists'))
+            super().__init__(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Flaky)
+    monkeypatch.setattr(tuning_study.time, "sleep", lambda seconds: None)
+    storage = tuning_study.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert calls["n"] == 2
+    tuning_study.close_storage(storage, f"sqlite:///{tmp_path / 'study.db'}")
+
+    class Broken(real):
+        def __init__(self, url, **kwargs):
+            raise sqlalchemy.exc.ProgrammingError("SELECT", {}, Exception("permission denied for table studies"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Broken)
+    with pytest.raises(sqlalchemy.exc.ProgrammingError):
+        tuning_study.open_storage(f"sqlite:///{tmp_path / 'other.db'}")

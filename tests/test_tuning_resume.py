@@ -69,6 +69,10 @@ def install_kill_hook(spec: str) -> None:
             os.kill(os.getpid(), sig)
             time.sleep(10)  # SIGINT is raised at the next bytecode; never reached with SIGKILL
 
+    if point == "sigint":
+        # A shell's background job inherits SIGINT ignored, and Python then installs no handler:
+        # give the child the handler a terminal's Ctrl-C meets.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if point in ("fit", "sigint"):
         cls = registry.get_model_class(MODEL)
         real_fit = cls.fit
