@@ -39,6 +39,20 @@ def item_gram(train: sp.csr_matrix, dtype, extra_diagonal: float = 0.0) -> np.nd
     return gram
 
 
+# scipy's LAPACK (OpenBLAS with 32-bit integers) segfaults in potrf beyond this order: measured
+# on this machine, n = 26,000 factorises and n = 27,000 (and the MSD shape's 41,140) crash,
+# consistent with 3 n^2 overflowing a 32-bit int. Refused in one line rather than crashing.
+LAPACK_MAX_ORDER = 26_754
+
+
+def check_lapack_order(order: int, what: str) -> None:
+    if order > LAPACK_MAX_ORDER:
+        raise RecAuditError(
+            f"ease: the {order:,} x {order:,} {what} is beyond what this LAPACK build inverts without crashing "
+            f"(at most {LAPACK_MAX_ORDER:,}; its 32-bit indices overflow); drop rare items in the dataset's "
+            "prepare filters or use sansa")
+
+
 def symmetric_inverse_in_place(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri).
 
@@ -208,10 +222,15 @@ class EASE(Recommender):
                 raise RecAuditError(f"ease: admm_iterations must be an integer >= 1, got {self.admm_iterations!r}")
             if not float(self.admm_tolerance) > 0:
                 raise RecAuditError(f"ease: admm_tolerance must be positive, got {self.admm_tolerance!r}")
+            check_lapack_order(train.shape[1], "regularised Gram matrix")
             self.item_weights_, self.admm_iterations_ = nonnegative_item_weights(
                 train, float(self.l2), self.admm_iterations, float(self.admm_tolerance), dtype)
             return
         n_active_users = int(np.count_nonzero(np.diff(train.indptr)))
+        if n_active_users < train.shape[1]:
+            check_lapack_order(n_active_users, "users' kernel matrix")
+        else:
+            check_lapack_order(train.shape[1], "regularised Gram matrix")
         try:
             if n_active_users < train.shape[1]:
                 self.item_weights_ = dual_item_weights(train, float(self.l2), dtype)

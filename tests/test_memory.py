@@ -73,3 +73,18 @@ def test_an_unpredicted_memory_error_is_one_line():
 
     message = environment_error(MemoryError())
     assert "ran out of memory" in message and "\n" not in message
+
+
+def test_ease_refuses_an_order_this_lapack_would_crash_on(monkeypatch):
+    """scipy's 32-bit-index LAPACK segfaults in potrf at 27,000 items (measured); EASE refuses."""
+    import baselines.ease as ease_module
+
+    monkeypatch.setattr(ease_module, "LAPACK_MAX_ORDER", 50)
+    rng = np.random.default_rng(1)
+    train = sp.csr_matrix((rng.random((400, 60)) < 0.2).astype(np.float32))
+    with pytest.raises(RecAuditError, match=r"ease: the 60 x 60 regularised Gram matrix is beyond .* use sansa"):
+        EASE(l2=10.0).fit(train)
+    wide = sp.csr_matrix((rng.random((55, 200)) < 0.2).astype(np.float32))
+    with pytest.raises(RecAuditError, match=r"the 55 x 55 users' kernel matrix"):
+        EASE(l2=10.0).fit(wide)
+    assert EASE(l2=10.0).fit(train[:, :40]).item_weights_.shape == (40, 40)
