@@ -368,7 +368,7 @@ class SANSA(Recommender):
         copies of a factor no sparser than it (about four times its entries): 36 bytes per Gram
         entry, with the Gram's entries bounded by items^2 and by the sum of squared user counts."""
         n_items = train.shape[1]
-        per_user = np.diff(sp.csr_matrix(train).indptr).astype(np.float64)
+        per_user = np.diff(train.indptr).astype(np.float64)  # fit passes CSR
         gram_entries = min(float(n_items) ** 2, float(per_user @ per_user) + n_items)
         return int(36 * gram_entries)
 

@@ -37,10 +37,9 @@ from datasets.parsers import PARSERS, RawDataset
 from datasets.parsers.raw import RawFeatures
 from datasets.parsers.raw import contains, sorted_unique
 from datasets.parsers.readers import sha256_file, sha256_folder
+from datasets.registry import K_CORE_MODES, default_preprocessing
 
-DEFAULT_OPTIONS = {"rating_threshold": None, "deduplicate": True, "min_user_interactions": 0, "min_item_interactions": 0,
-                   "k_core": "iterative"}
-K_CORE_MODES = ("iterative", "once")
+DEFAULT_OPTIONS = default_preprocessing()
 MAX_FEATURE_NAMES_IN_META = 1000
 
 

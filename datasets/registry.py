@@ -47,7 +47,6 @@ from common.errors import unknown_name_error
 from common.memory import human_bytes
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
-PREPROCESSING_OPTIONS = ("rating_threshold", "deduplicate", "min_user_interactions", "min_item_interactions", "k_core")
 CHECKSUM_KINDS = ("sha256", "gitblob", "md5")
 
 
@@ -162,11 +161,20 @@ def download_size(spec: DatasetSpec, root: Path | None = None) -> str:
     return f">= {human_bytes(known)}" if known else "?"
 
 
+# How min_user/min_item_interactions filter (datasets.prepare): the iterative k-core, or one
+# pass of each (Mult-VAE's filter_triplets).
+K_CORE_MODES = ("iterative", "once")
+
+
 def default_preprocessing(**overrides) -> dict:
+    """The preprocessing options with their defaults (the one list of them), ``overrides`` applied."""
     options = {"rating_threshold": None, "deduplicate": True, "min_user_interactions": 0, "min_item_interactions": 0,
                "k_core": "iterative"}
     options.update(overrides)
     return options
+
+
+PREPROCESSING_OPTIONS = tuple(default_preprocessing())
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:

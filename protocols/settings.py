@@ -401,7 +401,7 @@ class _Check(_Checker):
 
     # -- named things
     def datasets(self, path: str, value) -> dict:
-        from datasets.registry import PREPROCESSING_OPTIONS
+        from datasets.registry import K_CORE_MODES, PREPROCESSING_OPTIONS
 
         section = self.mapping(path, value, "dataset name -> preprocessing options")
         known = None
@@ -422,8 +422,8 @@ class _Check(_Checker):
                     if not isinstance(option, bool):
                         raise self.wrong(where, option, "true or false")
                 elif key == "k_core":
-                    if option not in ("iterative", "once"):
-                        raise self.wrong(where, option, "'iterative' or 'once'")
+                    if option not in K_CORE_MODES:
+                        raise self.wrong(where, option, " or ".join(map(repr, K_CORE_MODES)))
                 else:
                     self.integer(where, option, 0)
         return section
