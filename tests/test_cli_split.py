@@ -87,7 +87,9 @@ def test_entry_seed_and_options(project, tmp_path):
     main(["split", "toy/loo", "--params", str(project / "params.yaml"),
           "--prepared-root", str(project / "data/prepared"), "--out", str(out)])
     card = json.loads((out / "card.json").read_text())
-    assert card["seed"] == 11 and card["params"] == {"order": "latest", "negatives": 5, "cold_test_max_train": None}
+    assert card["seed"] == 11 and card["params"] == {"order": "latest", "negatives": 5, "cold_test_max_train": None,
+                                                     "ties": "higher-item", "validation_order": "same",
+                                                     "shared_negatives": False}
     assert card["sanity"]["negatives"]["test_negatives"]["min_per_user"] == 5
 
 

@@ -90,7 +90,7 @@ def test_unknown_dataset_is_one_line_exit_2_without_traceback(tmp_path):
         result = run_module(*command, cwd=tmp_path)
         assert result.returncode == 2
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-        assert result.stderr.startswith("error: unknown dataset 'movielens-2m'; known datasets: amazon-fashion-dvbpr, ")
+        assert result.stderr.startswith("error: unknown dataset 'movielens-2m'; known datasets: amazon-digital-music-dmf, ")
     assert not (tmp_path / "data").exists()
 
 

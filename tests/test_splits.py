@@ -407,11 +407,11 @@ def test_bad_parameters_are_one_line_errors(protocol, params, message):
 
 
 def test_unknown_protocol_and_bad_seed():
-    with pytest.raises(RecAuditError, match="unknown protocol 'random'; known protocols: cold-items, given, holdout, last-basket"):
+    with pytest.raises(RecAuditError, match="unknown protocol 'random'; known protocols: cold-items, given, holdout, interaction-holdout, last-basket"):
         make_split(random_data(0, 5, 5, 0.5), "random", 0)
     with pytest.raises(RecAuditError, match="holdout: seed must be an integer"):
         make_split(random_data(0, 5, 5, 0.5), "holdout", "0")
-    assert sorted(PROTOCOLS) == ["cold-items", "given", "holdout", "last-basket", "leave-one-out", "strong", "temporal"]
+    assert sorted(PROTOCOLS) == ["cold-items", "given", "holdout", "interaction-holdout", "last-basket", "leave-one-out", "strong", "temporal"]
 
 
 def test_repeated_pairs_are_refused():

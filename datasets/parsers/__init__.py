@@ -22,6 +22,7 @@ from datasets.parsers.other import parse_lastfm_hetrec2011, parse_yelp_mcrec
 from datasets.parsers.paper_scale import PAPER_SCALE_PARSERS
 from datasets.parsers.raw import RawDataset
 from datasets.parsers.splits import parse_movielens_1m_lcfn, parse_movielens_1m_ncf, parse_movielens_1m_spectralcf
+from datasets.parsers.tois_regenerated import TOIS_REGENERATED_PARSERS
 from datasets.parsers.visual_papers import VISUAL_PAPER_PARSERS
 
 PARSERS: dict[str, Callable[[Path], RawDataset]] = {
@@ -38,6 +39,7 @@ PARSERS: dict[str, Callable[[Path], RawDataset]] = {
     "movielens-100k-mcrec": parse_movielens_100k_mcrec,
     "movielens-100k-posters": parse_movielens_100k_posters,
     "movielens-1m-posters": parse_movielens_1m_posters,
+    **TOIS_REGENERATED_PARSERS,  # DMF's Amazon Digital Music, NeuRec's FilmTrust
     **VISUAL_PAPER_PARSERS,  # VBPR's and DVBPR's datasets (not in the mirror)
     **PAPER_SCALE_PARSERS,  # ML-20M, MSD, Netflix, NCF's Pinterest-20 (not in the mirror)
 }

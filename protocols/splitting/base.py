@@ -66,6 +66,10 @@ def one_of(*choices: str) -> Rule:
     return Rule("one of " + ", ".join(repr(c) for c in choices), lambda v: v in choices)
 
 
+def boolean() -> Rule:
+    return Rule("true or false", lambda v: isinstance(v, (bool, np.bool_)))
+
+
 def any_name() -> Rule:
     return Rule("a name", lambda v: isinstance(v, str) and v != "")
 
@@ -203,11 +207,13 @@ def random_rank_within_user(users: np.ndarray, rng: np.random.Generator) -> np.n
     return ranks_in_order(users, order)
 
 
-def latest_first_rank_within_user(frame: pd.DataFrame) -> np.ndarray:
-    """Rank 0 is each user's latest interaction; equal timestamps are broken by item id, the
-    higher id counting as later, so the order does not depend on the seed or the row order."""
+def latest_first_rank_within_user(frame: pd.DataFrame, higher_item_later: bool = True) -> np.ndarray:
+    """Rank 0 is each user's latest interaction; equal timestamps are broken by item id (the
+    higher id counting as later, or the lower one), so the order does not depend on the seed or
+    the row order."""
     users = frame["user"].to_numpy(np.int64)
-    order = np.lexsort((-frame["item"].to_numpy(np.int64), -frame["timestamp"].to_numpy(np.int64), users))
+    items = frame["item"].to_numpy(np.int64)
+    order = np.lexsort((-items if higher_item_later else items, -frame["timestamp"].to_numpy(np.int64), users))
     return ranks_in_order(users, order)
 
 

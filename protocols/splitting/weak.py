@@ -12,7 +12,7 @@ import numpy as np
 from datasets.canonical import PreparedData
 from common.errors import RecAuditError
 from protocols.splitting.base import (
-    FRACTION_FROM_ZERO, OPEN_FRACTION, Outcome, integer_at_least, interactions_of,
+    FRACTION_FROM_ZERO, OPEN_FRACTION, Outcome, boolean, integer_at_least, interactions_of,
     latest_first_rank_within_user, one_of, optional_integer_at_least, random_rank_within_user, require_timestamps,
     round_half_up, split_protocol)
 from protocols.splitting.negatives import free_item_counts, positive_keys, sample_negatives
@@ -59,10 +59,47 @@ def holdout(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2, 
     )
 
 
+@split_protocol("interaction-holdout", test_fraction=OPEN_FRACTION, validation_fraction=FRACTION_FROM_ZERO)
+def interaction_holdout(data: PreparedData, rng: np.random.Generator, *, test_fraction=0.2,
+                        validation_fraction=0.1) -> Outcome:
+    """Each interaction on its own: test with probability ``test_fraction``, else validation
+    with probability ``validation_fraction``, else train.
+
+    The TOIS study's regeneration of NeuRec's FilmTrust split (``Conferences/IJCAI/
+    NeuRec_our_interface/FilmTrust``: ``split_train_validation_percentage_random_holdout`` at 0.8,
+    then at 0.9 on what stayed in train) is ``test_fraction=0.2, validation_fraction=0.1``. Part
+    sizes are binomial, not rounded per user: a user may end with no training interaction (still
+    evaluated, from an empty history) or no test one (never evaluated), and an item may appear
+    only in test; the card counts both.
+    """
+    frame = interactions_of(data, "interaction-holdout")
+    draws = rng.random(len(frame))
+    test = draws < test_fraction
+    validation = ~test & (rng.random(len(frame)) < validation_fraction)
+    train = ~test & ~validation
+    if not test.any() or not train.any():
+        raise RecAuditError(f"interaction-holdout: {len(frame)} interactions of {data.name!r} give an empty "
+                            f"{'test' if not test.any() else 'train'} part at test_fraction={test_fraction}; "
+                            "change test_fraction")
+    users = frame["user"].to_numpy(np.int64)
+    train_users = np.bincount(users[train], minlength=data.n_users) > 0
+    test_users = np.unique(users[test])
+    return Outcome(
+        parts={"train": frame[train], "validation": frame[validation], "test": frame[test]},
+        excluded={"test_users_without_training_interactions": {
+            "count": int((~train_users[test_users]).sum()),
+            "reason": "every interaction drawn to validation or test: evaluated from an empty training history"}},
+        rules={"assignment": f"each interaction independently: test with probability {test_fraction}, "
+                             f"else validation with probability {validation_fraction}, else train"},
+    )
+
+
 @split_protocol("leave-one-out", order=one_of("random", "latest"), negatives=integer_at_least(0),
-                cold_test_max_train=optional_integer_at_least(0))
+                cold_test_max_train=optional_integer_at_least(0), ties=one_of("higher-item", "lower-item"),
+                validation_order=one_of("same", "random"), shared_negatives=boolean())
 def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random", negatives=99,
-                  cold_test_max_train=None) -> Outcome:
+                  cold_test_max_train=None, ties="higher-item", validation_order="same",
+                  shared_negatives=False) -> Outcome:
     """One test and one validation interaction per user, plus fixed sampled negatives.
 
     ``order='latest'`` holds out each user's latest interaction for test and the next latest
@@ -76,9 +113,27 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
     ``cold_test_max_train=N`` keeps only the test interactions whose item has at most N
     training interactions (VBPR's "cold start" view, N = 5); the others leave the split
     altogether, so train and validation are exactly those of the same split without it.
+
+    The TOIS study's regeneration of DMF's split (``Conferences/IJCAI/DMF_our_interface``,
+    ``split_data_on_timestamp`` then ``split_train_validation_leave_one_out_user_wise``) is
+    ``order='latest', ties='lower-item', validation_order='random', negatives=99,
+    shared_negatives=True``:
+
+    - ``ties``: which of a user's interactions with the latest timestamp counts as the latest.
+      ``'higher-item'``: the higher item id; ``'lower-item'``: the lower one (the study's
+      ``np.argmax`` over a row of the CSR matrix, whose columns are in item-id order).
+    - ``validation_order='random'``: validation is a uniformly random one of the user's
+      interactions left after test, whatever ``order`` is (the study puts its temporal
+      validation item back and draws one at random); ``'same'`` follows ``order``.
+    - ``shared_negatives=True``: validation ranks against the test negatives (the study passes
+      the same ``URM_test_negative`` to its validation and test evaluators); false draws them
+      independently.
     """
     if order == "latest":
         require_timestamps(data, "leave-one-out", "order='latest' needs them; use order='random'")
+    if ties != "higher-item" and order != "latest":
+        raise RecAuditError(f"leave-one-out: ties={ties!r} only applies to order='latest'; remove it or set "
+                            "order: latest")
     frame = interactions_of(data, "leave-one-out")
     users = frame["user"].to_numpy(np.int64)
     n_u = np.bincount(users, minlength=data.n_users)
@@ -88,12 +143,20 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
     if not held.any():
         raise RecAuditError(f"leave-one-out: no user of {data.name!r} has 3 interactions and {negatives} "
                             "never-touched items; lower negatives")
-    rank = latest_first_rank_within_user(frame) if order == "latest" else random_rank_within_user(users, rng)
+    rank = (latest_first_rank_within_user(frame, higher_item_later=ties == "higher-item") if order == "latest"
+            else random_rank_within_user(users, rng))
     test = held[users] & (rank == 0)
-    validation = held[users] & (rank == 1)
+    if validation_order == "random":
+        rest = np.flatnonzero(~test)
+        rest_rank = np.full(len(frame), -1, dtype=np.int64)
+        rest_rank[rest] = random_rank_within_user(users[rest], rng)
+        validation = held[users] & (rest_rank == 0)
+    else:
+        validation = held[users] & (rank == 1)
     held_users = np.flatnonzero(held)
     validation_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
-    test_negatives = sample_negatives(held_users, negatives, keys, data.n_items, rng)
+    test_negatives = (validation_negatives if shared_negatives
+                      else sample_negatives(held_users, negatives, keys, data.n_items, rng))
     train = ~test & ~validation
     kept_test = test
     warm_tests = 0
@@ -116,10 +179,13 @@ def leave_one_out(data: PreparedData, rng: np.random.Generator, *, order="random
             "users_without_enough_negatives": {"count": int(((n_u >= 3) & (free < negatives)).sum()), "reason": (
                 f"fewer than negatives={negatives} never-touched items: train only, never evaluated")},
         },
-        rules={"order": ("latest timestamp first, ties broken by higher item id" if order == "latest"
+        rules={"order": (f"latest timestamp first; equal timestamps: the {ties.split('-')[0]} item id counts as later" if order == "latest"
                          else "uniformly random per user"),
+               "validation": ("a uniformly random one of the user's interactions left after test"
+                              if validation_order == "random" else "the next one in the same order as test"),
                "negatives": "uniform without replacement from items the user never touched in the dataset, "
-                            "drawn separately for validation and test", **cold_rule},
+                            + ("one set per user, ranked against by validation and test alike" if shared_negatives
+                               else "drawn separately for validation and test"), **cold_rule},
     )
 
 
