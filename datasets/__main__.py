@@ -8,6 +8,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from common.errors import RecAuditError, run_cli
+from common.threads import apply_thread_policy
 from datasets.fetch import fetch_dataset, mirror_root
 from datasets.registry import DatasetSpec, download_size, get_dataset, registered_datasets
 
@@ -15,6 +16,7 @@ DATA_ROOT = Path("data")
 
 
 def main(argv: list[str] | None = None) -> int:
+    apply_thread_policy()  # the feature extractor's torch, the parsers' numpy
     parser = argparse.ArgumentParser(prog="python -m datasets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="registered datasets, their size, side information, licence, local files")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from common.cli import dispatch
 from common.errors import run_cli
+from common.threads import apply_thread_policy
 
 COMMANDS = {
     "split": ("protocols.cli_split", "compute one split of params.yaml and write it"),
@@ -21,6 +22,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    apply_thread_policy()  # before a command module imports numpy, scipy or torch
     return dispatch("python -m protocols", __doc__.splitlines()[0], COMMANDS, argv)
 
 

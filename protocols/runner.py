@@ -35,6 +35,7 @@ import yaml
 
 from common.atomic import check_writable
 from common.errors import RecAuditError, unknown_name_error
+from common.threads import command_threads
 from datasets.item_data import FeatureSet, ItemImages, TrainingData, read_feature_set
 from protocols.contract import Recommender, TaskProfile, UnsupportedProtocolError, check_requirements
 from protocols.registry import check_param_types, get_model_class, make_model, registered_models
@@ -160,6 +161,7 @@ def fit_and_evaluate(model: Recommender, data: TrainingData, task, evaluation: d
         "fit_seconds": round(fit_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         "peak_rss_mb": peak_rss_mb(),
+        "threads": command_threads(),
         "status": "ok",
     }
     features_key = getattr(model, "features_key_", None)
@@ -188,7 +190,8 @@ def combine_seeds(base: dict, seed_runs: list[tuple[dict, pd.DataFrame]]) -> tup
     summary = aggregate_seeds(records)
     first = records[0]
     record = {**base, **{key: first[key] for key in ("sampled", "metric_version", "metric_versions",
-                                                    "n_dropped_users", "n_users", "status") if key in first},
+                                                    "n_dropped_users", "n_users", "threads", "status")
+                         if key in first},
               "params": first["params"], "seed": summary["seeds"][0], "seeds": summary["seeds"],
               "metrics": summary["mean"], "metrics_std": summary["std"] if len(records) > 1 else None,
               "fit_seconds": round(float(np.mean([r["fit_seconds"] for r in records])), 3),

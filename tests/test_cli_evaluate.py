@@ -85,6 +85,7 @@ def test_pop_on_hand_built_split(workspace, capsys):
     assert (record["dataset"], record["protocol"], record["model"], record["model_class"], record["status"]) == \
         ("toy", "holdout", "pop", "pop", "ok")
     assert "features" not in record  # only content models record the feature set they read
+    assert record["threads"] == 1  # RECAUDIT_THREADS unset in the test environment
     assert record["seed"] is None and record["sampled"] is False and record["n_users"] == 4
     assert (record["family"], record["seeds"], record["metrics_std"], record["tuning"]) == \
         ("baseline", [None], None, None)
