@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
+from baselines.dense_inverse import symmetric_inverse_in_place
 from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
@@ -37,51 +37,6 @@ def item_gram(train: sp.csr_matrix, dtype, extra_diagonal: float = 0.0) -> np.nd
         gram[start:stop] = (transposed[start:stop] @ train).toarray()
     gram.flat[::n_items + 1] += dtype(extra_diagonal)
     return gram
-
-
-# scipy's LAPACK (OpenBLAS with 32-bit integers) segfaults in potrf beyond this order: measured
-# on this machine, n = 26,000 factorises and n = 27,000 (and the MSD shape's 41,140) crash,
-# consistent with 3 n^2 overflowing a 32-bit int. Refused in one line rather than crashing.
-LAPACK_MAX_ORDER = 26_754
-
-
-def check_lapack_order(order: int, what: str) -> None:
-    if order > LAPACK_MAX_ORDER:
-        raise RecAuditError(
-            f"ease: the {order:,} x {order:,} {what} is beyond what this LAPACK build inverts without crashing "
-            f"(at most {LAPACK_MAX_ORDER:,}; its 32-bit indices overflow); drop rare items in the dataset's "
-            "prepare filters or use sansa")
-
-
-def symmetric_inverse_in_place(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite matrix by Cholesky (LAPACK potrf + potri).
-
-    Overwrites ``matrix`` and returns the inverse in the same memory, so only one n x n
-    array is ever held. Raises ``np.linalg.LinAlgError`` if the matrix is not positive definite.
-    """
-    potrf, potri = lapack.get_lapack_funcs(("potrf", "potri"), (matrix,))
-    # A C-ordered symmetric matrix is its own Fortran-ordered transpose: LAPACK works in place.
-    fortran_view = matrix.T
-    factor, info = potrf(fortran_view, lower=False, overwrite_a=True, clean=False)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info {info})")
-    inverse, info = potri(factor, lower=False, overwrite_c=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"matrix is singular (potri info {info})")
-    if not np.shares_memory(inverse, matrix):  # LAPACK wrapper copied after all
-        matrix[...] = inverse.T
-    # potri fills the upper triangle of the Fortran view, i.e. the lower triangle of ``matrix``.
-    _mirror_lower_to_upper(matrix)
-    return matrix
-
-
-def _mirror_lower_to_upper(matrix: np.ndarray, block: int = 1024) -> None:
-    n = matrix.shape[0]
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        diagonal = matrix[start:stop, start:stop]
-        diagonal[...] = np.tril(diagonal) + np.tril(diagonal, -1).T
-        matrix[start:stop, stop:] = matrix[stop:, start:stop].T
 
 
 def dual_item_weights(train: sp.csr_matrix, l2: float, dtype) -> np.ndarray:
@@ -173,8 +128,9 @@ class EASE(Recommender):
         The ridge weight :math:`\lambda > 0`.
     dtype : {"float32", "float64"}
         Precision of the Gram matrix, its inverse and ``B``. The inverse is computed in place
-        by Cholesky (LAPACK ``potrf``/``potri``), so one items x items array is held: 20,000
-        items need 1.6 GB in float32. When fewer users than items have interactions, the
+        by Cholesky (:func:`baselines.dense_inverse.symmetric_inverse_in_place`: LAPACK
+        ``potrf``/``potri``, tiled beyond what scipy's LAPACK handles), so one items x items
+        array is held: 20,000 items need 1.6 GB in float32, the MSD's 41,140 6.8 GB. When fewer users than items have interactions, the
         same ``B`` is computed through the users x users system (:func:`dual_item_weights`).
     non_negative : bool
         EASE≥0: also constrain :math:`B \ge 0` (Steck's section 3.3), solved by ADMM
@@ -222,15 +178,10 @@ class EASE(Recommender):
                 raise RecAuditError(f"ease: admm_iterations must be an integer >= 1, got {self.admm_iterations!r}")
             if not float(self.admm_tolerance) > 0:
                 raise RecAuditError(f"ease: admm_tolerance must be positive, got {self.admm_tolerance!r}")
-            check_lapack_order(train.shape[1], "regularised Gram matrix")
             self.item_weights_, self.admm_iterations_ = nonnegative_item_weights(
                 train, float(self.l2), self.admm_iterations, float(self.admm_tolerance), dtype)
             return
         n_active_users = int(np.count_nonzero(np.diff(train.indptr)))
-        if n_active_users < train.shape[1]:
-            check_lapack_order(n_active_users, "users' kernel matrix")
-        else:
-            check_lapack_order(train.shape[1], "regularised Gram matrix")
         try:
             if n_active_users < train.shape[1]:
                 self.item_weights_ = dual_item_weights(train, float(self.l2), dtype)

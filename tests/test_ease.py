@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from baselines.ease import EASE, symmetric_inverse_in_place
+from baselines.dense_inverse import symmetric_inverse_in_place
+from baselines.ease import EASE
 from common.errors import RecAuditError
 from linear_planted import lcfn_recall, model_recall, planted_split, popularity_recall
 
@@ -69,6 +70,28 @@ def test_in_place_cholesky_inverse_matches_numpy():
     result = symmetric_inverse_in_place(work)
     assert result is work
     np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("order, block", [(70, 16), (70, 70), (70, 69), (101, 7), (5, 2), (1, 4)])
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-9), (np.float32, 2e-3)])
+def test_tiled_inverse_matches_numpy(order, block, dtype, tolerance):
+    """The tiled path (orders beyond what scipy's LAPACK handles) on tiles that divide the order,
+    do not, and equal it; float32 against float64's inverse at float32 precision."""
+    rng = np.random.default_rng(order + block)
+    factor = rng.standard_normal((order, order))
+    matrix = factor @ factor.T + order * np.eye(order)
+    expected = np.linalg.inv(matrix)
+    work = np.ascontiguousarray(matrix, dtype=dtype)
+    result = symmetric_inverse_in_place(work, block=block, lapack_max_order=0)
+    assert result is work and result.dtype == dtype
+    np.testing.assert_allclose(result, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    np.testing.assert_array_equal(result, result.T)
+
+
+def test_tiled_inverse_refuses_a_matrix_that_is_not_positive_definite():
+    matrix = np.diag([1.0, 2.0, -1.0, 4.0, 5.0])
+    with pytest.raises(np.linalg.LinAlgError):
+        symmetric_inverse_in_place(matrix, block=2, lapack_max_order=0)
 
 
 def test_fit_leaves_the_training_matrix_alone(small):

@@ -75,16 +75,16 @@ def test_an_unpredicted_memory_error_is_one_line():
     assert "ran out of memory" in message and "\n" not in message
 
 
-def test_ease_refuses_an_order_this_lapack_would_crash_on(monkeypatch):
-    """scipy's 32-bit-index LAPACK segfaults in potrf at 27,000 items (measured); EASE refuses."""
-    import baselines.ease as ease_module
+def test_ease_beyond_scipys_lapack_order_takes_the_tiled_inverse(monkeypatch):
+    """scipy's 32-bit-index LAPACK segfaults in potrf at 27,000 items (measured); beyond that
+    order EASE inverts by tiles, with the same weights (primal and dual paths)."""
+    import baselines.dense_inverse as dense_inverse
 
-    monkeypatch.setattr(ease_module, "LAPACK_MAX_ORDER", 50)
     rng = np.random.default_rng(1)
     train = sp.csr_matrix((rng.random((400, 60)) < 0.2).astype(np.float32))
-    with pytest.raises(RecAuditError, match=r"ease: the 60 x 60 regularised Gram matrix is beyond .* use sansa"):
-        EASE(l2=10.0).fit(train)
     wide = sp.csr_matrix((rng.random((55, 200)) < 0.2).astype(np.float32))
-    with pytest.raises(RecAuditError, match=r"the 55 x 55 users' kernel matrix"):
-        EASE(l2=10.0).fit(wide)
-    assert EASE(l2=10.0).fit(train[:, :40]).item_weights_.shape == (40, 40)
+    expected = [EASE(l2=10.0, dtype="float64").fit(x).item_weights_ for x in (train, wide)]
+    # tiles of 16 for every order above 50 (the defaults are bound when the function is defined)
+    monkeypatch.setattr(dense_inverse.symmetric_inverse_in_place, "__defaults__", (16, 50))
+    for x, weights in zip((train, wide), expected):
+        np.testing.assert_allclose(EASE(l2=10.0, dtype="float64").fit(x).item_weights_, weights, atol=1e-10)
