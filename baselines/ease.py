@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.dense_inverse import symmetric_inverse_in_place
+from baselines.dense_inverse import BLOCK, LAPACK_MAX_ORDER, symmetric_inverse_in_place
 from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
@@ -161,7 +161,10 @@ class EASE(Recommender):
         # The dual path (fewer users than items) adds the users x users kernel (float64) and
         # the items x users factor; the primal path inverts in place.
         smaller = min(n_users, n_items)
-        return n_items * n_items * itemsize + (smaller * smaller + smaller * n_items) * 8 * (n_users < n_items)
+        inverted = smaller if n_users < n_items else n_items
+        # beyond LAPACK's order the tiled inverse holds a few n x BLOCK strips besides
+        strips = 4 * inverted * BLOCK * itemsize * (inverted > LAPACK_MAX_ORDER)
+        return n_items * n_items * itemsize + (smaller * smaller + smaller * n_items) * 8 * (n_users < n_items) + strips
 
     def _fit(self, data) -> None:
         train = data.interactions
