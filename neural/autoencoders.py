@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from neural.memory import FLOAT, parameter_bytes, validation_bytes
 from neural.training import NeuralRecommender, _require, sparse_rows
 from protocols.registry import register
 from protocols.space import Categorical, Integer, Real
@@ -32,9 +33,28 @@ from protocols.space import Categorical, Integer, Real
 class _MultAutoencoder(NeuralRecommender):
     folds_in_users: ClassVar[bool] = True
     variational: ClassVar[bool] = False
+    memory_fix = ("lower hidden (the first and last layers are items x hidden, kept with gradients, Adam's two "
+                  "moments and the best epoch's snapshot) or batch_size (each batch is batch_size x items dense: "
+                  "logits, log-softmax and their gradients), or drop rare items in the dataset's prepare filters")
 
     def _dims(self, n_items: int) -> tuple[list[int], list[int]]:
         raise NotImplementedError
+
+    def fit_memory_bytes(self, train) -> int:
+        """Parameters (items x hidden twice; values, gradients, Adam's moments, the best
+        epoch's snapshot) plus the larger of one batch's dense batch_users x items tensors
+        (logits, log-softmax and their gradients: 4) and the validation pass (evaluation's
+        block of scores and 1,024 users x items logits)."""
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        encoder, decoder = self._dims(n_items)
+        if self.variational:
+            encoder = [*encoder[:-1], 2 * encoder[-1]]  # the last encoder layer outputs mu and log sigma^2
+        n_parameters = sum(a * b + b for dims in (encoder, decoder) for a, b in zip(dims[:-1], dims[1:]))
+        batch = min(self.batch_size, n_users) * n_items
+        return parameter_bytes(n_parameters) + max(4 * FLOAT * batch, validation_bytes(
+            n_users, n_items, min(self._score_chunk(), n_users) * n_items))
 
     def _build_network(self, data):
         from neural._networks import MultAutoencoder

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 
+from neural.memory import FLOAT, parameter_bytes, sampler_bytes, validation_bytes
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _require
 from protocols.registry import register
@@ -79,6 +80,25 @@ class BPRMF(NeuralRecommender):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
+
+    memory_fix = ("drop rare users and items in the dataset's prepare filters (the negative sampler and each "
+                  "epoch's triples take about 100 bytes per training interaction) or lower factors (users and "
+                  "items x factors, with gradients and Adam's two moments)")
+
+    def fit_memory_bytes(self, train) -> int:
+        """Parameters ((users + items) x factors; values, gradients, the optimiser's state, the
+        best epoch's snapshot), the negative sampler and one epoch's triples (one per training
+        interaction, three int64; the last batch's views keep them through validation), plus the
+        larger of the sampling's temporaries with one batch's tensors (about 18 float32 copies
+        of batch_size x factors) and the validation pass (evaluation's block of scores and 1,024
+        users x items per chunk)."""
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        triples, sampling = 24 * train.nnz, 32 * train.nnz + 18 * FLOAT * self.batch_size * self.factors
+        scoring = validation_bytes(n_users, n_items, min(self._score_chunk(), n_users) * n_items)
+        return (parameter_bytes((n_users + n_items) * self.factors, self.optimizer) + sampler_bytes(train.nnz)
+                + triples + max(sampling, scoring))
 
     def _check_params(self) -> None:
         _require(self, "factors", isinstance(self.factors, int) and self.factors >= 1, "an integer >= 1")

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from neural.memory import FLOAT, parameter_bytes, sampler_bytes, validation_bytes
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _require, dense_rows, dropout
 from protocols.registry import register
@@ -106,6 +107,26 @@ class CDAE(NeuralRecommender):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
+
+    memory_fix = ("drop rare users and items in the dataset's prepare filters (the negative sampler takes about 40 "
+                  "bytes per training interaction; the first and last layers are items x hidden) or lower batch_size "
+                  "(each batch is batch_size x items dense: targets, the corrupted input, outputs, losses and their "
+                  "gradients)")
+
+    def fit_memory_bytes(self, train) -> int:
+        """Parameters (items x hidden twice, users x hidden; values, gradients, the optimiser's
+        state, the best epoch's snapshot), the negative sampler, plus the larger of one batch's
+        dense batch_users x items tensors (about 10 float32 copies: targets, dropout mask and
+        corrupted input, output, per-entry and masked losses, gradients) and the validation pass
+        (1,024 users x items dense input and output per chunk, and the last batch's targets)."""
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        n_parameters = 2 * n_items * self.hidden + self.hidden + n_items + n_users * self.hidden
+        batch = min(self.batch_size, n_users) * n_items
+        scoring = validation_bytes(n_users, n_items, 2 * min(self._score_chunk(), n_users) * n_items + 2 * batch)
+        return (parameter_bytes(n_parameters, self.optimizer) + sampler_bytes(train.nnz)
+                + max(10 * FLOAT * batch, scoring))
 
     def _check_params(self) -> None:
         _require(self, "hidden", isinstance(self.hidden, int) and self.hidden >= 1, "an integer >= 1")

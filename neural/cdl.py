@@ -23,12 +23,14 @@ import scipy.sparse as sp
 
 from baselines.content import item_content, resolve_features
 from common.errors import RecAuditError
+from neural.memory import FLOAT, parameter_bytes, require_fit_memory, validation_bytes
 from neural.training import NeuralRecommender, _is_number, _require, sparse_rows
 from protocols.contract import ANY_FEATURES, Requirements, TrainingData
 from protocols.registry import register
 from protocols.space import Categorical, Real
 
 CONTENT_SCALINGS = ("word-max", "item-max", "binary")
+_ALS_CHUNK_NUMBERS = 1 << 22  # numbers per gathered chunk of the ALS sweep (baselines.ials._CHUNK_NUMBERS)
 
 
 def scaled_content(model_name: str, data: TrainingData, features: str | None, scaling: str) -> sp.csr_matrix:
@@ -82,6 +84,47 @@ class HybridFactorModel(NeuralRecommender):
     # Regularisation of the user factors (lambda_u) and of v_j - theta_j (lambda_v), set by subclasses.
     lambda_u: float
     lambda_v: float
+
+    memory_fix = ("drop rare users and items in the dataset's prepare filters (the ALS plan takes about 48 bytes per "
+                  "training interaction, U and V 24 bytes per user or item and factor), use a smaller vocabulary "
+                  "(feature set) or first hidden width (words x hidden weights, with gradients, optimiser state and "
+                  "a copy), or lower batch_size (each batch is batch_size x words dense)")
+
+    # ----- memory ------------------------------------------------------------------------------
+    def _parameter_count(self, n_words: int) -> int:
+        """Parameters of the content network over ``n_words`` words."""
+        raise NotImplementedError
+
+    def fit_memory_bytes(self, train, n_words: int = 0, content_nnz: int = 0) -> int:
+        """The content network's parameters (words x hidden first; values, gradients, the
+        optimiser's two accumulators, the best epoch's snapshot, or pre-training's own copy of the
+        layer it trains), U and V (float64: the buffers, their snapshot and the sweep's new
+        ones), the ALS plan (padded interactions of both sides, index and weight: about 48 bytes
+        per interaction), the scaled content (sparse copies: about 32 bytes per nonzero), plus the
+        largest of one batch's dense batch_size x words tensors (logits, softplus, gradients: 4),
+        the sweep's chunk (gathered factors, systems and their Cholesky factors: four float64
+        arrays of the chunk's 2**22 numbers) and the validation pass (1,024 users x items in
+        float64 and its float32 copy per chunk).
+
+        ``n_words`` and ``content_nnz`` describe the feature set, 0 when not known:
+        ``Recommender.fit`` passes the interactions only, and ``_fit`` checks again with the
+        chosen set before anything is built.
+        """
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        network = parameter_bytes(self._parameter_count(n_words))
+        factors = 3 * 8 * (n_users + n_items) * int(self.factors)
+        batch = 4 * FLOAT * min(self.batch_size, n_items) * n_words
+        sweep = 4 * 8 * _ALS_CHUNK_NUMBERS
+        scoring = validation_bytes(n_users, n_items, 3 * min(self._score_chunk(), n_users) * n_items)
+        return network + factors + 48 * train.nnz + 32 * content_nnz + max(batch, sweep, scoring)
+
+    def _fit(self, data: TrainingData) -> None:
+        features = resolve_features(self.name, data, self.features)
+        nnz = features.values.nnz if features.is_sparse else int(np.count_nonzero(features.values))
+        require_fit_memory(self, data.interactions, self.fit_memory_bytes(data.interactions, features.dim, nnz))
+        super()._fit(data)
 
     # ----- requirements and content ------------------------------------------------------------
     def requirements(self) -> Requirements:
@@ -329,6 +372,11 @@ class CDL(HybridFactorModel):
         _require(self, "dropout", _is_number(self.dropout) and 0 <= self.dropout < 1, "a number in [0, 1)")
         _require(self, "pretrain_epochs", isinstance(self.pretrain_epochs, int) and self.pretrain_epochs >= 0,
                  "an integer >= 0")
+
+    def _parameter_count(self, n_words: int) -> int:
+        # tied weights [W, *hidden, K] and one bias per layer
+        layers = self._layers(n_words)
+        return sum(a * b for a, b in zip(layers[:-1], layers[1:])) + sum(layers)
 
     def _build_network(self, data):
         from neural._cdl_network import CDLNetwork

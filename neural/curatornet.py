@@ -16,6 +16,7 @@ from baselines.visrank import dense_feature_requirements, resolve_dense_features
 from common.errors import RecAuditError
 from neural.curatornet_sampling import (FINE_GRAINED, GuidelineSampler, Triples, concat_ranges, uniform_triples,
                                         visual_clusters, zscore)
+from neural.memory import FLOAT, parameter_bytes, require_fit_memory, validation_bytes
 from neural.training import NeuralRecommender, _is_number, _require
 from protocols.contract import Requirements, TrainingData, UnsupportedProtocolError
 from protocols.registry import register
@@ -127,8 +128,44 @@ class CuratorNet(NeuralRecommender):
             isinstance(self.rate_drops, list | tuple) and all(isinstance(e, int) and e >= 1 for e in self.rate_drops)),
             "None or a list of epochs >= 1")
 
+    memory_fix = ("use a feature set of fewer dimensions or drop rare items in the dataset's prepare filters (the "
+                  "features are copied and z-scored in float64: about 32 bytes per item and dimension), or lower "
+                  "batch_size (each batch runs the item tower on up to batch_size items x features and keeps "
+                  "batch_size x 200 item vectors with their gradients)")
+
+    def fit_memory_bytes(self, train, n_features: int = 0) -> int:
+        """Parameters (item tower F x 200, 200 x 200; user tower 400 x 300, 300 x 300, 300 x 200;
+        values, gradients, Adam's moments, the best epoch's snapshot), the item features (items x
+        F: float32 copies and the float64 z-scoring, then the network's buffer, the clustering's
+        float32 copies, SVD and the cached float64 PCA components: about 32 bytes per entry), the
+        triples (profiles of about the mean user's length, copied into the batches), plus the
+        larger of one batch (the item tower's input and activations over its distinct items, the
+        budget's item vectors, the users' pooling, with gradients) and the validation pass (every
+        item's vector from the features in float64, scores of 256 users x items in float64 and
+        float32 per chunk).
+
+        ``n_features`` is F, 0 when not known: ``Recommender.fit`` passes the interactions only,
+        and ``_fit`` checks again with the chosen feature set's width before building anything.
+        """
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        width = 200  # the item and user vectors (and every hidden layer of the item tower)
+        n_parameters = (n_features * width + width + width * width + width + 2 * width * 300 + 300
+                        + 300 * 300 + 300 + 300 * width + width)
+        features = 32 * n_items * n_features + 8 * n_items * min(self.pca_components, n_features or 1)
+        n_triples = 6 * self.samples_per_guideline
+        triples = 24 * n_triples * (train.nnz / max(n_users, 1) + 3) + 56 * n_triples
+        distinct = min(n_items, self.batch_size)
+        batch = 2 * FLOAT * (distinct * (n_features + 4 * width) + 3 * self.batch_size * width)
+        scoring = validation_bytes(n_users, n_items, 3 * min(self._score_chunk(), n_users) * n_items) \
+            + 8 * n_items * (n_features + 3 * width)
+        return int(parameter_bytes(n_parameters) + features + triples + max(batch, scoring))
+
     def _fit(self, data: TrainingData) -> None:
-        self.features_key_ = resolve_dense_features(self.name, data, self.features).key
+        features = resolve_dense_features(self.name, data, self.features)
+        self.features_key_ = features.key
+        require_fit_memory(self, data.interactions, self.fit_memory_bytes(data.interactions, features.dim))
         super()._fit(data)
         best = self.best_epoch_
         self.frozen_params_ = {"rate_drops": [epoch for epoch in self.rate_drops_ if epoch < best]}

@@ -135,6 +135,13 @@ class CVAE(HybridFactorModel):
             _require(self, name, isinstance(getattr(self, name), int) and getattr(self, name) >= 0, "an integer >= 0")
         _require(self, "pretrain_lr", _is_number(self.pretrain_lr) and self.pretrain_lr > 0, "a number > 0")
 
+    def _parameter_count(self, n_words: int) -> int:
+        # tied hidden weights [W, *hidden] and their biases, mu, log sigma^2 and the generation
+        # layer (top x factors each), the visible bias
+        layers, top, k = self._layers(n_words)[:-1], int(self.hidden[-1]), int(self.factors)
+        return (sum(a * b + b for a, b in zip(layers[:-1], layers[1:])) + 2 * (top * k + k) + k * top + top
+                + n_words)
+
     def _build_network(self, data):
         from neural._cvae_network import CVAENetwork
 

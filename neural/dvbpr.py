@@ -12,6 +12,7 @@ import numpy as np
 
 from common.errors import RecAuditError
 from datasets.item_data import ItemImages
+from neural.memory import FLOAT, parameter_bytes, sampler_bytes, validation_bytes
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _is_number, _require
 from protocols.contract import Requirements, TrainingData
@@ -109,12 +110,30 @@ class DVBPR(NeuralRecommender):
     def requirements(self) -> Requirements:
         return Requirements(user_embeddings=True, item_images=True)
 
-    memory_fix = "lower image_size (the pixel cache holds every item's image as 3 x size x size bytes)"
+    memory_fix = ("lower image_size (the pixel cache holds every item's image as 3 x size x size bytes; the "
+                  "CNN's first fully connected layer and activations shrink with it) or batch_size (each batch "
+                  "runs the CNN on 2 x batch_size images)")
 
     def fit_memory_bytes(self, train) -> int:
+        """The pixel cache (uint8 items x 3 x size x size), the parameters (the CNN-F, whose first
+        fully connected layer is flattened size x hidden_units, and users x factors; values,
+        gradients, Adam's moments, the best epoch's snapshot), the negative sampler and an
+        epoch's triples, plus the larger of one batch's CNN activations over 2 x batch_size
+        images (what the forward pass keeps for the backward pass; measured peaks were 0.8-0.9
+        of this count at image sizes 64 and 128) and the validation pass (evaluation's block of
+        scores and 1,024 users x items per chunk)."""
+        self._check_shared_params()
+        self._check_params()
         n_users, n_items = train.shape
-        size = self.image_size if isinstance(self.image_size, int) and self.image_size > 0 else 224
-        return n_items * 3 * size * size
+        size = self.image_size
+        pixels = n_items * 3 * size * size
+        n_parameters, floats_per_image = cnn_sizes(size, self.hidden_units, self.factors)
+        n_parameters += n_users * (self.factors + self.latent_factors) + n_items * self.latent_factors
+        triples = self.triples_per_epoch or train.nnz
+        batch = FLOAT * 2 * self.batch_size * floats_per_image
+        scoring = validation_bytes(n_users, n_items, min(self._score_chunk(), n_users) * n_items)
+        return (pixels + parameter_bytes(n_parameters) + sampler_bytes(train.nnz) + 40 * triples
+                + max(batch, scoring))
 
     def _check_params(self) -> None:
         for name, low in (("factors", 1), ("latent_factors", 0), ("image_size", 32), ("hidden_units", 1)):
@@ -190,6 +209,28 @@ class DVBPR(NeuralRecommender):
 
         return network.candidate_scores(torch.from_numpy(users).to(device), torch.from_numpy(candidates).to(device),
                                         self._score_batch()).cpu().numpy()
+
+
+def cnn_sizes(image_size: int, hidden_units: int, factors: int) -> tuple[int, int]:
+    """(parameters of the CNN-F, float32 numbers one image's forward pass keeps for the backward
+    pass): the scaled image, each convolution's padded input, output and ReLU, each max-pool's
+    output and int64 indices, the fully connected layers' outputs and dropout masks."""
+    from neural._dvbpr_network import CONVOLUTIONS, POOL_AFTER, flattened_size, same_padding, same_size
+
+    n_parameters, floats, side, channels = 0, 2 * 3 * image_size * image_size, image_size, 3
+    for index, (kernel, stride, out_channels) in enumerate(CONVOLUTIONS):
+        n_parameters += kernel * kernel * channels * out_channels + out_channels
+        floats += channels * (side + sum(same_padding(side, kernel, stride))) ** 2
+        side, channels = same_size(side, stride), out_channels
+        floats += 2 * channels * side * side
+        if index in POOL_AFTER:
+            side = same_size(side, 2)
+            floats += 3 * channels * side * side
+    flat = flattened_size(image_size)
+    n_parameters += flat * hidden_units + hidden_units + hidden_units * hidden_units + hidden_units \
+        + hidden_units * factors + factors
+    floats += flat + 6 * hidden_units + factors
+    return n_parameters, floats
 
 
 def item_pixels(images: ItemImages, image_size: int):

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from neural.memory import FLOAT, parameter_bytes, sampler_bytes, validation_bytes
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _require
 from protocols.registry import register
@@ -49,8 +50,40 @@ class _NCFBase(NeuralRecommender):
         "negatives": Integer(1, 10),
     }
 
+    memory_fix = ("lower negatives (each epoch holds training interactions x (1 + negatives) instances, 20 "
+                  "bytes each and three times that while they are drawn) or factors (users and items x "
+                  "embedding width, with gradients and Adam's two moments), or drop rare users and items in "
+                  "the dataset's prepare filters")
+
     def _towers(self, n_users: int, n_items: int) -> list:
         raise NotImplementedError
+
+    def _tower_sizes(self) -> tuple[int, list[int]]:
+        """(embedding width per user and per item, widths of the MLP tower's layers or [])."""
+        raise NotImplementedError
+
+    def _parameter_copies_bytes(self, n_parameters: int) -> int:
+        return parameter_bytes(n_parameters, self._optimizer_settings()[0])
+
+    def fit_memory_bytes(self, train) -> int:
+        """Parameters ((users + items) x embedding width and the MLP layers; values, gradients,
+        the optimiser's state, the best epoch's snapshot), the negative sampler and one epoch's
+        instances (interactions x (1 + negatives): user, item int64 and label float32; the last
+        batch's views keep them through validation), plus the larger of the drawing's
+        temporaries (about twice the instances again) and the validation pass (evaluation's
+        block of scores and the all-items logits of a chunk of 2**19 user-item pairs: GMF's
+        products, the MLP tower's first-layer activations twice)."""
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        width, mlp = self._tower_sizes()
+        n_parameters = (n_users + n_items + 1) * width + sum(a * b + b for a, b in zip(mlp[:-1], mlp[1:])) + 1
+        instances = train.nnz * (1 + self.negatives)
+        chunk = max(1, PAIR_BUDGET // max(n_items, 1)) * n_items  # pairs scored per chunk
+        pair_floats = 1 + (2 * mlp[1] if mlp else 0)
+        batch = 10 * FLOAT * self.batch_size * (2 * width + sum(mlp[1:]))
+        return (self._parameter_copies_bytes(n_parameters) + sampler_bytes(train.nnz) + 20 * instances
+                + max(44 * instances + batch, validation_bytes(n_users, n_items, chunk * pair_floats)))
 
     def _mlp_sizes(self) -> tuple[int, ...]:
         return tuple(self.factors * 2 ** (self.mlp_layers - k) for k in range(self.mlp_layers + 1))
@@ -150,6 +183,9 @@ class GMF(_NCFBase):
 
         return [GMFTower(n_users, n_items, self.factors)]
 
+    def _tower_sizes(self):
+        return self.factors, []
+
 
 @register("mlp")
 class MLP(_NCFBase):
@@ -195,6 +231,10 @@ class MLP(_NCFBase):
         from neural._networks import MLPTower
 
         return [MLPTower(n_users, n_items, self._mlp_sizes())]
+
+    def _tower_sizes(self):
+        sizes = list(self._mlp_sizes())
+        return sizes[0] // 2, sizes
 
 
 @register("neumf")
@@ -271,6 +311,17 @@ class NeuMF(_NCFBase):
         from neural._networks import GMFTower, MLPTower
 
         return [GMFTower(n_users, n_items, self.factors), MLPTower(n_users, n_items, self._mlp_sizes())]
+
+    def _tower_sizes(self):
+        sizes = list(self._mlp_sizes())
+        return self.factors + sizes[0] // 2, sizes
+
+    def _parameter_copies_bytes(self, n_parameters: int) -> int:
+        if not self.pretrain:
+            return super()._parameter_copies_bytes(n_parameters)
+        # Pre-training holds NeuMF's parameters once besides GMF's and MLP's as they train.
+        return max(parameter_bytes(n_parameters, self.finetune_optimizer),
+                   FLOAT * n_parameters + parameter_bytes(n_parameters, self.optimizer))
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from baselines.visrank import dense_feature_requirements, resolve_dense_features
+from neural.memory import FLOAT, parameter_bytes, require_fit_memory, sampler_bytes, validation_bytes
 from neural.sampling import NegativeSampler
 from neural.training import NeuralRecommender, _is_number, _require
 from protocols.contract import Requirements, TrainingData
@@ -152,9 +153,40 @@ class VBPR(NeuralRecommender):
                  f"one of {', '.join(FEATURE_SCALINGS)}")
         _require(self, "sampling", self.sampling in SAMPLINGS, f"one of {', '.join(SAMPLINGS)}")
 
+    memory_fix = ("drop rare users and items in the dataset's prepare filters (the negative sampler and each "
+                  "epoch's triples take about 170 bytes per training interaction; the features are items x "
+                  "features float32, three copies while the network is built), or use a feature set of fewer "
+                  "dimensions")
+
+    def fit_memory_bytes(self, train, n_features: int = 0) -> int:
+        """Parameters (users x (factors + visual_factors), items x (factors + 1), visual_factors x
+        F; values, gradients, the optimiser's state, the best epoch's snapshot), the item features
+        (items x F float32: masked, scaled and the network's buffer while it is built), the
+        negative sampler and one epoch's triples (three int64 per interaction, kept through
+        validation by the last batch's views), plus the largest of the sampling's temporaries
+        (about 100 bytes per interaction), one batch's feature rows (batch_size x F: positives,
+        negatives, their difference) and the validation pass (1,024 users x items, 4 float32
+        copies per chunk).
+
+        ``n_features`` is F, 0 when not known: ``Recommender.fit`` passes the interactions only,
+        and ``_fit`` checks again with the chosen feature set's width before building anything.
+        """
+        self._check_shared_params()
+        self._check_params()
+        n_users, n_items = train.shape
+        n_parameters = (n_users * (self.factors + self.visual_factors) + n_items * (self.factors + 1)
+                        + (self.visual_factors + 1) * n_features)
+        features = 3 * FLOAT * n_items * n_features
+        batch = 3 * FLOAT * self.batch_size * n_features
+        scoring = validation_bytes(n_users, n_items, 4 * min(self._score_chunk(), n_users) * n_items)
+        return (parameter_bytes(n_parameters, self.optimizer) + features + sampler_bytes(train.nnz)
+                + 24 * train.nnz + max(100 * train.nnz, batch, scoring))
+
     def _fit(self, data: TrainingData) -> None:
         # Resolve the feature set before any training, so a missing one is refused up front.
-        self.features_key_ = resolve_dense_features(self.name, data, self.features).key
+        features = resolve_dense_features(self.name, data, self.features)
+        self.features_key_ = features.key
+        require_fit_memory(self, data.interactions, self.fit_memory_bytes(data.interactions, features.dim))
         super()._fit(data)
 
     # ----- hooks ---------------------------------------------------------------------
