@@ -306,8 +306,10 @@ class NeuralRecommender(Recommender):
                  "an integer >= 1")
         _require(self, "patience", self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
                  "None or an integer >= 1")
-        if self.checkpoint_dir is not None:
-            Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        # The folder is created by the first checkpoint write (common.atomic), so a fit refused
+        # before training (memory, requirements) leaves nothing behind.
+        _require(self, "checkpoint_dir", self.checkpoint_dir is None or not Path(self.checkpoint_dir).is_file(),
+                 "None or a folder path (it names a file)")
         if getattr(self, "optimizer", "adam") not in OPTIMIZERS:
             _require(self, "optimizer", False, f"one of {', '.join(OPTIMIZERS)}")
 

@@ -229,17 +229,18 @@ def _tiny_training_data(name):
 
 @pytest.mark.parametrize("name", ["multvae", "multdae", "cdae", "gmf", "mlp", "neumf", "bprmf", "vbpr", "cdl", "cvae",
                                   "curatornet", "dvbpr"])
-def test_neural_fits_beyond_the_memory_are_refused_before_training(name, monkeypatch):
+def test_neural_fits_beyond_the_memory_are_refused_before_training(name, monkeypatch, tmp_path):
     cls, _ = _neural_models()[name]
     data = _tiny_training_data(name)
     monkeypatch.setenv(LIMIT_VARIABLE, "1000")
-    model = cls(device="cpu")
+    model = cls(device="cpu", checkpoint_dir=str(tmp_path / "checkpoints"))
     with pytest.raises(RecAuditError) as caught:
         model.fit(data)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{name} on 30 users x 20 items needs about ")
     assert "1.0 kB is available" in message and message.endswith(cls.memory_fix)
     assert cls.memory_fix != Recommender.memory_fix and not hasattr(model, "network_")
+    assert not (tmp_path / "checkpoints").exists()  # nothing half-written
 
 
 @pytest.mark.parametrize("name", ["vbpr", "cdl", "cvae", "curatornet"])
