@@ -7,9 +7,24 @@ Authors' code: https://github.com/glami/sansa (read for this port, not copied).
 EASE (:mod:`baselines.ease`) needs :math:`P = (X^\top X + \lambda I)^{-1}`, a dense items x items
 matrix. SANSA (the paper's Algorithm 1) replaces it by sparse factors:
 
-1. :math:`\Pi (X^\top X + \lambda I) \Pi^\top = L D L^\top` with a fill-reducing permutation
-   :math:`\Pi`, :math:`L` unit lower triangular, then :math:`L` pruned to a target density
-   (:func:`sparse_ldlt`, :func:`prune_factor`);
+1. :math:`\Pi (X^\top X + \lambda I) \Pi^\top \approx L D L^\top` with a fill-reducing permutation
+   :math:`\Pi` and :math:`L` unit lower triangular of a target density, by one of the authors'
+   two factorisers (``factorizer``):
+
+   - ``"exact"`` (their CHOLMOD path): the exact factor, then pruned to the target density
+     (:func:`sparse_ldlt`, :func:`prune_factor`). Its working memory is the exact factor's
+     fill-in, which depends on the data: small for clustered or long-tailed catalogues, up to
+     items²/2 for a dense Gram matrix.
+   - ``"icf"`` (their ICF path): the columns of :math:`X` are first scaled by
+     :math:`S = \operatorname{diagMat}(1/\sqrt{\|(X^\top X)_{:,j}\|_2})`, then the incomplete
+     Cholesky factorisation of :math:`\Pi (S X^\top X S + \lambda I) \Pi^\top` drops entries while
+     it factorises, so the factor never holds more than the target's entries
+     (:func:`icf_scaling_and_ordering`, :func:`scaled_lower_gram`, :func:`icf_ldlt`,
+     :mod:`baselines.incomplete_cholesky`). Its memory is the Gram matrix's lower triangle plus
+     the target, never the exact factor. As in the authors' code, :math:`\lambda` is added to
+     the *scaled* Gram matrix (whose diagonal is at most 1) and the weights learned on the
+     scaled data are applied to unscaled histories: at full density the model is EASE fitted
+     on :math:`XS`, scoring :math:`x_u` (not :math:`x_u S`), which is not EASE on :math:`X`.
 2. :math:`K \approx L^{-1}`, sparse, by minimal-residual iterations with pruning
    (:func:`approximate_unit_lower_inverse`);
 3. :math:`W = K \Pi`, so that :math:`P \approx W^\top D^{-1} W`;
@@ -17,19 +32,29 @@ matrix. SANSA (the paper's Algorithm 1) replaces it by sparse factors:
 
 The model is the two sparse factors :math:`W^\top` (encoder) and :math:`Z` (decoder); a user's
 scores are :math:`x_u W^\top Z + x_u`, i.e. :math:`x_u B` with
-:math:`B = I - P \operatorname{diagMat}(1/\operatorname{diag} P)` when :math:`K = L^{-1}` exactly.
+:math:`B = I - P \operatorname{diagMat}(1/\operatorname{diag} P)` when :math:`K = L^{-1}` exactly
+(with ``"icf"``, :math:`P` of the scaled Gram matrix).
 No items x items dense matrix is ever formed, in fitting or in scoring.
+
+Which factoriser: the authors' configuration has no default (one of the two must be chosen);
+the paper's ML-20M, Netflix and MSD results were computed with CHOLMOD, ICF only on MSD (an
+extra run) and Amazon Books (:math:`\lambda = 20`, density 0.005%), and their README advises
+CHOLMOD for smaller, denser Gram matrices and ICF for very large, sparse ones. The default here
+is ``"exact"``; ``"icf"`` is for catalogues whose exact factor does not fit.
 
 What comes from where
 ---------------------
 - The Gram matrix, the sparse products, the column selection and the top-k pruning are
   scipy.sparse and numpy.
-- The factorisation is SuperLU, through :func:`scipy.sparse.linalg.splu` on the symmetric
-  positive definite matrix with a symmetric fill-reducing ordering (minimum degree on the
-  pattern of :math:`A^\top + A`, ``permc_spec="MMD_AT_PLUS_A"``), ``SymmetricMode`` and
+- ``"exact"``: the factorisation is SuperLU, through :func:`scipy.sparse.linalg.splu` on the
+  symmetric positive definite matrix with a symmetric fill-reducing ordering (minimum degree on
+  the pattern of :math:`A^\top + A`, ``permc_spec="MMD_AT_PLUS_A"``), ``SymmetricMode`` and
   ``diag_pivot_thresh=0`` (always the diagonal pivot). SuperLU then returns the same row and
   column permutation and :math:`U = D L^\top` (checked at run time for the permutation, and by
   ``tests/test_sansa.py`` for :math:`U`); :math:`D` is the diagonal of :math:`U`.
+- ``"icf"``: the ordering is scipy's reverse Cuthill-McKee
+  (:func:`scipy.sparse.csgraph.reverse_cuthill_mckee`) on the Gram matrix's pattern; the
+  incomplete factorisation is written here (:mod:`baselines.incomplete_cholesky`, numba).
 - Written here (no installed library provides it): the pruning of the factor, the S1 start
   :math:`K_0 = 2I - L`, the authors' "uniform minimal residual" iterations (one scan through
   the columns in blocks, then fine-tuning steps on the worst columns, each block followed by a
@@ -38,18 +63,33 @@ What comes from where
 Where this port differs from the authors' code
 ----------------------------------------------
 - Factorisation: the authors offer CHOLMOD (exact supernodal Cholesky, then pruned, through
-  scikit-sparse) and their own numba incomplete Cholesky ("ICF", which drops entries while it
-  factorises and rescales the columns of :math:`X` first). Neither CHOLMOD nor the ``sansa``
-  package installs here (no SuiteSparse headers), so this is their CHOLMOD path with SuperLU in
-  place of CHOLMOD: the exact factor is computed, then pruned. Its size is the exact factor's
-  fill-in, which depends on the data (small for clustered or long-tailed catalogues, up to
-  items²/2 for a dense Gram matrix); the ICF path, which never holds the exact factor, is not
-  ported. The ordering is SuperLU's multiple minimum degree on the Gram matrix instead of
-  CHOLMOD's COLAMD on :math:`X`; both are fill-reducing orderings of :math:`X^\top X`.
-  SuperLU is single-threaded and does not exploit symmetry: while it runs it holds its own
-  :math:`L` and :math:`U` and the CSC copies scipy returns (about four times the factor's
-  entries; only :math:`L` and :math:`\operatorname{diag}(U)` are kept), where CHOLMOD holds one
-  factor.
+  scikit-sparse) and their own numba incomplete Cholesky ("ICF"). Neither CHOLMOD nor the
+  ``sansa`` package installs here (no SuiteSparse headers), so ``"exact"`` is their CHOLMOD path
+  with SuperLU in place of CHOLMOD: the exact factor is computed, then pruned. The ordering is
+  SuperLU's multiple minimum degree on the Gram matrix instead of CHOLMOD's COLAMD on
+  :math:`X`; both are fill-reducing orderings of :math:`X^\top X`. SuperLU is single-threaded
+  and does not exploit symmetry: while it runs it holds its own :math:`L` and :math:`U` and the
+  CSC copies scipy returns (about four times the factor's entries; only :math:`L` and
+  :math:`\operatorname{diag}(U)` are kept), where CHOLMOD holds one factor.
+- ICF follows the authors' algorithm (their ``icf``): the same column scaling of :math:`X`, the
+  same left-looking factorisation, the same rule that subtracts every computed entry's square
+  from the later pivots (dropped ones too, as in Lin and Moré's ``icfm``), the same largest-
+  magnitude selection per column within an even share of the remaining budget, the same
+  budget (``factor_density * items²`` entries, diagonal included, at least 2 per item) and the
+  same retries after a breakdown (shift :math:`\lambda + 10^{-3} \cdot 2^k`). It differs in:
+  the ordering, reverse Cuthill-McKee on the Gram matrix's pattern instead of CHOLMOD's COLAMD
+  on :math:`X` (COLAMD is not available without SuiteSparse; on MovieLens-latest-small,
+  ratings >= 3.5, 609 x 4,434, a random 20% held out, RCM gave the best recall@20 of RCM,
+  ascending degree, SuperLU's minimum degree and the natural order in all six settings tried,
+  :math:`\lambda` 0.5, 2.5, 20 x density 0.5%, 2%, e.g. 0.292 against 0.288, 0.280, 0.274 at
+  20 and 2%; full density: 0.302); the share of column :math:`j` counts its
+  diagonal, i.e. it is :math:`\lfloor(\text{left} - (n - j)) / (n - j)\rfloor` other entries
+  where the authors allow :math:`\lfloor \text{left} / (n - j) \rfloor` (one more, which can
+  overrun their preallocated buffer by a few entries at the end); ties in magnitude keep the
+  smaller row (theirs: ``argpartition``'s order); exact zeros are not stored; float64
+  throughout (theirs: float32); at most :data:`_ICF_MAX_RETRIES` retries (theirs: unbounded).
+  The scaled Gram matrix is built from blocks of rows and only its strict lower triangle is
+  held (theirs: the full product, then the algorithm reads its lower part).
 - Pruning keeps exactly the target number of entries of largest magnitude (ranked on the
   Cholesky factor :math:`L D^{1/2}`, as the authors rank the CHOLMOD factor) and always keeps
   the diagonal; the authors drop everything at or below a quantile, which can drop a few more
@@ -70,12 +110,18 @@ Where this port differs from the authors' code
 
 Hyperparameters (the authors' names in brackets)
 -----------------------------------------------
-- ``l2`` [``l2``]: :math:`\lambda > 0`, on the scale of EASE's (the CHOLMOD path does not
-  rescale :math:`X`). Default 500, this suite's EASE default (the paper's EASE baselines: 200 on
-  MSD, 600 on ML-20M, 1200 on Netflix).
+- ``l2`` [``l2``]: :math:`\lambda > 0`. With ``"exact"`` on the scale of EASE's (the CHOLMOD
+  path does not rescale :math:`X`); default 500, this suite's EASE default (the paper's EASE
+  baselines: 200 on MSD, 600 on ML-20M, 1200 on Netflix). With ``"icf"`` it is added to the
+  scaled Gram matrix, whose diagonal is at most 1: the authors used 20 (Amazon Books) and 2.5
+  (MSD); the default 500 is far too strong there, so set it.
+- ``factorizer`` [``gramian_factorizer_config``]: ``"exact"`` (default) or ``"icf"``, see above.
 - ``factor_density`` [``weight_matrix_density``]: kept entries of :math:`L` as a share of
   items², in (0, 1], at least 2/items (the authors' floor). Default 0.02, the paper's main
-  setting (2% on ML-20M, Netflix and MSD; 0.5% on ML-20M also reported). 1 keeps the exact factor.
+  setting (2% on ML-20M, Netflix and MSD; 0.5% on ML-20M also reported; 0.005% for Amazon
+  Books with ICF). 1 keeps the exact factor, with either factoriser (ICF then drops nothing).
+  With ``"icf"`` it also sets the memory: 12 bytes per budgeted entry (a million items at 2%
+  is 2*10^10 entries; the authors' Amazon Books run used 0.005%).
 - ``inverse_density``: target density of :math:`K`; None (default) is the pruned factor's
   density, as in the authors' code, where one density serves both.
 - ``scans`` [``scans``, default 1] and ``finetune_steps`` [``finetune_steps``, default 10 in their
@@ -85,8 +131,9 @@ Hyperparameters (the authors' names in brackets)
 - ``dtype``: precision of the stored factors and of scoring (the authors store float32).
 
 The search space spans ``l2`` around EASE's useful range and ``factor_density`` around the
-paper's 0.5%-2%; the refinement steps are a compute budget (more steps lower the residual until
-it levels off), not searched.
+paper's 0.5%-2% (for the default ``"exact"``; with ``"icf"`` its lower end, 10, is near the
+authors' 20, but not their 2.5); the refinement steps are a compute budget (more steps lower the
+residual until it levels off), not searched.
 """
 from __future__ import annotations
 
@@ -96,8 +143,10 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 
+from baselines.incomplete_cholesky import incomplete_cholesky
 from common.errors import RecAuditError
 from protocols.contract import Recommender
 from protocols.registry import register
@@ -111,6 +160,16 @@ SPLU_OPTIONS = {"permc_spec": "MMD_AT_PLUS_A", "diag_pivot_thresh": 0.0, "option
 _LOG_NORM_THRESHOLD = -7.0
 # Residual columns computed together when only their norms are needed (items x columns at most).
 _RESIDUAL_BLOCK_ENTRIES = 1 << 22
+_FACTORIZERS = ("exact", "icf")
+# Gram rows computed per sparse product in the ICF path (bounded through the users' counts), so
+# that the full symmetric Gram matrix is never held, only its strict lower triangle.
+_GRAM_BLOCK_ENTRIES = 1 << 24
+# The authors' ICF retries after a non-positive pivot with the shift l2 + step * multiplier^k
+# (their ICFGramianFactorizerConfig defaults); they retry without end, this port at most
+# _ICF_MAX_RETRIES times (a shift of 1e-3 * 2^39 > 5e8 exceeds any scaled Gram's entries).
+_ICF_SHIFT_STEP = 1e-3
+_ICF_SHIFT_MULTIPLIER = 2.0
+_ICF_MAX_RETRIES = 40
 
 
 def regularised_gram(train: sp.spmatrix, l2: float) -> sp.csc_matrix:
@@ -300,6 +359,137 @@ def approximate_unit_lower_inverse(lower: sp.csc_matrix, density: float, scans: 
     return inverse, history
 
 
+def _gram_row_bounds(train: sp.csr_matrix) -> np.ndarray:
+    """Per item, an upper bound of its Gram row's non-zeros: ``min(items, sum of its users'
+    counts)``, from the pattern of ``train`` (CSR; its values may be scaled)."""
+    counts = np.diff(train.indptr)
+    sums = np.bincount(train.indices, weights=np.repeat(counts, counts).astype(np.float64), minlength=train.shape[1])
+    return np.minimum(float(train.shape[1]), sums)
+
+
+def _gram_row_blocks(train: sp.csr_matrix) -> np.ndarray:
+    """Edges of consecutive item ranges whose Gram rows hold about :data:`_GRAM_BLOCK_ENTRIES`
+    entries at most, bounded per item by ``min(items, sum of its users' counts)``."""
+    bound = _gram_row_bounds(train)
+    n_items = len(bound)
+    ends = np.cumsum(bound)
+    total = float(ends[-1]) if n_items else 0.0
+    cuts = np.searchsorted(ends, np.arange(1, int(total // _GRAM_BLOCK_ENTRIES) + 1) * float(_GRAM_BLOCK_ENTRIES),
+                           side="right")
+    return np.unique(np.concatenate(([0], cuts, [n_items]))).astype(np.int64)
+
+
+def _gram_rows(transposed: sp.csr_matrix, train: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    """Rows ``start:stop`` of ``X^T X`` (CSR, sorted indices); ``transposed`` is ``X^T`` as CSR."""
+    rows = sp.csr_matrix(transposed[start:stop] @ train)
+    rows.sort_indices()
+    return rows
+
+
+def icf_scaling_and_ordering(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""``(scale, order, lower_entries)`` for the ICF path, from one pass over row blocks of
+    :math:`G = X^\top X`:
+
+    - ``scale``: the authors' column scaling of :math:`X` before ICF,
+      :math:`1 / \sqrt{\|G_{:,j}\|_2}` (1 for items without interactions), so that the scaled
+      Gram :math:`S G S` has entries :math:`G_{ij} / \sqrt{\|G_{:,i}\|_2 \|G_{:,j}\|_2}`
+      (diagonal at most 1);
+    - ``order``: reverse Cuthill-McKee (scipy) on the pattern of :math:`G`;
+    - ``lower_entries``: the entries of :math:`G`'s strict lower triangle.
+
+    The pattern is held as int32 column indices (sized by the users' counts, which bound it)
+    and a boolean per entry for scipy; it is released before the lower triangle is built.
+    """
+    train = sp.csr_matrix(train, dtype=np.float64)
+    transposed = train.T.tocsr()
+    n_items = train.shape[1]
+    squared_norms = np.zeros(n_items)
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    indices = np.empty(int(_gram_row_bounds(train).sum()), dtype=np.int32)
+    filled = 0
+    diagonal_entries = 0
+    edges = _gram_row_blocks(train)
+    for start, stop in zip(edges[:-1], edges[1:]):
+        rows = _gram_rows(transposed, train, start, stop)
+        lengths = np.diff(rows.indptr)
+        squares = np.zeros(rows.nnz + 1)
+        squares[:-1] = rows.data ** 2
+        squared_norms[start:stop] = np.where(lengths > 0, np.add.reduceat(squares, rows.indptr[:-1]), 0.0)
+        del squares
+        indices[filled:filled + rows.nnz] = rows.indices
+        indptr[start + 1:stop + 1] = filled + np.cumsum(lengths)
+        filled += rows.nnz
+        diagonal_entries += int(np.count_nonzero(rows.indices == np.repeat(np.arange(start, stop), lengths)))
+        del rows
+    del transposed
+    root = np.sqrt(np.sqrt(squared_norms))
+    root[root == 0] = 1.0
+    pattern = sp.csr_matrix((np.ones(filled, dtype=np.bool_), indices[:filled], indptr), shape=(n_items, n_items))
+    order = np.asarray(reverse_cuthill_mckee(pattern, symmetric_mode=True), dtype=np.int64)
+    return 1.0 / root, order, (filled - diagonal_entries) // 2
+
+
+def scaled_lower_gram(train: sp.csr_matrix, scale: np.ndarray, order: np.ndarray,
+                      entries: int | None = None) -> tuple[sp.csc_matrix, np.ndarray]:
+    r"""``(lower, diagonal)``: the strict lower triangle (CSC, sorted rows) and the diagonal of
+    :math:`A = \Pi S X^\top X S \Pi^\top`, with :math:`S` = ``diag(scale)`` and
+    ``A = (S X^T X S)[order][:, order]``. Built from row blocks of the Gram matrix of the scaled,
+    permuted :math:`X` (the upper triangle of a row block is the lower triangle of the matching
+    column block), so only the lower triangle is ever held; ``entries`` (when known) sizes it."""
+    train = sp.csr_matrix(train, dtype=np.float64)
+    permuted = sp.csr_matrix(train[:, order])
+    del train
+    permuted.data *= scale[order][permuted.indices]
+    transposed = permuted.T.tocsr()
+    n_items = permuted.shape[1]
+    diagonal = np.bincount(permuted.indices, weights=permuted.data ** 2, minlength=n_items)
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    capacity = int(entries) if entries is not None else 0
+    indices = np.empty(capacity, dtype=np.int32 if n_items < 2 ** 31 else np.int64)
+    data = np.empty(capacity)
+    filled = 0
+    edges = _gram_row_blocks(permuted)
+    for start, stop in zip(edges[:-1], edges[1:]):
+        rows = _gram_rows(transposed, permuted, start, stop)
+        local_row = np.repeat(np.arange(stop - start), np.diff(rows.indptr))
+        below = rows.indices > local_row + start  # right of the diagonal in row r: below it in column r
+        per_column = np.bincount(local_row[below], minlength=stop - start)
+        del local_row
+        count = int(per_column.sum())
+        if filled + count > capacity:  # only when entries was not given (or rounding differs)
+            capacity = max(filled + count, int(capacity * 1.25))
+            indices = np.resize(indices, capacity)
+            data = np.resize(data, capacity)
+        indices[filled:filled + count] = rows.indices[below]
+        data[filled:filled + count] = rows.data[below]
+        indptr[start + 1:stop + 1] = filled + np.cumsum(per_column)
+        filled += count
+        del rows, below
+    if filled < capacity:
+        indices, data = indices[:filled].copy(), data[:filled].copy()
+    lower = sp.csc_matrix((data, indices, indptr), shape=(n_items, n_items))
+    lower.has_sorted_indices = True
+    return lower, diagonal
+
+
+def icf_ldlt(lower: sp.csc_matrix, diagonal: np.ndarray, l2: float,
+             max_nnz: int) -> tuple[sp.csc_matrix, np.ndarray, float]:
+    """``(L, d, shift)``: the authors' incomplete factorisation of ``A + shift I`` (``A`` given by
+    its strict lower triangle and diagonal) as ``L diag(d) L^T`` with ``L`` unit lower
+    triangular and at most ``max_nnz`` entries; ``shift`` is ``l2``, or ``l2 + 1e-3 * 2^k`` after
+    ``k + 1`` breakdowns (a non-positive pivot), as in the authors' code."""
+    shift = float(l2)
+    for attempt in range(_ICF_MAX_RETRIES + 1):
+        factor, failed = incomplete_cholesky(lower, diagonal + shift, max_nnz)
+        if factor is not None:
+            root = factor.diagonal()
+            factor.data /= np.repeat(root, np.diff(factor.indptr))  # L D^1/2 -> unit L
+            return factor, root ** 2, shift
+        shift = float(l2) + _ICF_SHIFT_STEP * _ICF_SHIFT_MULTIPLIER ** attempt
+    raise RecAuditError(f"sansa: the incomplete factorisation broke down {_ICF_MAX_RETRIES + 1} times "
+                        f"(last shift {shift:.3g}); increase l2")
+
+
 def _is_count(value) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer)) and value >= 0
 
@@ -318,7 +508,8 @@ class SANSA(Recommender):
     Parameters
     ----------
     l2 : float
-        The ridge weight :math:`\lambda > 0` (EASE's scale).
+        The ridge weight :math:`\lambda > 0`: EASE's scale with ``"exact"``, the scaled Gram
+        matrix's (diagonal at most 1) with ``"icf"``.
     factor_density : float
         Share of items² kept in the unit lower factor :math:`L`, in (0, 1] (at least 2/items).
     inverse_density : float or None
@@ -328,23 +519,30 @@ class SANSA(Recommender):
         (>= 0).
     dtype : {"float32", "float64"}
         Precision of the stored factors and of the scores' products.
+    factorizer : {"exact", "icf"}
+        The authors' CHOLMOD path (exact factor, then pruned; SuperLU here) or their incomplete
+        Cholesky path (scaled columns, entries dropped while factorising).
 
     Learned: ``encoder_`` (:math:`W^\top`, CSR), ``decoder_`` (:math:`Z`, CSR),
     ``inverse_residual_`` (:math:`\|I - LK\|_F / \sqrt{n}` at the end), ``inverse_residuals_``
-    (the same before each scan or step), ``gram_nnz_``, ``exact_factor_nnz_``, ``factor_nnz_``.
+    (the same before each scan or step), ``gram_nnz_``, ``factor_nnz_``, ``exact_factor_nnz_``
+    (None with ``"icf"``, which never forms the exact factor) and ``icf_shift_`` (the diagonal
+    shift the incomplete factorisation succeeded with: ``l2``, or more after breakdowns; None
+    with ``"exact"``).
     """
 
     family = "baseline"
     search_space: ClassVar[dict] = {"l2": Real(10.0, 1e4, log=True), "factor_density": Real(0.005, 0.05, log=True)}
 
     def __init__(self, l2: float = 500.0, factor_density: float = 0.02, inverse_density: float | None = None,
-                 scans: int = 1, finetune_steps: int = 10, dtype: str = "float32"):
+                 scans: int = 1, finetune_steps: int = 10, dtype: str = "float32", factorizer: str = "exact"):
         self.l2 = l2
         self.factor_density = factor_density
         self.inverse_density = inverse_density
         self.scans = scans
         self.finetune_steps = finetune_steps
         self.dtype = dtype
+        self.factorizer = factorizer
 
     def _check_params(self) -> None:
         if not (_is_number(self.l2) and self.l2 > 0):
@@ -359,29 +557,87 @@ class SANSA(Recommender):
                 raise RecAuditError(f"sansa: {name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.dtype not in _DTYPES:
             raise RecAuditError(f"sansa: dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        if self.factorizer not in _FACTORIZERS:
+            raise RecAuditError(f"sansa: factorizer must be one of {', '.join(_FACTORIZERS)}, got {self.factorizer!r}")
 
-    memory_fix = ("this port factorises exactly (no incomplete Cholesky yet), so its memory follows the "
-                  "factor's fill-in: drop rare items or users in the prepare filters, or use a larger machine")
+    @property
+    def memory_fix(self) -> str:
+        """What lowers the need that :meth:`fit_memory_bytes` states, for this factoriser."""
+        if self.factorizer == "icf":
+            return ("lower factor_density (the incomplete factor holds factor_density x items^2 entries; the "
+                    "authors used 0.00005 on 92,000 items), or drop rare items or users in the prepare filters "
+                    "(the Gram matrix's lower triangle is held)")
+        return ("use factorizer: icf (its memory follows the Gram matrix's non-zeros and factor_density; l2 then "
+                "applies to the scaled Gram matrix, the authors used 20), or drop rare items or users in the "
+                "prepare filters")
 
     def fit_memory_bytes(self, train) -> int:
-        """At least the sparse Gram matrix (float64 values, int32 indices) and SuperLU's working
-        copies of a factor no sparser than it (about four times its entries): 36 bytes per Gram
-        entry, with the Gram's entries bounded by items^2 and by the sum of squared user counts."""
+        """Working memory of the fit, from the Gram matrix's entries ``g`` (at most items^2 and
+        the sum of squared user counts plus the items) and, for ICF, the factor's budget ``t``
+        (``factor_density * items^2``, at least ``2 * items``) and the inverse's ``t_inv``.
+
+        - exact: the sparse Gram matrix (float64 values, int32 indices) and SuperLU's working
+          copies of a factor no sparser than it (about four times its entries): 36 bytes per
+          Gram entry.
+        - icf: the largest of three stages: the Gram's strict lower triangle (12 bytes per entry,
+          ``(g - items) / 2`` entries) with the factor's buffers (12 bytes per budgeted entry);
+          the factor with the inverse's iterates, update and pruning copies and the two stored
+          factors (about six copies of ``t_inv``); the per-block Gram rows (about 20 bytes per
+          entry with their masks, :data:`_GRAM_BLOCK_ENTRIES`) and two permuted copies of the
+          input (the pattern pass before it holds 5 bytes per Gram entry, less); plus 200 bytes per
+          item (the factorisation's and the iterations' per-item arrays). Items^2 enters only
+          through the budgets the densities set.
+        """
+        self._check_params()  # the estimate reads the densities: bad ones fail here, in one line
         n_items = train.shape[1]
         per_user = np.diff(train.indptr).astype(np.float64)  # fit passes CSR
         gram_entries = min(float(n_items) ** 2, float(per_user @ per_user) + n_items)
-        return int(36 * gram_entries)
+        if self.factorizer != "icf":
+            return int(36 * gram_entries)
+        factor = self._icf_budget(n_items)
+        inverse = factor if self.inverse_density is None else max(_target_nnz(float(self.inverse_density), n_items),
+                                                                  n_items)
+        lower = max(gram_entries - n_items, 0.0) / 2
+        gram_stage = 12 * lower + 20 * min(float(_GRAM_BLOCK_ENTRIES), gram_entries) + 2 * 16 * train.nnz
+        factor_stage = 12 * lower + 12 * factor
+        inverse_stage = 12 * factor + 6 * 12 * min(float(inverse), n_items * (n_items + 1) / 2)
+        return int(max(gram_stage, factor_stage, inverse_stage) + 200 * n_items)
 
-    def _fit(self, data) -> None:
-        self._check_params()
-        train = data.interactions
-        n_items = train.shape[1]
+    def _icf_budget(self, n_items: int) -> int:
+        """Entries the incomplete factor may hold: ``factor_density * items^2`` (at least the
+        authors' floor of 2 per item), never more than a full lower triangle."""
+        budget = max(_target_nnz(float(self.factor_density), n_items), 2 * n_items)
+        return min(budget, n_items * (n_items + 1) // 2)
+
+    def _factorise_exact(self, train) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
         gram = regularised_gram(train, float(self.l2))
         self.gram_nnz_ = int(gram.nnz)
         lower, d, order = sparse_ldlt(gram)
         del gram
         self.exact_factor_nnz_ = int(lower.nnz)
-        lower = prune_factor(lower, d, float(self.factor_density))
+        self.icf_shift_ = None
+        return prune_factor(lower, d, float(self.factor_density)), d, order
+
+    def _factorise_icf(self, train) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+        n_items = train.shape[1]
+        scale, order, entries = icf_scaling_and_ordering(train)
+        lower, diagonal = scaled_lower_gram(train, scale, order, entries)
+        self.gram_nnz_ = int(2 * lower.nnz + np.count_nonzero(diagonal))
+        self.exact_factor_nnz_ = None
+        # The authors' budget counts every entry of the Cholesky factor, diagonal included.
+        factor, d, shift = icf_ldlt(lower, diagonal, float(self.l2), max(_target_nnz(float(self.factor_density),
+                                                                                     n_items), 2 * n_items))
+        self.icf_shift_ = shift
+        return factor, d, order
+
+    def _fit(self, data) -> None:
+        self._check_params()
+        train = data.interactions
+        n_items = train.shape[1]
+        if self.factorizer == "icf":
+            lower, d, order = self._factorise_icf(train)
+        else:
+            lower, d, order = self._factorise_exact(train)
         self.factor_nnz_ = int(lower.nnz)
         density = (lower.nnz / n_items ** 2 if self.inverse_density is None else float(self.inverse_density))
         inverse, history = approximate_unit_lower_inverse(lower, density, int(self.scans), int(self.finetune_steps))

@@ -9,10 +9,12 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from baselines.ease import EASE
-from baselines.sansa import (SANSA, SPLU_OPTIONS, approximate_unit_lower_inverse, prune_factor, regularised_gram,
-                             sparse_ldlt)
+from baselines.incomplete_cholesky import incomplete_cholesky
+from baselines.sansa import (SANSA, SPLU_OPTIONS, approximate_unit_lower_inverse, icf_ldlt, icf_scaling_and_ordering,
+                             prune_factor, regularised_gram, scaled_lower_gram, sparse_ldlt)
 from common.errors import RecAuditError
 from linear_planted import model_recall, planted_split, popularity_recall
+from protocols.conformance import CHECKS, make_conformance_data
 
 FULL = {"factor_density": 1.0, "inverse_density": 1.0, "finetune_steps": 30}
 
@@ -157,6 +159,182 @@ def test_beats_popularity_on_planted_data():
     assert model_recall(SANSA(l2=50.0, factor_density=0.05), train, heldout) > 1.15 * popularity_recall(train, heldout)
 
 
+# ----- the incomplete factorisation ("icf") -------------------------------------------------
+
+def naive_incomplete_cholesky(matrix: np.ndarray, max_nnz: int):
+    """The authors' ICF rule on a dense array, one column at a time: column j is
+    a_j - L[:, :j] L[j, :j]^T below the diagonal over sqrt(pivot); every computed entry's square
+    leaves the later pivots; the column keeps its largest entries within an even share of the
+    entries left after reserving one diagonal per remaining column (ties: smaller row).
+    Returns L, or the column whose pivot is not positive."""
+    n = matrix.shape[0]
+    pivots = np.diag(matrix).astype(np.float64).copy()
+    factor = np.zeros((n, n))
+    stored = 0
+    for j in range(n):
+        column = matrix[j + 1:, j] - factor[j + 1:, :j] @ factor[j, :j]
+        if not pivots[j] > 0:
+            return j
+        factor[j, j] = np.sqrt(pivots[j])
+        column = column / factor[j, j]
+        pivots[j + 1:] -= column ** 2
+        share = (max_nnz - stored - (n - j)) // (n - j)
+        stored += 1
+        candidates = np.flatnonzero(column)
+        if len(candidates) > share:
+            keep = candidates[np.argsort(-np.abs(column[candidates]), kind="stable")[:max(share, 0)]]
+            dropped = np.ones(len(column), dtype=bool)
+            dropped[keep] = False
+            column[dropped] = 0.0
+        factor[j + 1:, j] = column
+        stored += np.count_nonzero(column)
+    return factor
+
+
+def random_gram(n: int, seed: int, shift: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = (rng.random((3 * n, n)) < 0.2) * rng.random((3 * n, n))
+    return x.T @ x + shift * np.eye(n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_icf_matches_a_naive_dense_incomplete_cholesky(seed):
+    n = 30
+    for shift, budgets in ((3.0, (n * n, n * (n + 1) // 2, 200, 90, 45, n)), (0.05, (200, 120))):
+        gram = random_gram(n, seed, shift)
+        for budget in budgets:
+            factor, failed = incomplete_cholesky(sp.csc_matrix(np.tril(gram, -1)), np.diag(gram), budget)
+            expected = naive_incomplete_cholesky(gram, budget)
+            if isinstance(expected, int):  # a breakdown: the same column
+                assert factor is None and failed == expected
+                continue
+            assert failed == -1 and factor.nnz == np.count_nonzero(expected) <= max(budget, n)
+            np.testing.assert_allclose(factor.toarray(), expected, rtol=0, atol=1e-12)
+            assert factor.has_sorted_indices and np.all(factor.indices[factor.indptr[:-1]] == np.arange(n))
+    # At least one of the small shifts breaks down, so the comparison covers that branch.
+    assert any(isinstance(naive_incomplete_cholesky(random_gram(n, s, 0.05), 120), int) for s in range(3))
+
+
+def test_icf_without_dropping_is_the_exact_cholesky():
+    gram = random_gram(40, 5, 0.5)
+    factor, failed = incomplete_cholesky(sp.csc_matrix(np.tril(gram, -1)), np.diag(gram), 40 * 40)
+    assert failed == -1
+    np.testing.assert_allclose(factor.toarray(), np.linalg.cholesky(gram), rtol=0, atol=1e-12)
+
+
+def test_icf_builds_the_scaled_permuted_gram(small):
+    """The authors' scaling: column j of X over sqrt(|(X^T X)_j|_2); the lower triangle and the
+    diagonal of the scaled Gram matrix in the reverse Cuthill-McKee order."""
+    gram = small.toarray().astype(np.float64).T @ small.toarray()
+    scale, order, entries = icf_scaling_and_ordering(small)
+    np.testing.assert_allclose(scale, 1 / np.sqrt(np.linalg.norm(gram, axis=0)), rtol=1e-12)
+    assert sorted(order) == list(range(small.shape[1]))
+    lower, diagonal = scaled_lower_gram(small, scale, order, entries)
+    scaled = (gram * scale[:, None] * scale[None, :])[np.ix_(order, order)]
+    assert lower.nnz == entries == np.count_nonzero(np.tril(gram, -1))
+    np.testing.assert_allclose(lower.toarray(), np.tril(scaled, -1), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(diagonal, np.diag(scaled), rtol=1e-12)
+    assert np.diag(scaled).max() <= 1 + 1e-12
+    # Items without interactions keep scale 1 (no division by zero).
+    empty = sp.hstack([small, sp.csr_matrix((small.shape[0], 2), dtype=np.float32)]).tocsr()
+    assert np.all(icf_scaling_and_ordering(empty)[0][-2:] == 1.0)
+
+
+@pytest.mark.parametrize("l2", [0.5, 5.0])
+def test_icf_at_full_density_is_ease_on_the_scaled_data(small, l2):
+    """Nothing dropped: the ICF factor is the exact Cholesky factor of the scaled, permuted,
+    regularised Gram matrix, and the model is EASE fitted on X S (the authors' scaling, l2 on
+    that scale), applied to the unscaled history."""
+    gram = small.toarray().astype(np.float64).T @ small.toarray()
+    scale, order, entries = icf_scaling_and_ordering(small)
+    lower, diagonal = scaled_lower_gram(small, scale, order, entries)
+    unit, d, shift = icf_ldlt(lower, diagonal, l2, small.shape[1] ** 2)
+    assert shift == l2
+    matrix = (lower + lower.T).toarray() + np.diag(diagonal + l2)
+    cholesky = np.linalg.cholesky(matrix)
+    np.testing.assert_allclose(unit.toarray() * np.sqrt(d)[None, :], cholesky, rtol=0, atol=1e-12)
+    sansa = SANSA(l2=l2, dtype="float64", factorizer="icf", **FULL).fit(small)
+    assert sansa.icf_shift_ == l2 and sansa.inverse_residual_ < 1e-10 and sansa.exact_factor_nnz_ is None
+    # EASE's closed form on X S in float64 (EASE.fit would take X S in float32, the input's type).
+    scaled_gram = gram * scale[:, None] * scale[None, :]
+    inverse = np.linalg.inv(scaled_gram + l2 * np.eye(small.shape[1]))
+    ease = np.eye(small.shape[1]) - inverse / np.diag(inverse)[None, :]
+    weights = np.eye(small.shape[1]) + (sansa.encoder_ @ sansa.decoder_).toarray()
+    np.testing.assert_allclose(weights, ease, rtol=0, atol=1e-10)
+    users = np.arange(small.shape[0])
+    np.testing.assert_allclose(sansa.score(users, small), small @ ease, rtol=0, atol=1e-5)
+    # ... which is not EASE on X: the scaling changes the model.
+    assert np.abs(weights - EASE(l2=l2, dtype="float64").fit(small).item_weights_).max() > 1e-2
+
+
+def test_icf_retries_with_the_authors_shifts():
+    """A tight budget with a small l2 breaks down; the retry adds 1e-3 * 2^k to the scaled
+    diagonal and gives the factorisation of the shifted matrix."""
+    train = planted_split(seed=3)[0]
+    n = train.shape[1]
+    scale, order, entries = icf_scaling_and_ordering(train)
+    lower, diagonal = scaled_lower_gram(train, scale, order, entries)
+    budget = int(np.ceil(0.05 * n * n))
+    unit, d, shift = icf_ldlt(lower, diagonal, 1e-4, budget)
+    shifts = [1e-4] + [1e-4 + 1e-3 * 2.0 ** k for k in range(40)]
+    first = next(s for s in shifts if incomplete_cholesky(lower, diagonal + s, budget)[0] is not None)
+    assert shift == first > 1e-4
+    direct, _ = incomplete_cholesky(lower, diagonal + shift, budget)
+    np.testing.assert_allclose(unit.toarray() * np.sqrt(d)[None, :], direct.toarray(), rtol=0, atol=1e-12)
+    model = SANSA(l2=1e-4, factor_density=0.05, factorizer="icf").fit(train)
+    assert model.icf_shift_ == shift
+
+
+def test_icf_factor_stays_within_its_budget():
+    train = planted_split(seed=3)[0]
+    n = train.shape[1]
+    for density in (0.2, 0.05, 0.025):  # 120 items: 2,880, 720, 360 entries (floor: 240)
+        model = SANSA(l2=5.0, factor_density=density, factorizer="icf").fit(train)
+        assert model.factor_nnz_ <= np.ceil(density * n * n)
+        assert model.encoder_.nnz <= np.ceil(density * n * n) and model.decoder_.nnz == model.encoder_.nnz
+    assert model.factor_nnz_ > 0.9 * np.ceil(0.025 * n * n)  # the budget binds (the exact factor is denser)
+    tiny = SANSA(l2=5.0, factor_density=1e-6, factorizer="icf").fit(train)  # the authors' floor, 2 per item
+    assert n < tiny.factor_nnz_ <= 2 * n
+
+
+def test_icf_memory_estimate_follows_the_gram_matrix_not_items_squared():
+    """Twice the items (empty ones) with the same interactions and the same factor budget in
+    entries: the ICF estimate barely moves where EASE's quadruples; and it bounds the traced
+    peak of a fit."""
+    matrix = clustered(10_000)
+    wide = sp.hstack([matrix, sp.csr_matrix(matrix.shape, dtype=np.float32)]).tocsr()
+    narrow_estimate = SANSA(factorizer="icf", factor_density=0.004).fit_memory_bytes(matrix)
+    wide_estimate = SANSA(factorizer="icf", factor_density=0.001).fit_memory_bytes(wide)
+    assert wide_estimate < 1.2 * narrow_estimate
+    assert EASE().fit_memory_bytes(wide) > 2.5 * EASE().fit_memory_bytes(matrix)  # dense: items^2
+    # The density is a share of items^2: the same density on twice the items is 4 times the budget.
+    assert SANSA(factorizer="icf", factor_density=0.004).fit_memory_bytes(wide) > 3 * narrow_estimate
+    n_items = 20_000
+    matrix = clustered(n_items, noise=0.05)
+    SANSA(l2=20.0, factorizer="icf").fit(matrix[:50])  # numba's first call loads its modules (~15 MB)
+    tracemalloc.start()
+    try:
+        model = SANSA(l2=20.0, factorizer="icf", factor_density=0.001).fit(matrix)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < SANSA(factorizer="icf", factor_density=0.001).fit_memory_bytes(matrix)
+    assert peak < n_items ** 2 * 8 / 100  # a dense float64 items x items matrix: 3.2 GB; here < 32 MB
+    assert model.factor_nnz_ <= np.ceil(0.001 * n_items ** 2)
+
+
+def test_icf_beats_popularity_on_planted_data():
+    train, heldout = planted_split(seed=3)
+    model = SANSA(l2=5.0, factor_density=0.05, factorizer="icf")
+    assert model_recall(model, train, heldout) > 1.15 * popularity_recall(train, heldout)
+
+
+@pytest.mark.parametrize("check_name", sorted(CHECKS))
+def test_icf_model_conforms(check_name):
+    """The conformance suite runs the registered default ("exact"); the same checks on "icf"."""
+    CHECKS[check_name](lambda: SANSA(l2=20.0, factorizer="icf"), make_conformance_data())
+
+
 @pytest.mark.parametrize("params, pattern", [
     ({"l2": 0.0}, "l2 must be a positive number"),
     ({"l2": "big"}, "l2 must be a positive number"),
@@ -168,6 +346,7 @@ def test_beats_popularity_on_planted_data():
     ({"finetune_steps": 2.5}, "finetune_steps must be a non-negative integer"),
     ({"finetune_steps": True}, "finetune_steps must be a non-negative integer"),
     ({"dtype": "float16"}, "dtype must be one of float32, float64"),
+    ({"factorizer": "cholmod"}, "factorizer must be one of exact, icf"),
 ])
 def test_bad_parameters_raise_one_line(small, params, pattern):
     with pytest.raises(RecAuditError, match=pattern) as caught:
