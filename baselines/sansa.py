@@ -52,9 +52,10 @@ What comes from where
   ``diag_pivot_thresh=0`` (always the diagonal pivot). SuperLU then returns the same row and
   column permutation and :math:`U = D L^\top` (checked at run time for the permutation, and by
   ``tests/test_sansa.py`` for :math:`U`); :math:`D` is the diagonal of :math:`U`.
-- ``"icf"``: the ordering is scipy's reverse Cuthill-McKee
-  (:func:`scipy.sparse.csgraph.reverse_cuthill_mckee`) on the Gram matrix's pattern; the
-  incomplete factorisation is written here (:mod:`baselines.incomplete_cholesky`, numba).
+- ``"icf"``: the ordering is METIS's nested dissection (``pymetis.nested_dissection``) on the
+  Gram matrix's pattern when it is sparse, scipy's reverse Cuthill-McKee
+  (:func:`scipy.sparse.csgraph.reverse_cuthill_mckee`) when it is dense; the incomplete
+  factorisation is written here (:mod:`baselines.incomplete_cholesky`, numba).
 - Written here (no installed library provides it): the pruning of the factor, the S1 start
   :math:`K_0 = 2I - L`, the authors' "uniform minimal residual" iterations (one scan through
   the columns in blocks, then fine-tuning steps on the worst columns, each block followed by a
@@ -77,12 +78,23 @@ Where this port differs from the authors' code
   magnitude selection per column within an even share of the remaining budget, the same
   budget (``factor_density * items²`` entries, diagonal included, at least 2 per item) and the
   same retries after a breakdown (shift :math:`\lambda + 10^{-3} \cdot 2^k`). It differs in:
-  the ordering, reverse Cuthill-McKee on the Gram matrix's pattern instead of CHOLMOD's COLAMD
-  on :math:`X` (COLAMD is not available without SuiteSparse; on MovieLens-latest-small,
-  ratings >= 3.5, 609 x 4,434, a random 20% held out, RCM gave the best recall@20 of RCM,
-  ascending degree, SuperLU's minimum degree and the natural order in all six settings tried,
-  :math:`\lambda` 0.5, 2.5, 20 x density 0.5%, 2%, e.g. 0.292 against 0.288, 0.280, 0.274 at
-  20 and 2%; full density: 0.302); the share of column :math:`j` counts its
+  the ordering (COLAMD, their choice, needs SuiteSparse; SuperLU's minimum degree, the exact
+  path's, did not finish in 15 minutes on a million-item Gram matrix): METIS's nested
+  dissection (pymetis, seconds on a million items) when at most 5% of the Gram matrix is filled,
+  reverse Cuthill-McKee (scipy) above. On sparse Gram matrices a fill-reducing ordering is what
+  keeps the budget for the factor's large entries: on ``bench_sansa.py``'s synthetic catalogues
+  nested dissection's exact factor had 7-10 times fewer entries than reverse Cuthill-McKee's
+  (powerlaw-5k: 589k against 4.73M; clustered-10k: 78k against 720k) and, at 0.05% density, its
+  top 20 agreed more with the full-density model (0.67 against 0.49; 0.83 against 0.78;
+  minimum degree: 0.63, 0.88). On dense ones everything fills whatever the order, and the
+  band order dropped better: on MovieLens-latest-small (ratings >= 3.5, 609 x 4,434, Gram 28%
+  filled, a random 20% held out) reverse Cuthill-McKee gave the best recall@20 of reverse
+  Cuthill-McKee, nested dissection, minimum degree, ascending degree and the natural order in
+  all six settings tried (:math:`\lambda` 0.5, 2.5, 20 x density 0.5%, 2%; e.g. 0.292 against
+  0.285 for nested dissection, 0.288 for ascending degree and 0.280 for minimum degree at 20
+  and 2%; full density: 0.302), and METIS needs about 17 bytes per Gram entry (4.5 GB more on
+  the ML-20M shape). The 5% is the authors' own line: above it their ICF warns that it is
+  unstable and advises CHOLMOD. Further differences: the share of column :math:`j` counts its
   diagonal, i.e. it is :math:`\lfloor(\text{left} - (n - j)) / (n - j)\rfloor` other entries
   where the authors allow :math:`\lfloor \text{left} / (n - j) \rfloor` (one more, which can
   overrun their preallocated buffer by a few entries at the end); ties in magnitude keep the
@@ -170,6 +182,9 @@ _GRAM_BLOCK_ENTRIES = 1 << 24
 _ICF_SHIFT_STEP = 1e-3
 _ICF_SHIFT_MULTIPLIER = 2.0
 _ICF_MAX_RETRIES = 40
+# Share of items^2 filled above which the Gram matrix counts as dense for the ICF ordering (the
+# authors' own threshold: their ICF warns that it is unstable above 5% and advises CHOLMOD).
+_DENSE_GRAM = 0.05
 
 
 def regularised_gram(train: sp.spmatrix, l2: float) -> sp.csc_matrix:
@@ -386,19 +401,21 @@ def _gram_rows(transposed: sp.csr_matrix, train: sp.csr_matrix, start: int, stop
     return rows
 
 
-def icf_scaling_and_ordering(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, int]:
-    r"""``(scale, order, lower_entries)`` for the ICF path, from one pass over row blocks of
-    :math:`G = X^\top X`:
+def icf_scaling_and_ordering(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, int, str]:
+    r"""``(scale, order, lower_entries, ordering)`` for the ICF path, from one pass over row
+    blocks of :math:`G = X^\top X`:
 
     - ``scale``: the authors' column scaling of :math:`X` before ICF,
       :math:`1 / \sqrt{\|G_{:,j}\|_2}` (1 for items without interactions), so that the scaled
       Gram :math:`S G S` has entries :math:`G_{ij} / \sqrt{\|G_{:,i}\|_2 \|G_{:,j}\|_2}`
       (diagonal at most 1);
-    - ``order``: reverse Cuthill-McKee (scipy) on the pattern of :math:`G`;
+    - ``order``: on the pattern of :math:`G`, METIS's nested dissection (pymetis) when at most
+      :data:`_DENSE_GRAM` of it is filled, reverse Cuthill-McKee (scipy) otherwise, named by
+      ``ordering`` (see the module docstring for why);
     - ``lower_entries``: the entries of :math:`G`'s strict lower triangle.
 
-    The pattern is held as int32 column indices (sized by the users' counts, which bound it)
-    and a boolean per entry for scipy; it is released before the lower triangle is built.
+    The pattern (without the diagonal) is held as int32 column indices, sized by the users'
+    counts, which bound it; it is released before the lower triangle is built.
     """
     train = sp.csr_matrix(train, dtype=np.float64)
     transposed = train.T.tocsr()
@@ -407,7 +424,6 @@ def icf_scaling_and_ordering(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarr
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     indices = np.empty(int(_gram_row_bounds(train).sum()), dtype=np.int32)
     filled = 0
-    diagonal_entries = 0
     edges = _gram_row_blocks(train)
     for start, stop in zip(edges[:-1], edges[1:]):
         rows = _gram_rows(transposed, train, start, stop)
@@ -416,17 +432,28 @@ def icf_scaling_and_ordering(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarr
         squares[:-1] = rows.data ** 2
         squared_norms[start:stop] = np.where(lengths > 0, np.add.reduceat(squares, rows.indptr[:-1]), 0.0)
         del squares
-        indices[filled:filled + rows.nnz] = rows.indices
-        indptr[start + 1:stop + 1] = filled + np.cumsum(lengths)
-        filled += rows.nnz
-        diagonal_entries += int(np.count_nonzero(rows.indices == np.repeat(np.arange(start, stop), lengths)))
-        del rows
+        local_row = np.repeat(np.arange(stop - start), lengths)
+        off = rows.indices != local_row + start  # METIS takes a graph without self-loops
+        count = int(off.sum())
+        indices[filled:filled + count] = rows.indices[off]
+        indptr[start + 1:stop + 1] = filled + np.cumsum(np.bincount(local_row[off], minlength=stop - start))
+        filled += count
+        del rows, local_row, off
     del transposed
     root = np.sqrt(np.sqrt(squared_norms))
     root[root == 0] = 1.0
-    pattern = sp.csr_matrix((np.ones(filled, dtype=np.bool_), indices[:filled], indptr), shape=(n_items, n_items))
-    order = np.asarray(reverse_cuthill_mckee(pattern, symmetric_mode=True), dtype=np.int64)
-    return 1.0 / root, order, (filled - diagonal_entries) // 2
+    if filled + n_items <= _DENSE_GRAM * float(n_items) ** 2:
+        import pymetis  # only here: the exact path does not need it
+
+        order = np.asarray(pymetis.nested_dissection(pymetis.CSRAdjacency(indptr, indices[:filled]))[0],
+                           dtype=np.int64)
+        ordering = "nested dissection"
+    else:
+        pattern = sp.csr_matrix((np.ones(filled, dtype=np.bool_), indices[:filled], indptr),
+                                shape=(n_items, n_items))
+        order = np.asarray(reverse_cuthill_mckee(pattern, symmetric_mode=True), dtype=np.int64)
+        ordering = "reverse Cuthill-McKee"
+    return 1.0 / root, order, filled // 2, ordering
 
 
 def scaled_lower_gram(train: sp.csr_matrix, scale: np.ndarray, order: np.ndarray,
@@ -579,14 +606,16 @@ class SANSA(Recommender):
         - exact: the sparse Gram matrix (float64 values, int32 indices) and SuperLU's working
           copies of a factor no sparser than it (about four times its entries): 36 bytes per
           Gram entry.
-        - icf: the largest of three stages: the Gram's strict lower triangle (12 bytes per entry,
-          ``(g - items) / 2`` entries) with the factor's buffers (12 bytes per budgeted entry);
-          the factor with the inverse's iterates, update and pruning copies and the two stored
-          factors (about six copies of ``t_inv``); the per-block Gram rows (about 20 bytes per
-          entry with their masks, :data:`_GRAM_BLOCK_ENTRIES`) and two permuted copies of the
-          input (the pattern pass before it holds 5 bytes per Gram entry, less); plus 200 bytes per
-          item (the factorisation's and the iterations' per-item arrays). Items^2 enters only
-          through the budgets the densities set.
+        - icf: the largest of four stages: the ordering's pass (the pattern as int32, 4 bytes per
+          Gram entry, and METIS's working memory, about 17 more and 800 per item, or scipy's 1
+          per entry when dense); the
+          Gram's strict lower triangle (12 bytes per entry, ``(g - items) / 2`` entries) with the
+          per-block Gram rows (about 20 bytes per entry with their masks,
+          :data:`_GRAM_BLOCK_ENTRIES`) and two permuted copies of the input; the same triangle
+          with the factor's buffers (12 bytes per budgeted entry); the factor with the inverse's
+          iterates, update and pruning copies and the two stored factors (about six copies of
+          ``t_inv``); plus 200 bytes per item (the factorisation's and the iterations' per-item
+          arrays). Items^2 enters only through the budgets the densities set.
         """
         self._check_params()  # the estimate reads the densities: bad ones fail here, in one line
         n_items = train.shape[1]
@@ -598,7 +627,12 @@ class SANSA(Recommender):
         inverse = factor if self.inverse_density is None else max(_target_nnz(float(self.inverse_density), n_items),
                                                                   n_items)
         lower = max(gram_entries - n_items, 0.0) / 2
-        gram_stage = 12 * lower + 20 * min(float(_GRAM_BLOCK_ENTRIES), gram_entries) + 2 * 16 * train.nnz
+        block = 20 * min(float(_GRAM_BLOCK_ENTRIES), gram_entries)
+        # The ordering pass: the int32 pattern, then METIS (sparse; measured: about 17 bytes per
+        # entry and 750 per item) or scipy's bool per entry (dense).
+        metis = gram_entries <= _DENSE_GRAM * float(n_items) ** 2
+        ordering_stage = 4 * gram_entries + (17 * gram_entries + 800 * n_items if metis else gram_entries) + block
+        gram_stage = max(ordering_stage, 12 * lower + block + 2 * 16 * train.nnz)
         factor_stage = 12 * lower + 12 * factor
         inverse_stage = 12 * factor + 6 * 12 * min(float(inverse), n_items * (n_items + 1) / 2)
         return int(max(gram_stage, factor_stage, inverse_stage) + 200 * n_items)
@@ -615,14 +649,14 @@ class SANSA(Recommender):
         lower, d, order = sparse_ldlt(gram)
         del gram
         self.exact_factor_nnz_ = int(lower.nnz)
-        self.icf_shift_ = None
+        self.icf_shift_ = self.icf_ordering_ = None
         return prune_factor(lower, d, float(self.factor_density)), d, order
 
     def _factorise_icf(self, train) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
         n_items = train.shape[1]
-        scale, order, entries = icf_scaling_and_ordering(train)
+        scale, order, entries, self.icf_ordering_ = icf_scaling_and_ordering(train)
         lower, diagonal = scaled_lower_gram(train, scale, order, entries)
-        self.gram_nnz_ = int(2 * lower.nnz + np.count_nonzero(diagonal))
+        self.gram_nnz_ = int(2 * lower.nnz + n_items)  # of the regularised matrix, as with "exact"
         self.exact_factor_nnz_ = None
         # The authors' budget counts every entry of the Cholesky factor, diagonal included.
         factor, d, shift = icf_ldlt(lower, diagonal, float(self.l2), max(_target_nnz(float(self.factor_density),

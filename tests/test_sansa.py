@@ -6,6 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 
 from baselines.ease import EASE
@@ -224,9 +225,10 @@ def test_icf_without_dropping_is_the_exact_cholesky():
 
 def test_icf_builds_the_scaled_permuted_gram(small):
     """The authors' scaling: column j of X over sqrt(|(X^T X)_j|_2); the lower triangle and the
-    diagonal of the scaled Gram matrix in the reverse Cuthill-McKee order."""
+    diagonal of the scaled Gram matrix in the chosen order."""
     gram = small.toarray().astype(np.float64).T @ small.toarray()
-    scale, order, entries = icf_scaling_and_ordering(small)
+    scale, order, entries, ordering = icf_scaling_and_ordering(small)
+    assert ordering == "reverse Cuthill-McKee"  # 60 x 25 at 25%: a dense Gram matrix
     np.testing.assert_allclose(scale, 1 / np.sqrt(np.linalg.norm(gram, axis=0)), rtol=1e-12)
     assert sorted(order) == list(range(small.shape[1]))
     lower, diagonal = scaled_lower_gram(small, scale, order, entries)
@@ -240,13 +242,16 @@ def test_icf_builds_the_scaled_permuted_gram(small):
     assert np.all(icf_scaling_and_ordering(empty)[0][-2:] == 1.0)
 
 
-@pytest.mark.parametrize("l2", [0.5, 5.0])
-def test_icf_at_full_density_is_ease_on_the_scaled_data(small, l2):
+@pytest.mark.parametrize("l2, sparse", [(0.5, False), (5.0, False), (5.0, True)])
+def test_icf_at_full_density_is_ease_on_the_scaled_data(small, l2, sparse):
     """Nothing dropped: the ICF factor is the exact Cholesky factor of the scaled, permuted,
     regularised Gram matrix, and the model is EASE fitted on X S (the authors' scaling, l2 on
-    that scale), applied to the unscaled history."""
+    that scale), applied to the unscaled history. Dense (RCM order) and sparse (METIS order)."""
+    if sparse:
+        small = clustered(300, seed=3, cluster=30, noise=0.05)
     gram = small.toarray().astype(np.float64).T @ small.toarray()
-    scale, order, entries = icf_scaling_and_ordering(small)
+    scale, order, entries, ordering = icf_scaling_and_ordering(small)
+    assert ordering == ("nested dissection" if sparse else "reverse Cuthill-McKee")
     lower, diagonal = scaled_lower_gram(small, scale, order, entries)
     unit, d, shift = icf_ldlt(lower, diagonal, l2, small.shape[1] ** 2)
     assert shift == l2
@@ -255,6 +260,7 @@ def test_icf_at_full_density_is_ease_on_the_scaled_data(small, l2):
     np.testing.assert_allclose(unit.toarray() * np.sqrt(d)[None, :], cholesky, rtol=0, atol=1e-12)
     sansa = SANSA(l2=l2, dtype="float64", factorizer="icf", **FULL).fit(small)
     assert sansa.icf_shift_ == l2 and sansa.inverse_residual_ < 1e-10 and sansa.exact_factor_nnz_ is None
+    assert sansa.icf_ordering_ == ordering
     # EASE's closed form on X S in float64 (EASE.fit would take X S in float32, the input's type).
     scaled_gram = gram * scale[:, None] * scale[None, :]
     inverse = np.linalg.inv(scaled_gram + l2 * np.eye(small.shape[1]))
@@ -272,7 +278,7 @@ def test_icf_retries_with_the_authors_shifts():
     diagonal and gives the factorisation of the shifted matrix."""
     train = planted_split(seed=3)[0]
     n = train.shape[1]
-    scale, order, entries = icf_scaling_and_ordering(train)
+    scale, order, entries, _ = icf_scaling_and_ordering(train)
     lower, diagonal = scaled_lower_gram(train, scale, order, entries)
     budget = int(np.ceil(0.05 * n * n))
     unit, d, shift = icf_ldlt(lower, diagonal, 1e-4, budget)
@@ -283,6 +289,23 @@ def test_icf_retries_with_the_authors_shifts():
     np.testing.assert_allclose(unit.toarray() * np.sqrt(d)[None, :], direct.toarray(), rtol=0, atol=1e-12)
     model = SANSA(l2=1e-4, factor_density=0.05, factorizer="icf").fit(train)
     assert model.icf_shift_ == shift
+
+
+def test_icf_ordering_reduces_fill_on_a_sparse_gram_matrix():
+    """A clustered catalogue in shuffled item order (Gram matrix 0.6% filled): nested dissection
+    finds the clusters, so the incomplete factor without a budget keeps little more than the
+    Gram matrix's lower triangle, where reverse Cuthill-McKee's band fills more than twice as much."""
+    matrix = clustered(2000, seed=2, noise=0.02)
+    matrix = matrix[:, np.random.default_rng(0).permutation(2000)]
+    scale, order, entries, ordering = icf_scaling_and_ordering(matrix)
+    assert ordering == "nested dissection"
+    fills = {}
+    for name, permutation in (("nd", order), ("rcm", reverse_cuthill_mckee(
+            sp.csr_matrix((matrix.T @ matrix) > 0), symmetric_mode=True).astype(np.int64))):
+        lower, diagonal = scaled_lower_gram(matrix, scale, permutation, entries)
+        factor, failed = incomplete_cholesky(lower, diagonal + 1.0, 2000 ** 2)
+        fills[name] = factor.nnz - 2000
+    assert fills["nd"] < 2 * entries and fills["rcm"] > 2 * fills["nd"]
 
 
 def test_icf_factor_stays_within_its_budget():
