@@ -626,7 +626,7 @@ class SANSA(Recommender):
         gram_entries = min(float(n_items) ** 2, float(per_user @ per_user) + n_items)
         if self.factorizer != "icf":
             return int(36 * gram_entries)
-        factor = self._icf_budget(n_items)
+        factor = min(self._icf_budget(n_items), n_items * (n_items + 1) // 2)  # a lower triangle at most
         inverse = factor if self.inverse_density is None else max(_target_nnz(float(self.inverse_density), n_items),
                                                                   n_items)
         lower = max(gram_entries - n_items, 0.0) / 2
@@ -641,10 +641,10 @@ class SANSA(Recommender):
         return int(max(gram_stage, factor_stage, inverse_stage) + 200 * n_items)
 
     def _icf_budget(self, n_items: int) -> int:
-        """Entries the incomplete factor may hold: ``factor_density * items^2`` (at least the
-        authors' floor of 2 per item), never more than a full lower triangle."""
-        budget = max(_target_nnz(float(self.factor_density), n_items), 2 * n_items)
-        return min(budget, n_items * (n_items + 1) // 2)
+        """The incomplete factor's entry budget, as the authors count it (every entry of the
+        Cholesky factor, diagonal included): ``factor_density * items^2``, at least their floor
+        of 2 per item."""
+        return max(_target_nnz(float(self.factor_density), n_items), 2 * n_items)
 
     def _factorise_exact(self, train) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
         gram = regularised_gram(train, float(self.l2))
@@ -661,9 +661,7 @@ class SANSA(Recommender):
         lower, diagonal = scaled_lower_gram(train, scale, order, entries)
         self.gram_nnz_ = int(2 * lower.nnz + n_items)  # of the regularised matrix, as with "exact"
         self.exact_factor_nnz_ = None
-        # The authors' budget counts every entry of the Cholesky factor, diagonal included.
-        factor, d, shift = icf_ldlt(lower, diagonal, float(self.l2), max(_target_nnz(float(self.factor_density),
-                                                                                     n_items), 2 * n_items))
+        factor, d, shift = icf_ldlt(lower, diagonal, float(self.l2), self._icf_budget(n_items))
         self.icf_shift_ = shift
         return factor, d, order
 
